@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"net"
+	"sync/atomic"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+type connState uint8
+
+const (
+	stateHandshake connState = iota // reading the HTTP request head
+	stateDeciding                   // waiting for Handler.Upgrade
+	stateHTTP                       // a plain HTTP request is being served
+	stateOpen                       // WebSocket open
+	stateClosing                    // close frame sent, waiting for the peer's
+	stateDone                       // answered; the socket closes after the write
+	stateClosed                     // gnet closed it
+)
+
+// Conn is one client connection. It is a small struct owned by its event
+// loop: every field below except ctx is touched only on that loop.
+//
+// Safe from any goroutine: Send, Close, Context, RemoteAddr, Request.
+type Conn struct {
+	gc    gnet.Conn
+	loop  *loop
+	e     *Engine
+	state connState
+	slot  int32 // index in loop.conns
+
+	// outbound queue: a linked list through loop.q, drained at each flush
+	qhead, qtail int32
+	qbytes       int
+
+	// timers (unix nanoseconds, loop clock)
+	since    int64 // entered current state
+	lastRead int64 // any frame from the peer
+	lastData int64 // last data message from the peer
+	lastPing int64 // last server ping
+
+	// inbound
+	scanned int    // handshake: bytes already searched for the head's end
+	skip    uint64 // closing: payload bytes of a rejected frame still to drop
+	fragOp  byte
+	frag    *bytebufferpool.ByteBuffer // lazily taken for fragmented messages
+
+	closeCode uint16
+	opened    bool // upgraded: Handler.OnOpen ran, OnClose will
+	reserved  bool // holds one MaxConnections slot
+	remote    net.Addr
+	req       *Request
+	ctx       any
+	closed    atomic.Bool // Close requested (any goroutine)
+}
+
+// Context is the value the Handler attached with Decision.Context.
+func (c *Conn) Context() any { return c.ctx }
+
+// RemoteAddr is the peer address.
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// Request is the upgrade request that opened this connection.
+func (c *Conn) Request() *Request { return c.req }
+
+// Send queues one sealed frame for this connection. It takes its own
+// reference to f; the caller keeps (and must release) its own. Frames sent
+// to one connection leave in the order of the Send calls made by one
+// goroutine, and frames queued in the same loop iteration leave in one
+// writev.
+func (c *Conn) Send(f *protocol.Frame) {
+	f.Retain(1)
+	c.loop.post(cmd{kind: cmdSend, c: c, f: f})
+}
+
+// Close starts the closing handshake with code and reason (code 0 sends a
+// close frame without a code). Frames queued before Close are written first.
+func (c *Conn) Close(code int, reason string) {
+	if c.closed.Swap(true) {
+		return
+	}
+	c.loop.post(cmd{kind: cmdClose, c: c, code: uint16(code), reason: reason})
+}
+
+func (c *Conn) releaseFrag() {
+	if c.frag != nil {
+		fragPool.Put(c.frag)
+		c.frag = nil
+	}
+	c.fragOp = 0
+}
+
+var fragPool bytebufferpool.Pool
+
+// Stats are cumulative engine counters, safe to read at any time.
+type Stats struct {
+	Accepted          atomic.Int64 // upgrades completed
+	Declined          atomic.Int64 // upgrades refused by the handler or a limit
+	HTTPRequests      atomic.Int64 // plain HTTP requests served
+	MessagesIn        atomic.Int64
+	BytesIn           atomic.Int64
+	FramesOut         atomic.Int64
+	BytesOut          atomic.Int64
+	Writes            atomic.Int64 // write/writev calls on sockets
+	SlowConsumers     atomic.Int64
+	ProtocolErrors    atomic.Int64
+	PongTimeouts      atomic.Int64
+	HandshakeTimeouts atomic.Int64
+	IdleTimeouts      atomic.Int64
+}
+
+// Stats exposes the engine counters.
+func (e *Engine) Stats() *Stats { return &e.stats }

@@ -1,0 +1,331 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
+
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// Handler is what the layer above the engine supplies.
+//
+// Upgrade runs on a fresh goroutine (or on the event loop with
+// Config.InlineUpgrade) and may block. State it creates must only become
+// visible to others in OnOpen: a connection can die before the decision is
+// applied, and then OnOpen and OnClose are never called for it.
+//
+// OnOpen, OnMessage and OnClose run on the connection's event loop and must
+// not block. The data given to OnMessage is only valid during the call.
+type Handler interface {
+	Upgrade(r *Request) Decision
+	OnOpen(c *Conn)
+	OnMessage(c *Conn, op byte, data []byte)
+	OnClose(c *Conn, code int, err error)
+}
+
+// Engine is the gnet reactor: a few event loops own every socket, parse the
+// HTTP upgrade and WebSocket frames in place, and write pre-encoded frames.
+type Engine struct {
+	cfg Config
+	h   Handler
+	log *slog.Logger
+
+	eng    gnet.Engine
+	addr   net.Addr
+	booted chan error
+	done   chan struct{}
+	runErr error
+
+	loopsMu  sync.RWMutex
+	loops    map[gnet.EventLoop]*loop
+	loopList []*loop
+
+	draining atomic.Bool
+	started  atomic.Bool
+	stopped  atomic.Bool
+
+	live     atomic.Int64 // every accepted TCP connection
+	upgraded atomic.Int64 // connections deciding or open (MaxConnections)
+	drained  chan struct{}
+	drainMu  sync.Mutex
+
+	stats Stats
+	ctx   context.Context
+}
+
+// New builds an engine; Start runs it.
+func New(cfg Config, h Handler) *Engine {
+	cfg = cfg.withDefaults()
+	if cfg.PongWait <= cfg.PingInterval {
+		cfg.Logger.Warn("PongWait should exceed PingInterval; using 1.5×PingInterval", "pingInterval", cfg.PingInterval, "pongWait", cfg.PongWait)
+		cfg.PongWait = cfg.PingInterval + cfg.PingInterval/2
+	}
+	return &Engine{
+		cfg:    cfg,
+		h:      h,
+		log:    cfg.Logger,
+		booted: make(chan error, 1),
+		done:   make(chan struct{}),
+		loops:  make(map[gnet.EventLoop]*loop),
+		ctx:    context.Background(),
+	}
+}
+
+// Config returns the effective configuration (defaults applied).
+func (e *Engine) Config() Config { return e.cfg }
+
+// Start binds the listener and starts the event loops. It returns once the
+// engine accepts connections, or with the bind error.
+func (e *Engine) Start() error {
+	if !e.started.CompareAndSwap(false, true) {
+		return errors.New("engine: already started")
+	}
+	opts := []gnet.Option{
+		gnet.WithMulticore(true),
+		gnet.WithNumEventLoop(e.cfg.EventLoops),
+		gnet.WithReuseAddr(true),
+		gnet.WithReusePort(e.cfg.ReusePort),
+		gnet.WithTicker(true),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLogger(gnetLogger{e.log}),
+		gnet.WithReadBufferCap(64 << 10),
+	}
+	go func() {
+		err := gnet.Run(&gnetHandler{e}, "tcp://"+e.cfg.Addr, opts...)
+		e.runErr = err
+		select {
+		case e.booted <- err:
+		default:
+		}
+		close(e.done)
+	}()
+	select {
+	case err := <-e.booted:
+		if err != nil {
+			return fmt.Errorf("engine: listen %s: %w", e.cfg.Addr, err)
+		}
+		return nil
+	case <-e.done:
+		if e.runErr != nil {
+			return fmt.Errorf("engine: listen %s: %w", e.cfg.Addr, e.runErr)
+		}
+		return errors.New("engine: stopped during start")
+	}
+}
+
+// Addr is the bound listen address (useful with ":0").
+func (e *Engine) Addr() net.Addr { return e.addr }
+
+// Done is closed when the engine has fully stopped.
+func (e *Engine) Done() <-chan struct{} { return e.done }
+
+// Connections is the number of live TCP connections.
+func (e *Engine) Connections() int { return int(e.live.Load()) }
+
+// Stop shuts the engine down gracefully: new upgrades are refused with 503,
+// every WebSocket gets close 1001 "Server shutting down", and the engine
+// waits for the close handshakes until ctx ends; then the rest are closed,
+// the listener is closed and the event loops exit. When Stop returns no
+// goroutine or file descriptor of the engine remains.
+func (e *Engine) Stop(ctx context.Context) error {
+	if !e.started.Load() {
+		return nil
+	}
+	if !e.stopped.CompareAndSwap(false, true) {
+		<-e.done
+		return nil
+	}
+	e.drainMu.Lock()
+	e.draining.Store(true)
+	e.drained = make(chan struct{})
+	if e.live.Load() == 0 {
+		close(e.drained)
+	}
+	drained := e.drained
+	e.drainMu.Unlock()
+
+	for _, l := range e.loopSnapshot() {
+		l.post(cmd{kind: cmdDrain})
+	}
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-e.done:
+	}
+	// Stop the loops. A loop task returning ErrEngineShutdown makes gnet
+	// shut the whole engine down at once; without any known loop fall back
+	// to gnet's own (polling) Stop.
+	if ls := e.loopSnapshot(); len(ls) > 0 {
+		_ = ls[0].el.Execute(e.ctx, runFunc(func(context.Context) error { return gerrors.ErrEngineShutdown }))
+		<-e.done
+	} else {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = e.eng.Stop(stopCtx)
+		cancel()
+		<-e.done
+	}
+	return err
+}
+
+func (e *Engine) loopSnapshot() []*loop {
+	e.loopsMu.RLock()
+	defer e.loopsMu.RUnlock()
+	return append([]*loop(nil), e.loopList...)
+}
+
+func (e *Engine) loopOf(el gnet.EventLoop) *loop {
+	e.loopsMu.RLock()
+	l := e.loops[el]
+	e.loopsMu.RUnlock()
+	if l != nil {
+		return l
+	}
+	e.loopsMu.Lock()
+	defer e.loopsMu.Unlock()
+	if l = e.loops[el]; l == nil {
+		l = newLoop(e, el, len(e.loopList))
+		e.loops[el] = l
+		e.loopList = append(e.loopList, l)
+	}
+	return l
+}
+
+func (e *Engine) connGone() {
+	if e.live.Add(-1) == 0 && e.draining.Load() {
+		e.drainMu.Lock()
+		if e.drained != nil {
+			select {
+			case <-e.drained:
+			default:
+				close(e.drained)
+			}
+		}
+		e.drainMu.Unlock()
+	}
+}
+
+type runFunc func(ctx context.Context) error
+
+func (f runFunc) Run(ctx context.Context) error { return f(ctx) }
+
+// gnetHandler adapts the engine to gnet's callbacks; every method runs on an
+// event loop except OnTick (gnet's ticker goroutine) and OnBoot/OnShutdown.
+type gnetHandler struct{ e *Engine }
+
+func (g *gnetHandler) OnBoot(eng gnet.Engine) gnet.Action {
+	e := g.e
+	e.eng = eng
+	if fd, err := eng.Dup(); err == nil {
+		f := os.NewFile(uintptr(fd), "listener")
+		if ln, err := net.FileListener(f); err == nil {
+			e.addr = ln.Addr()
+			_ = ln.Close()
+		}
+		_ = f.Close()
+	}
+	select {
+	case e.booted <- nil:
+	default:
+	}
+	return gnet.None
+}
+
+func (g *gnetHandler) OnShutdown(gnet.Engine) {}
+
+func (g *gnetHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	e := g.e
+	e.live.Add(1)
+	l := e.loopOf(gc.EventLoop())
+	now := time.Now().UnixNano()
+	c := &Conn{gc: gc, loop: l, e: e, state: stateHandshake, since: now, lastRead: now, lastData: now, qhead: -1, qtail: -1}
+	c.remote = gc.RemoteAddr()
+	gc.SetContext(c)
+	l.add(c)
+	if e.draining.Load() {
+		c.state = stateDone
+		return httpResponse(503, "Server shutting down", nil), gnet.Close
+	}
+	return nil, gnet.None
+}
+
+func (g *gnetHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
+	c, _ := gc.Context().(*Conn)
+	if c == nil {
+		return gnet.None
+	}
+	e := g.e
+	c.state = stateClosed
+	c.loop.remove(c)
+	c.releaseFrag()
+	if c.reserved {
+		c.reserved = false
+		e.upgraded.Add(-1)
+	}
+	if c.opened {
+		code := int(c.closeCode)
+		if code == 0 {
+			code = 1006
+		}
+		e.h.OnClose(c, code, err)
+	}
+	e.connGone()
+	return gnet.None
+}
+
+func (g *gnetHandler) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, _ := gc.Context().(*Conn)
+	if c == nil {
+		return gnet.Close
+	}
+	switch c.state {
+	case stateHandshake:
+		return c.readHandshake()
+	case stateOpen, stateClosing:
+		return c.readFrames()
+	default:
+		// Deciding, serving plain HTTP or done: a client must not send
+		// before the answer; drop what arrives rather than buffer it.
+		_, _ = gc.Discard(-1)
+		return gnet.None
+	}
+}
+
+func (g *gnetHandler) OnTick() (time.Duration, gnet.Action) {
+	e := g.e
+	for _, l := range e.loopSnapshot() {
+		l.post(cmd{kind: cmdSweep})
+	}
+	return e.cfg.tickInterval(), gnet.None
+}
+
+// gnetLogger routes gnet's own logs to slog; gnet's debug chatter is dropped.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(string, ...any) {}
+func (g gnetLogger) Infof(format string, args ...any) {
+	g.l.Debug(fmt.Sprintf(format, args...), "component", "gnet")
+}
+func (g gnetLogger) Warnf(format string, args ...any) {
+	g.l.Warn(fmt.Sprintf(format, args...), "component", "gnet")
+}
+func (g gnetLogger) Errorf(format string, args ...any) {
+	g.l.Error(fmt.Sprintf(format, args...), "component", "gnet")
+}
+func (g gnetLogger) Fatalf(format string, args ...any) {
+	g.l.Error(fmt.Sprintf(format, args...), "component", "gnet", "fatal", true)
+}
+
+// keep protocol imported for the Frame type used across the package API.
+var _ = protocol.Headroom

@@ -1,0 +1,267 @@
+package engine
+
+import (
+	"encoding/binary"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// readFrames parses every complete frame in gnet's inbound buffer, in place:
+// headers are read from the peeked bytes, payloads are unmasked where they
+// lie, and only the bytes of complete frames are discarded. A partial frame
+// stays in gnet's buffer until the rest arrives; only a fragmented message
+// is copied, into a pooled buffer that is returned when the message ends.
+func (c *Conn) readFrames() gnet.Action {
+	gc := c.gc
+	buf, _ := gc.Peek(-1)
+	off := 0
+	now := time.Now().UnixNano()
+	defer func() {
+		if off > 0 {
+			_, _ = gc.Discard(off)
+		}
+	}()
+	e := c.e
+	for c.state == stateOpen || c.state == stateClosing {
+		if c.skip > 0 {
+			n := uint64(len(buf) - off)
+			if n > c.skip {
+				n = c.skip
+			}
+			off += int(n)
+			c.skip -= n
+			if c.skip > 0 {
+				return gnet.None
+			}
+		}
+		rest := buf[off:]
+		if len(rest) < 2 {
+			return gnet.None
+		}
+		b0, b1 := rest[0], rest[1]
+		fin := b0&0x80 != 0
+		rsv := b0 & 0x70
+		op := ws.OpCode(b0 & 0x0f)
+		masked := b1&0x80 != 0
+		hl := 2
+		var n uint64
+		switch l7 := b1 & 0x7f; l7 {
+		case 126:
+			if len(rest) < 4 {
+				return gnet.None
+			}
+			n = uint64(binary.BigEndian.Uint16(rest[2:4]))
+			hl = 4
+		case 127:
+			if len(rest) < 10 {
+				return gnet.None
+			}
+			n = binary.BigEndian.Uint64(rest[2:10])
+			hl = 10
+			if n>>63 != 0 {
+				c.protocolError(1002, "invalid payload length", 0)
+				return gnet.Close
+			}
+		default:
+			n = uint64(l7)
+		}
+		if masked {
+			hl += 4
+		}
+		if len(rest) < hl {
+			return gnet.None
+		}
+
+		// Validate the header before waiting for the payload, so a bad or
+		// oversized frame is refused without buffering it. A refused frame
+		// is skipped (its length is known) so that the peer's close frame
+		// that follows can still be read.
+		reject := func(code uint16, reason string) gnet.Action {
+			avail := uint64(len(rest) - hl)
+			if avail > n {
+				avail = n
+			}
+			off += hl + int(avail)
+			return c.protocolError(code, reason, n-avail)
+		}
+		if c.state == stateClosing {
+			// Only the peer's close frame matters now; frames that break the
+			// rules end the connection at once.
+			if rsv != 0 || !masked || op.IsReserved() {
+				return gnet.Close
+			}
+		} else {
+			if rsv != 0 {
+				return reject(1002, "reserved bits set")
+			}
+			if op.IsReserved() {
+				return reject(1002, "reserved opcode")
+			}
+			if !masked {
+				return reject(1002, "client frames must be masked")
+			}
+			if op.IsControl() {
+				if !fin {
+					return reject(1002, "fragmented control frame")
+				}
+				if n > 125 {
+					return reject(1002, "control frame payload too long")
+				}
+			} else {
+				total := n
+				switch {
+				case op == ws.OpContinuation && c.fragOp == 0:
+					return reject(1002, "continuation frame without a message")
+				case op != ws.OpContinuation && c.fragOp != 0:
+					return reject(1002, "new message inside a fragmented message")
+				case op == ws.OpContinuation:
+					total += uint64(c.frag.Len())
+				}
+				if total > uint64(e.cfg.MaxMessageSize) {
+					// Drop the rest of this frame, then wait for the close echo.
+					return reject(1009, "message too big")
+				}
+			}
+		}
+		if uint64(len(rest)-hl) < n {
+			return gnet.None
+		}
+		payload := rest[hl : hl+int(n)]
+		if masked {
+			var mask [4]byte
+			copy(mask[:], rest[hl-4:hl])
+			ws.Cipher(payload, mask, 0)
+		}
+		off += hl + int(n)
+		c.lastRead = now
+		e.stats.BytesIn.Add(int64(hl) + int64(n))
+
+		if c.state == stateClosing {
+			if op == ws.OpClose {
+				return gnet.Close
+			}
+			continue
+		}
+
+		switch op {
+		case ws.OpPing:
+			c.writePong(payload)
+		case ws.OpPong:
+		case ws.OpClose:
+			return c.peerClose(payload)
+		case ws.OpText, ws.OpBinary:
+			if !fin {
+				c.fragOp = byte(op)
+				c.frag = fragPool.Get()
+				c.frag.B = append(c.frag.B[:0], payload...)
+				continue
+			}
+			if a := c.deliver(byte(op), payload); a != gnet.None {
+				return a
+			}
+		case ws.OpContinuation:
+			c.frag.B = append(c.frag.B, payload...)
+			if !fin {
+				continue
+			}
+			op := c.fragOp
+			fb := c.frag
+			c.frag, c.fragOp = nil, 0
+			a := c.deliver(op, fb.B)
+			fragPool.Put(fb)
+			if a != gnet.None {
+				return a
+			}
+		}
+	}
+	// Closed while parsing (for example by a write error): drop the rest.
+	off = len(buf)
+	return gnet.None
+}
+
+func (c *Conn) deliver(op byte, data []byte) gnet.Action {
+	if op == protocol.OpText && !utf8.Valid(data) {
+		return c.protocolError(1007, "invalid UTF-8 in text message", 0)
+	}
+	c.lastData = c.lastRead
+	c.e.stats.MessagesIn.Add(1)
+	c.e.h.OnMessage(c, op, data)
+	return gnet.None
+}
+
+func (c *Conn) writePong(payload []byte) {
+	var b [2 + 125]byte
+	b[0] = 0x80 | protocol.OpPong
+	b[1] = byte(len(payload))
+	n := copy(b[2:], payload)
+	c.writeNow(b[:2+n])
+}
+
+// peerClose answers the peer's close frame by echoing its code, then closes
+// the socket (the server closes TCP first, as RFC 6455 recommends).
+func (c *Conn) peerClose(payload []byte) gnet.Action {
+	switch {
+	case len(payload) == 0:
+		c.closeCode = 1005
+		c.writeNow(closeFrame(0, ""))
+	case len(payload) == 1:
+		return c.protocolError(1002, "invalid close frame", 0)
+	default:
+		code, reason := ws.ParseCloseFrameData(payload)
+		if err := ws.CheckCloseFrameData(code, reason); err != nil {
+			if err == ws.ErrProtocolInvalidUTF8 {
+				return c.protocolError(1007, "invalid UTF-8 in close reason", 0)
+			}
+			return c.protocolError(1002, "invalid close code", 0)
+		}
+		c.closeCode = uint16(code)
+		c.writeNow(closeFrame(uint16(code), ""))
+	}
+	c.state = stateDone
+	return gnet.Close
+}
+
+// protocolError fails the connection: a close frame with code is sent and
+// the connection waits (bounded by CloseTimeout) for the peer's close
+// frame, skipping skip payload bytes of the offending frame first.
+func (c *Conn) protocolError(code uint16, reason string, skip uint64) gnet.Action {
+	c.e.stats.ProtocolErrors.Add(1)
+	c.e.log.Debug("websocket protocol error", "remote", c.remote, "code", code, "reason", reason)
+	c.skip = skip
+	c.releaseFrag()
+	c.startClose(code, reason)
+	return gnet.None
+}
+
+// startClose sends a close frame and enters the closing state.
+func (c *Conn) startClose(code uint16, reason string) {
+	if c.state != stateOpen {
+		return
+	}
+	c.writeNow(closeFrame(code, reason))
+	c.closeCode = code
+	c.state = stateClosing
+	c.since = time.Now().UnixNano()
+}
+
+func closeFrame(code uint16, reason string) []byte {
+	if code == 0 {
+		return []byte{0x80 | protocol.OpClose, 0}
+	}
+	if len(reason) > 123 {
+		reason = reason[:123]
+		for !utf8.ValidString(reason) {
+			reason = reason[:len(reason)-1]
+		}
+	}
+	b := make([]byte, 4, 4+len(reason))
+	b[0] = 0x80 | protocol.OpClose
+	b[1] = byte(2 + len(reason))
+	binary.BigEndian.PutUint16(b[2:], code)
+	return append(b, reason...)
+}

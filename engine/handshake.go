@@ -1,0 +1,459 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// Request is a parsed HTTP request head: an upgrade request handed to
+// Handler.Upgrade, or a plain request routed to Config.HTTP. It is
+// immutable once handed over.
+type Request struct {
+	Method     string
+	URI        string // request-target as sent: path and query
+	Path       string // URI before the first '?'
+	RawQuery   string // URI after the first '?'
+	Proto      string
+	Host       string
+	Header     http.Header
+	RemoteAddr net.Addr
+	Body       []byte // plain HTTP requests only
+
+	head []byte
+}
+
+// Decision is the Handler's answer to an upgrade request.
+type Decision struct {
+	Accept bool
+	// Status and Message form the HTTP response of a declined upgrade
+	// (defaults 400 and the status text).
+	Status  int
+	Message string
+	// Header is added to the response (101 or the decline).
+	Header http.Header
+	// Context is attached to the connection on accept (Conn.Context).
+	Context any
+	// Greeting frames are written right after the 101 response, in the same
+	// write. The engine takes over one reference of each.
+	Greeting []*protocol.Frame
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// readHandshake accumulates the request head in gnet's inbound buffer (it
+// may arrive a byte at a time) and acts on it once complete.
+func (c *Conn) readHandshake() gnet.Action {
+	e := c.e
+	gc := c.gc
+	buf, _ := gc.Peek(-1)
+	limit := e.cfg.MaxHeaderBytes
+	from := c.scanned - 3
+	if from < 0 {
+		from = 0
+	}
+	i := bytes.Index(buf[from:], crlfcrlf)
+	if i < 0 {
+		if len(buf) > limit {
+			return c.answer(431, "Request header too large", nil)
+		}
+		c.scanned = len(buf)
+		return gnet.None
+	}
+	end := from + i + 4
+	if end > limit {
+		return c.answer(431, "Request header too large", nil)
+	}
+	req, err := parseHead(buf[:end])
+	if err != nil {
+		return c.answer(400, err.Error(), nil)
+	}
+	req.RemoteAddr = c.remote
+
+	if !headerHasToken(req.Header, "Upgrade", "websocket") {
+		return c.readPlainHTTP(req, buf, end)
+	}
+	_, _ = gc.Discard(-1)
+	if status, msg, hdr := e.validateUpgrade(req); status != 0 {
+		e.stats.Declined.Add(1)
+		return c.answer(status, msg, hdr)
+	}
+	if !e.reserve() {
+		e.stats.Declined.Add(1)
+		return c.answer(503, "Too many connections", nil)
+	}
+	c.reserved = true
+	c.req = req
+	c.state = stateDeciding
+	c.since = time.Now().UnixNano()
+	if e.cfg.InlineUpgrade {
+		c.applyDecision(e.decide(req))
+		return gnet.None
+	}
+	go func() {
+		d := e.decide(req)
+		c.exec(func() { c.applyDecision(d) })
+	}()
+	return gnet.None
+}
+
+// decide runs the handler's Upgrade, turning a panic into a 500.
+func (e *Engine) decide(r *Request) (d Decision) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("upgrade handler panicked", "path", r.Path, "panic", p)
+			d = Decision{Status: 500, Message: "Internal Server Error"}
+		}
+	}()
+	return e.h.Upgrade(r)
+}
+
+func (e *Engine) reserve() bool {
+	max := int64(e.cfg.MaxConnections)
+	for {
+		n := e.upgraded.Load()
+		if max > 0 && n >= max {
+			return false
+		}
+		if e.upgraded.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// applyDecision runs on the loop once the handler has decided.
+func (c *Conn) applyDecision(d Decision) {
+	release := func() {
+		for _, f := range d.Greeting {
+			f.Release()
+		}
+	}
+	defer release()
+	e := c.e
+	if c.state != stateDeciding {
+		return // the connection died (or timed out) meanwhile
+	}
+	if e.draining.Load() {
+		d = Decision{Status: 503, Message: "Server shutting down"}
+	}
+	if !d.Accept {
+		e.stats.Declined.Add(1)
+		status := d.Status
+		if status < 400 || status > 599 {
+			status = 400
+		}
+		msg := d.Message
+		if msg == "" {
+			msg = http.StatusText(status)
+		}
+		if c.answer(status, msg, d.Header) == gnet.Close {
+			_ = c.loop.el.Close(c.gc)
+		}
+		return
+	}
+	var out bytes.Buffer
+	u := ws.Upgrader{ReadBufferSize: len(c.req.head) + 1}
+	if len(d.Header) > 0 {
+		u.Header = ws.HandshakeHeaderHTTP(d.Header)
+	}
+	rw := struct {
+		io.Reader
+		io.Writer
+	}{bytes.NewReader(c.req.head), &out}
+	if _, err := u.Upgrade(rw); err != nil {
+		// validateUpgrade accepted it, so this is a bug rather than input.
+		e.log.Error("upgrade failed after validation", "err", err)
+		if c.answer(400, "Bad WebSocket handshake", nil) == gnet.Close {
+			_ = c.loop.el.Close(c.gc)
+		}
+		return
+	}
+	now := time.Now().UnixNano()
+	c.state = stateOpen
+	c.opened = true
+	c.ctx = d.Context
+	c.since, c.lastRead, c.lastData, c.lastPing = now, now, now, now
+	iov := make([][]byte, 0, 1+len(d.Greeting))
+	iov = append(iov, out.Bytes())
+	for _, f := range d.Greeting {
+		iov = append(iov, f.Bytes())
+	}
+	e.stats.Writes.Add(1)
+	if len(iov) == 1 {
+		_, _ = c.gc.Write(iov[0])
+	} else {
+		_, _ = c.gc.Writev(iov)
+	}
+	e.stats.Accepted.Add(1)
+	if c.state == stateOpen {
+		e.h.OnOpen(c)
+	}
+}
+
+// answer writes a complete HTTP response and marks the connection done; the
+// caller closes it (returning gnet.Close from a callback, or el.Close).
+func (c *Conn) answer(status int, msg string, hdr http.Header) gnet.Action {
+	_, _ = c.gc.Discard(-1)
+	c.e.stats.Writes.Add(1)
+	_, _ = c.gc.Write(httpResponse(status, msg, hdr))
+	c.state = stateDone
+	c.since = time.Now().UnixNano()
+	return gnet.Close
+}
+
+func (e *Engine) validateUpgrade(r *Request) (int, string, http.Header) {
+	switch {
+	case e.draining.Load():
+		return 503, "Server shutting down", nil
+	case r.Method != http.MethodGet:
+		return 405, "WebSocket upgrade requires GET", http.Header{"Allow": {"GET"}}
+	case r.Proto != "HTTP/1.1":
+		return 400, "WebSocket upgrade requires HTTP/1.1", nil
+	case r.Host == "":
+		return 400, "Missing Host header", nil
+	case !headerHasToken(r.Header, "Connection", "upgrade"):
+		return 400, "Connection header must contain Upgrade", nil
+	case r.Header.Get("Sec-Websocket-Version") != "13":
+		return 426, "Unsupported WebSocket version", http.Header{"Sec-Websocket-Version": {"13"}}
+	}
+	key := r.Header.Get("Sec-Websocket-Key")
+	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
+		return 400, "Invalid Sec-WebSocket-Key", nil
+	}
+	if e.cfg.CheckOrigin && !e.originAllowed(r.Header.Get("Origin")) {
+		return 403, "Origin not allowed", nil
+	}
+	return 0, "", nil
+}
+
+// originAllowed: a request without Origin (not a browser) passes; browsers
+// always send one.
+func (e *Engine) originAllowed(origin string) bool {
+	if origin == "" {
+		return true
+	}
+	for _, o := range e.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// readPlainHTTP handles a request that is not an upgrade: it waits for the
+// body (Content-Length only) and hands the request to Config.HTTP on its
+// own goroutine.
+func (c *Conn) readPlainHTTP(req *Request, buf []byte, end int) gnet.Action {
+	e := c.e
+	if te := req.Header.Get("Transfer-Encoding"); te != "" {
+		return c.answer(411, "Chunked request bodies are not supported; send Content-Length", nil)
+	}
+	n := 0
+	if cl := req.Header.Get("Content-Length"); cl != "" {
+		v, err := strconv.Atoi(cl)
+		if err != nil || v < 0 {
+			return c.answer(400, "Invalid Content-Length", nil)
+		}
+		n = v
+	}
+	if n > e.cfg.MaxBodyBytes {
+		return c.answer(413, "Request body too large", nil)
+	}
+	if len(buf) < end+n {
+		c.scanned = 0 // the head is parsed again when the body is complete
+		return gnet.None
+	}
+	req.Body = append([]byte(nil), buf[end:end+n]...)
+	_, _ = c.gc.Discard(-1)
+	c.state = stateHTTP
+	c.since = time.Now().UnixNano()
+	go e.serveHTTP(c, req)
+	return gnet.None
+}
+
+func (e *Engine) serveHTTP(c *Conn, r *Request) {
+	e.stats.HTTPRequests.Add(1)
+	out := e.runHTTP(r)
+	c.exec(func() {
+		if c.state != stateHTTP {
+			return
+		}
+		c.writeNow(out)
+		c.state = stateDone
+		_ = c.loop.el.Close(c.gc)
+	})
+}
+
+func (e *Engine) runHTTP(r *Request) (out []byte) {
+	if e.cfg.HTTP == nil {
+		return httpResponse(404, "Not Found", nil)
+	}
+	hr, err := http.ReadRequest(bufio.NewReader(io.MultiReader(bytes.NewReader(r.head), bytes.NewReader(r.Body))))
+	if err != nil {
+		return httpResponse(400, "Bad Request", nil)
+	}
+	hr.RemoteAddr = r.RemoteAddr.String()
+	rec := &recorder{header: http.Header{}}
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("HTTP handler panicked", "path", r.Path, "panic", p)
+			out = httpResponse(500, "Internal Server Error", nil)
+		}
+	}()
+	e.cfg.HTTP.ServeHTTP(rec, hr)
+	return rec.response()
+}
+
+// recorder is the http.ResponseWriter given to Config.HTTP: it buffers the
+// response, which is written with Content-Length and Connection: close.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) WriteHeader(s int) {
+	if r.status == 0 {
+		r.status = s
+	}
+}
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = 200
+	}
+	return r.body.Write(p)
+}
+
+func (r *recorder) response() []byte {
+	if r.status == 0 {
+		r.status = 200
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", r.status, statusText(r.status))
+	r.header.Del("Content-Length")
+	r.header.Del("Connection")
+	r.header.Del("Transfer-Encoding")
+	if r.header.Get("Content-Type") == "" && r.body.Len() > 0 {
+		r.header.Set("Content-Type", http.DetectContentType(r.body.Bytes()))
+	}
+	_ = r.header.Write(&b)
+	fmt.Fprintf(&b, "Content-Length: %d\r\nConnection: close\r\n\r\n", r.body.Len())
+	b.Write(r.body.Bytes())
+	return b.Bytes()
+}
+
+func statusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return t
+	}
+	return "Status " + strconv.Itoa(code)
+}
+
+// httpResponse is a complete short HTTP response: the message is the body,
+// never part of the status line (no header injection).
+func httpResponse(status int, msg string, hdr http.Header) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", status, statusText(status))
+	_ = hdr.Write(&b)
+	body := msg + "\n"
+	fmt.Fprintf(&b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(body))
+	b.WriteString(body)
+	return b.Bytes()
+}
+
+var errBadRequestLine = errors.New("malformed HTTP request line")
+
+// parseHead parses a request head ending in CRLFCRLF. It copies what it
+// keeps: the input is gnet's buffer.
+func parseHead(b []byte) (*Request, error) {
+	head := append([]byte(nil), b...)
+	s := string(head[:len(head)-4])
+	line, rest, _ := strings.Cut(s, "\r\n")
+	method, rest1, ok1 := strings.Cut(line, " ")
+	target, proto, ok2 := strings.Cut(rest1, " ")
+	if !ok1 || !ok2 || method == "" || target == "" || !strings.HasPrefix(proto, "HTTP/1.") || strings.ContainsAny(target, " \t") {
+		return nil, errBadRequestLine
+	}
+	for i := 0; i < len(method); i++ {
+		if method[i] < 'A' || method[i] > 'Z' {
+			return nil, errBadRequestLine
+		}
+	}
+	r := &Request{Method: method, URI: target, Proto: proto, Header: make(http.Header, 12), head: head}
+	r.Path, r.RawQuery, _ = strings.Cut(target, "?")
+	if !strings.HasPrefix(r.Path, "/") {
+		// absolute-form (http://host/path) is allowed by HTTP/1.1
+		if i := strings.Index(r.Path, "://"); i > 0 {
+			p := r.Path[i+3:]
+			if j := strings.IndexByte(p, '/'); j >= 0 {
+				r.Path = p[j:]
+			} else {
+				r.Path = "/"
+			}
+		} else {
+			return nil, errBadRequestLine
+		}
+	}
+	for rest != "" {
+		var l string
+		l, rest, _ = strings.Cut(rest, "\r\n")
+		if l == "" {
+			continue
+		}
+		if l[0] == ' ' || l[0] == '\t' {
+			return nil, errors.New("obsolete header line folding is not supported")
+		}
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || k == "" || !validHeaderKey(k) {
+			return nil, fmt.Errorf("malformed header line %q", truncate(l, 40))
+		}
+		r.Header.Add(textproto.CanonicalMIMEHeaderKey(k), strings.Trim(v, " \t"))
+	}
+	r.Host = r.Header.Get("Host")
+	return r, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func validHeaderKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// headerHasToken reports whether a comma-separated header contains token
+// (case-insensitive), e.g. "Connection: keep-alive, Upgrade".
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"log/slog"
+	"net/http"
+	"runtime"
+	"time"
+)
+
+// Config holds every knob of the engine. The zero value of a field means
+// "use the default" (see withDefaults), so a hand-built Config is safe.
+type Config struct {
+	// Addr is the listen address, e.g. "127.0.0.1:8080" or ":0".
+	Addr string
+	// EventLoops is the number of gnet event loops (default: one per core).
+	EventLoops int
+
+	// MaxMessageSize bounds a reassembled client message (close 1009).
+	MaxMessageSize int
+	// MaxHeaderBytes bounds the HTTP upgrade request head (HTTP 431).
+	MaxHeaderBytes int
+	// MaxBodyBytes bounds the body of a plain HTTP request routed to HTTP.
+	MaxBodyBytes int
+	// MaxConnections refuses upgrades beyond this many live connections
+	// with HTTP 503 (0 = unlimited).
+	MaxConnections int
+	// MaxOutboundBytes is the per-connection limit of bytes written but not
+	// yet accepted by the kernel. A connection over it is a slow consumer
+	// and is closed with 1008.
+	MaxOutboundBytes int
+
+	// HandshakeTimeout closes a connection whose upgrade request has not
+	// completed (slowloris) or whose upgrade decision did not come in time.
+	HandshakeTimeout time.Duration
+	// PingInterval is how long a connection may be silent before the server
+	// pings it.
+	PingInterval time.Duration
+	// PongWait is how long after a ping the peer has to show life (a pong or
+	// any frame) before it is dropped.
+	PongWait time.Duration
+	// IdleTimeout closes connections that sent no data message for this
+	// long (0 = never; pongs keep a connection alive but not "active").
+	IdleTimeout time.Duration
+	// CloseTimeout is how long to wait for the peer's close frame after the
+	// server sent one.
+	CloseTimeout time.Duration
+
+	// CheckOrigin enables the Origin allow-list.
+	CheckOrigin bool
+	// AllowedOrigins are exact origins ("https://example.com") or "*".
+	AllowedOrigins []string
+
+	// HTTP serves plain (non-upgrade) HTTP requests on the same port, for
+	// example /healthz and /metrics. It runs on its own goroutine, never on
+	// an event loop. Nil answers 404 (or 400 for malformed requests).
+	HTTP http.Handler
+
+	// InlineUpgrade runs Handler.Upgrade on the event loop. Only for
+	// handlers that never block.
+	InlineUpgrade bool
+
+	// Logger receives operational logs (nil = slog.Default()).
+	Logger *slog.Logger
+
+	// ReusePort enables SO_REUSEPORT (address reuse is always on so that a
+	// restart binds at once).
+	ReusePort bool
+}
+
+// Defaults used for zero Config fields.
+const (
+	DefaultMaxMessageSize   = 1 << 20
+	DefaultMaxHeaderBytes   = 8 << 10
+	DefaultMaxBodyBytes     = 64 << 10
+	DefaultMaxOutboundBytes = 4 << 20
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultPingInterval     = 30 * time.Second
+	DefaultPongWait         = 60 * time.Second
+	DefaultCloseTimeout     = 5 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.EventLoops <= 0 {
+		c.EventLoops = runtime.GOMAXPROCS(0)
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxOutboundBytes <= 0 {
+		c.MaxOutboundBytes = DefaultMaxOutboundBytes
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.PongWait <= 0 {
+		c.PongWait = DefaultPongWait
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Addr == "" {
+		c.Addr = ":8080"
+	}
+	return c
+}
+
+// tickInterval is the period of the per-loop timer sweep: fine enough for
+// the shortest configured timeout, never busier than 10ms nor lazier than 1s.
+func (c Config) tickInterval() time.Duration {
+	d := time.Second
+	for _, t := range []time.Duration{c.HandshakeTimeout, c.PingInterval, c.PongWait, c.IdleTimeout, c.CloseTimeout} {
+		if t > 0 && t/4 < d {
+			d = t / 4
+		}
+	}
+	if d < 10*time.Millisecond {
+		d = 10 * time.Millisecond
+	}
+	return d
+}

@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// Timers. There is no timer per connection: gnet's single ticker posts a
+// sweep to every loop each tick (Config.tickInterval), and the sweep walks
+// the loop's dense connection slice comparing timestamps. At 15k
+// connections per loop this is a few tens of microseconds per tick.
+
+var pingFrame = func() []byte {
+	f := protocol.NewStaticFrame(protocol.OpPing, nil)
+	return append([]byte(nil), f.Bytes()...)
+}()
+
+func (l *loop) sweep() {
+	e := l.e
+	cfg := &e.cfg
+	now := time.Now().UnixNano()
+	hs := int64(cfg.HandshakeTimeout)
+	ping := int64(cfg.PingInterval)
+	pong := int64(cfg.PongWait)
+	idle := int64(cfg.IdleTimeout)
+	closeTO := int64(cfg.CloseTimeout)
+
+	kill := l.closing[:0]
+	for _, c := range l.conns {
+		switch c.state {
+		case stateHandshake, stateDeciding, stateHTTP:
+			if now-c.since > hs {
+				e.stats.HandshakeTimeouts.Add(1)
+				kill = append(kill, c)
+			}
+		case stateOpen:
+			switch {
+			case now-c.lastRead > pong:
+				e.stats.PongTimeouts.Add(1)
+				e.log.Debug("peer missed pong wait", "remote", c.remote)
+				c.closeCode = 1006
+				kill = append(kill, c)
+			case idle > 0 && now-c.lastData > idle:
+				e.stats.IdleTimeouts.Add(1)
+				c.startClose(1001, "idle timeout")
+			case now-c.lastRead >= ping && now-c.lastPing >= ping:
+				c.lastPing = now
+				c.writeNow(pingFrame)
+			}
+		case stateClosing, stateDone:
+			if now-c.since > closeTO {
+				kill = append(kill, c)
+			}
+		}
+	}
+	for i, c := range kill {
+		if c.state != stateClosed {
+			_ = l.el.Close(c.gc)
+		}
+		kill[i] = nil
+	}
+	l.closing = kill[:0]
+}
+
+// drainAll is the graceful-stop step on one loop: every WebSocket gets
+// close 1001, connections still in the handshake are closed.
+func (l *loop) drainAll() {
+	kill := l.closing[:0]
+	for _, c := range l.conns {
+		switch c.state {
+		case stateOpen:
+			c.startClose(1001, "Server shutting down")
+		case stateHandshake:
+			kill = append(kill, c)
+		}
+	}
+	for i, c := range kill {
+		if c.state != stateClosed {
+			_ = l.el.Close(c.gc)
+		}
+		kill[i] = nil
+	}
+	l.closing = kill[:0]
+}
