@@ -27,7 +27,13 @@ type Event struct {
 	Binary  bool   `json:"binary,omitempty"`
 	Code    int    `json:"code,omitempty"`
 	Status  int    `json:"status,omitempty"`
+	// Raw is the whole event line, for drivers whose events carry more
+	// fields (the PondSocket client driver); see Decode.
+	Raw json.RawMessage `json:"-"`
 }
+
+// Decode unmarshals the whole event line into v.
+func (e Event) Decode(v any) error { return json.Unmarshal(e.Raw, v) }
 
 // String renders the event compactly for test logs.
 func (e Event) String() string {
@@ -176,6 +182,34 @@ func (d *Driver) Expect(t testing.TB, ev string, timeout time.Duration) Event {
 	}
 }
 
+// ExpectMatch is Expect for the first event of kind ev that also
+// satisfies match; other events stay queued.
+func (d *Driver) ExpectMatch(t testing.TB, ev string, match func(Event) bool, timeout time.Duration) Event {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		d.mu.Lock()
+		for i, e := range d.pending {
+			if e.Ev == ev && match(e) {
+				d.pending = append(d.pending[:i:i], d.pending[i+1:]...)
+				d.mu.Unlock()
+				return e
+			}
+		}
+		done, why, changed := d.done, d.doneWhy, d.changed
+		d.mu.Unlock()
+		if done {
+			t.Fatalf("%s: expected a matching %q event, but the driver stopped (%s)\n%s", d.Name, ev, why, d.report())
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("%s: no matching %q event within %v\n%s", d.Name, ev, timeout, d.report())
+		}
+	}
+}
+
 // Next returns the oldest unconsumed event, waiting up to timeout for one.
 // It returns false if none arrives in time or the driver has stopped.
 func (d *Driver) Next(timeout time.Duration) (Event, bool) {
@@ -318,6 +352,7 @@ func decodeEvent(line []byte) Event {
 	if err := json.Unmarshal(line, &ev); err != nil || ev.Ev == "" {
 		return Event{Ev: "error", Message: fmt.Sprintf("testenv: bad event line %q", bytes.TrimSpace(line))}
 	}
+	ev.Raw = append(json.RawMessage(nil), bytes.TrimSpace(line)...)
 	if ev.Binary && ev.Data != "" {
 		raw, err := base64.StdEncoding.DecodeString(ev.Data)
 		if err != nil {

@@ -1,0 +1,505 @@
+package channel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// lobby is a channel pattern with its handlers (PROTOCOL.md §6.1).
+type lobby struct {
+	ep      *Endpoint
+	pattern *Pattern
+	join    func(*JoinContext) error
+
+	mu         sync.RWMutex
+	events     []eventHandler
+	middleware []MiddlewareFunc
+	leave      func(*LeaveContext)
+	outgoing   []outgoingHandler
+}
+
+type eventHandler struct {
+	pattern *Pattern
+	fn      func(*EventContext) error
+}
+
+type outgoingHandler struct {
+	pattern *Pattern
+	fn      func(*OutgoingContext) error
+}
+
+// MiddlewareFunc runs before the event handlers of a channel pattern, in
+// registration order; it continues the chain by calling next and stops it by
+// returning without calling next (an error it returns reaches the client).
+type MiddlewareFunc func(ctx context.Context, req *MessageEvent, res *Channel, next NextFunc) error
+
+// NextFunc continues a middleware chain.
+type NextFunc func() error
+
+// MessageEvent is what middleware sees of an incoming event.
+type MessageEvent struct {
+	User  *User
+	Event *Event
+}
+
+// Event is an incoming client event (or a join request's payload).
+type Event struct {
+	Event     string
+	RequestID string
+	// Payload is the decoded JSON object (map[string]any).
+	Payload any
+	// Params and Query come from matching the event name against the
+	// handler's pattern (for a join: the channel pattern).
+	Params map[string]string
+	Query  Query
+}
+
+// User is a member as handlers see it.
+type User struct {
+	UserID   string
+	Assigns  map[string]any
+	Presence map[string]any
+}
+
+func (m *member) user() *User {
+	u := &User{UserID: m.c.id, Assigns: copyMap(m.assigns)}
+	if m.presence != nil {
+		_ = json.Unmarshal(m.presence, &u.Presence)
+	}
+	return u
+}
+
+// Channel is the handle users program against. The value returned by
+// CreateChannel stands for the channel pattern: handlers registered on it
+// apply to every channel the pattern matches, and its Broadcast, presence
+// and assigns methods act on every live channel of the pattern. Handlers
+// receive handles bound to one live channel (for example EventContext's
+// Channel()), whose methods act on that channel only.
+//
+// All methods are safe from any goroutine.
+type Channel struct {
+	l  *lobby
+	in *instance
+}
+
+// Name is the channel's name, or the pattern for a pattern handle.
+func (ch *Channel) Name() string {
+	if ch.in != nil {
+		return ch.in.name
+	}
+	return ch.l.pattern.String()
+}
+
+// Pattern is the channel pattern.
+func (ch *Channel) Pattern() string { return ch.l.pattern.String() }
+
+// OnEvent registers a handler for events whose name matches pattern (route
+// syntax: "message", "message/:id", "*"). The first matching handler runs.
+func (ch *Channel) OnEvent(pattern string, fn func(*EventContext) error) *Channel {
+	p, err := CompilePattern(pattern)
+	if err != nil {
+		panic(err)
+	}
+	ch.l.mu.Lock()
+	ch.l.events = append(ch.l.events, eventHandler{pattern: p, fn: fn})
+	ch.l.mu.Unlock()
+	return ch
+}
+
+// Use appends a middleware that runs before the event handlers.
+func (ch *Channel) Use(mw MiddlewareFunc) *Channel {
+	ch.l.mu.Lock()
+	ch.l.middleware = append(ch.l.middleware, mw)
+	ch.l.mu.Unlock()
+	return ch
+}
+
+// OnLeave sets the handler called after a user left a channel of this
+// pattern (explicit leave, disconnect, eviction).
+func (ch *Channel) OnLeave(fn func(*LeaveContext)) *Channel {
+	ch.l.mu.Lock()
+	ch.l.leave = fn
+	ch.l.mu.Unlock()
+	return ch
+}
+
+// OnOutgoing registers a per-recipient hook for outgoing events matching
+// pattern: it may transform the payload for one recipient or block it.
+// Only the first matching hook runs. Channels with hooks pay one encoding
+// per recipient; others encode each message once.
+func (ch *Channel) OnOutgoing(pattern string, fn func(*OutgoingContext) error) *Channel {
+	p, err := CompilePattern(pattern)
+	if err != nil {
+		panic(err)
+	}
+	ch.l.mu.Lock()
+	ch.l.outgoing = append(ch.l.outgoing, outgoingHandler{pattern: p, fn: fn})
+	ch.l.mu.Unlock()
+	return ch
+}
+
+func (l *lobby) leaveHandler() func(*LeaveContext) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.leave
+}
+
+// instances is the set of live channels the handle acts on.
+func (ch *Channel) instances() []*instance {
+	if ch.in != nil {
+		if ch.in.isDead() {
+			return nil
+		}
+		return []*instance{ch.in}
+	}
+	var out []*instance
+	ch.l.ep.instances.each(func(_ string, in *instance) bool {
+		if in.lobby == ch.l && !in.isDead() {
+			out = append(out, in)
+		}
+		return true
+	})
+	return out
+}
+
+// Channels lists the live channels of this pattern.
+func (ch *Channel) Channels() []*Channel {
+	var out []*Channel
+	for _, in := range ch.instances() {
+		out = append(out, &Channel{l: ch.l, in: in})
+	}
+	return out
+}
+
+// Broadcast sends event to every member.
+func (ch *Channel) Broadcast(event string, payload any) error {
+	return ch.broadcast(event, payload, newID(), recipients{all: true})
+}
+
+// BroadcastTo sends event to the listed members only. A user id that is
+// not a member is an error and nothing is sent.
+func (ch *Channel) BroadcastTo(event string, payload any, userIDs ...string) error {
+	if len(userIDs) == 0 {
+		return nil
+	}
+	return ch.broadcast(event, payload, newID(), recipients{only: userIDs})
+}
+
+// BroadcastFrom sends event to every member except senderUserID.
+func (ch *Channel) BroadcastFrom(event string, payload any, senderUserID string) error {
+	return ch.broadcast(event, payload, newID(), recipients{all: true, except: senderUserID})
+}
+
+func (ch *Channel) broadcast(event string, payload any, reqID string, r recipients) error {
+	raw, err := protocol.MarshalPayload(payload)
+	if err != nil {
+		return err
+	}
+	ins := ch.instances()
+	if ch.in != nil && len(ins) == 0 {
+		return ErrChannelClosed
+	}
+	var firstErr error
+	for _, in := range ins {
+		rr := r
+		if r.only != nil && ch.in == nil {
+			rr.only = in.presentIDs(r.only)
+			if len(rr.only) == 0 {
+				continue
+			}
+		}
+		if err := ch.l.send(in, protocol.ActionServerBroadcast, event, reqID, raw, rr); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// presentIDs filters ids to the members of in.
+func (in *instance) presentIDs(ids []string) []string {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	var out []string
+	for _, id := range ids {
+		if _, ok := in.members[id]; ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// send delivers one message through the channel: encoded once for all
+// recipients, or per recipient when outgoing hooks exist.
+func (l *lobby) send(in *instance, action, event, reqID string, payload json.RawMessage, r recipients) error {
+	l.mu.RLock()
+	hooks := l.outgoing
+	l.mu.RUnlock()
+	if len(hooks) == 0 {
+		f := protocol.Encode(action, event, in.name, reqID, payload)
+		_, err := in.deliver(f, r)
+		f.Release()
+		return err
+	}
+	members, err := in.snapshot(r)
+	if err != nil {
+		return err
+	}
+	var shared *protocol.Frame
+	defer func() {
+		if shared != nil {
+			shared.Release()
+		}
+	}()
+	for _, m := range members {
+		var h *outgoingHandler
+		var route Route
+		for i := range hooks {
+			if rt, ok := hooks[i].pattern.Match(event); ok {
+				h, route = &hooks[i], rt
+				break
+			}
+		}
+		if h == nil {
+			if shared == nil {
+				shared = protocol.Encode(action, event, in.name, reqID, payload)
+			}
+			m.c.send(shared)
+			continue
+		}
+		ctx := &OutgoingContext{Action: action, Event: &Event{Event: event, RequestID: reqID, Params: route.Params, Query: route.Query},
+			raw: payload, ch: &Channel{l: l, in: in}, recipient: m}
+		if err := runOutgoing(h.fn, ctx); err != nil {
+			l.ep.srv.handlerError("outgoing", in.name, event, err)
+			continue
+		}
+		if ctx.blocked {
+			continue
+		}
+		out := payload
+		if ctx.transformed != nil {
+			out = ctx.transformed
+		}
+		f := protocol.Encode(action, event, in.name, reqID, out)
+		m.c.send(f)
+		f.Release()
+	}
+	return nil
+}
+
+func runOutgoing(fn func(*OutgoingContext) error, ctx *OutgoingContext) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = InternalError("outgoing handler panicked")
+		}
+	}()
+	return fn(ctx)
+}
+
+// dispatch runs the middleware chain and then the first matching handler.
+func (l *lobby) dispatch(ctx *EventContext) error {
+	l.mu.RLock()
+	mws := l.middleware
+	hs := l.events
+	l.mu.RUnlock()
+	final := func() error {
+		for i := range hs {
+			if r, ok := hs[i].pattern.Match(ctx.msg.Event); ok {
+				ctx.event.Params, ctx.event.Query = r.Params, r.Query
+				return hs[i].fn(ctx)
+			}
+		}
+		return errNoHandler
+	}
+	if len(mws) == 0 {
+		return runHandler(final)
+	}
+	req := &MessageEvent{User: ctx.GetUser(), Event: ctx.Event()}
+	var step func(i int) error
+	step = func(i int) error {
+		if i == len(mws) {
+			return final()
+		}
+		return mws[i](context.Background(), req, ctx.Channel(), func() error { return step(i + 1) })
+	}
+	return runHandler(func() error { return step(0) })
+}
+
+func runHandler(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = InternalError("Internal Server Error")
+		}
+	}()
+	return fn()
+}
+
+// --- presence and assigns through a handle ------------------------------
+
+// memberInstances returns the live channels of the handle userID is in.
+func (ch *Channel) memberInstances(userID string) []*instance {
+	var out []*instance
+	for _, in := range ch.instances() {
+		if in.member(userID) != nil {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+func (ch *Channel) presenceOp(userID string, presence any, mode string) error {
+	var raw json.RawMessage
+	if mode != "remove" {
+		var err error
+		if raw, err = encodePresence(presence); err != nil {
+			return err
+		}
+	}
+	ins := ch.memberInstances(userID)
+	if len(ins) == 0 {
+		return ErrNotMember
+	}
+	var firstErr error
+	for _, in := range ins {
+		if err := in.setPresence(userID, raw, mode); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// TrackPresence starts presence for a member.
+func (ch *Channel) TrackPresence(userID string, presence any) error {
+	return ch.presenceOp(userID, presence, "track")
+}
+
+// UpdatePresence replaces a member's presence (it must be tracked).
+func (ch *Channel) UpdatePresence(userID string, presence any) error {
+	return ch.presenceOp(userID, presence, "update")
+}
+
+// UpsertPresence tracks or updates a member's presence.
+func (ch *Channel) UpsertPresence(userID string, presence any) error {
+	return ch.presenceOp(userID, presence, "upsert")
+}
+
+// RemovePresence stops presence for a member (it stays a member).
+func (ch *Channel) RemovePresence(userID string) error {
+	return ch.presenceOp(userID, nil, "remove")
+}
+
+// GetPresence returns the presence of every tracked member, by user id.
+func (ch *Channel) GetPresence() map[string]any {
+	out := map[string]any{}
+	for _, in := range ch.instances() {
+		for id, raw := range in.allPresence() {
+			var v map[string]any
+			_ = json.Unmarshal(raw, &v)
+			out[id] = v
+		}
+	}
+	return out
+}
+
+// GetDistributedPresence is GetPresence across every node of a cluster;
+// on a single node it equals GetPresence.
+func (ch *Channel) GetDistributedPresence() map[string]any { return ch.GetPresence() }
+
+// GetAssigns returns every member's assigns, by user id.
+func (ch *Channel) GetAssigns() map[string]any {
+	out := map[string]any{}
+	for _, in := range ch.instances() {
+		for id, a := range in.allAssigns() {
+			out[id] = a
+		}
+	}
+	return out
+}
+
+// UpdateAssigns sets one assign of a member.
+func (ch *Channel) UpdateAssigns(userID, key string, value any) error {
+	ins := ch.memberInstances(userID)
+	if len(ins) == 0 {
+		return ErrNotMember
+	}
+	for _, in := range ins {
+		if err := in.setAssigns(userID, map[string]any{key: value}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GetUser returns a member's id, assigns and presence.
+func (ch *Channel) GetUser(userID string) (*User, error) {
+	for _, in := range ch.instances() {
+		in.mu.RLock()
+		m := in.members[userID]
+		var u *User
+		if m != nil {
+			u = m.user()
+		}
+		in.mu.RUnlock()
+		if u != nil {
+			return u, nil
+		}
+	}
+	return nil, ErrNotMember
+}
+
+// Users lists the member ids.
+func (ch *Channel) Users() []string {
+	var out []string
+	for _, in := range ch.instances() {
+		in.mu.RLock()
+		for id := range in.members {
+			out = append(out, id)
+		}
+		in.mu.RUnlock()
+	}
+	return out
+}
+
+// DefaultEvictReason is the reason given when EvictUser gets none.
+const DefaultEvictReason = "You have been banned from the channel"
+
+// EvictUser removes a member (PROTOCOL.md §3.9): the user gets SYSTEM
+// kicked_out {message, code: 403}, every member (the user included) gets
+// SYSTEM kicked {userId, reason}, then the user is removed (presence LEAVE
+// to the others, leave handler). The connection stays open.
+func (ch *Channel) EvictUser(userID, reason string) error {
+	if reason == "" {
+		reason = DefaultEvictReason
+	}
+	ins := ch.memberInstances(userID)
+	if len(ins) == 0 {
+		return ErrNotMember
+	}
+	for _, in := range ins {
+		evict(in, userID, reason)
+	}
+	return nil
+}
+
+func evict(in *instance, userID, reason string) {
+	l := in.lobby
+	out, _ := json.Marshal(map[string]any{"message": reason, "code": 403})
+	_ = l.send(in, protocol.ActionSystem, "kicked_out", newID(), out, recipients{only: []string{userID}})
+	all, _ := json.Marshal(map[string]any{"userId": userID, "reason": reason})
+	_ = l.send(in, protocol.ActionSystem, "kicked", newID(), all, recipients{all: true})
+	in.ep.removeMember(in, userID, LeaveEvicted+":"+reason)
+}
+
+// Close evicts every member of the channel(s) with reason.
+func (ch *Channel) Close(reason string) {
+	for _, in := range ch.instances() {
+		for _, id := range (&Channel{l: ch.l, in: in}).Users() {
+			evict(in, id, reason)
+		}
+	}
+}
+
+var errNotBound = errors.New("channel: handle is not bound to a live channel")

@@ -1,0 +1,612 @@
+package channel
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// ConnectionContext is given to an endpoint's connection handler. The
+// handler accepts (optionally with assigns) or declines. It is used by one
+// goroutine (the handler's).
+type ConnectionContext struct {
+	// Route holds the endpoint's path params and the URL's query.
+	Route Route
+
+	ep       *Endpoint
+	hs       *Handshake
+	id       string
+	assigns  map[string]any
+	accepted bool
+	declined bool
+	status   int
+	message  string
+	replies  []*protocol.Frame
+	err      error
+}
+
+// ID is the user id the connection will have.
+func (ctx *ConnectionContext) ID() string { return ctx.id }
+
+// Headers are the upgrade request's headers.
+func (ctx *ConnectionContext) Headers() http.Header { return ctx.hs.Header }
+
+// Cookies parses the request's cookies.
+func (ctx *ConnectionContext) Cookies() []*http.Cookie {
+	r := http.Request{Header: ctx.hs.Header}
+	return r.Cookies()
+}
+
+// Cookie returns the named cookie.
+func (ctx *ConnectionContext) Cookie(name string) (*http.Cookie, error) {
+	r := http.Request{Header: ctx.hs.Header}
+	return r.Cookie(name)
+}
+
+// RemoteAddr is the peer address.
+func (ctx *ConnectionContext) RemoteAddr() string { return ctx.hs.RemoteAddr }
+
+// SetAssigns sets a connection assign (copied into every channel the user
+// joins).
+func (ctx *ConnectionContext) SetAssigns(key string, value any) *ConnectionContext {
+	if ctx.assigns == nil {
+		ctx.assigns = map[string]any{}
+	}
+	ctx.assigns[key] = value
+	return ctx
+}
+
+// GetAssigns returns a connection assign or nil.
+func (ctx *ConnectionContext) GetAssigns(key string) any { return ctx.assigns[key] }
+
+// Accept accepts the connection, merging the given assigns.
+func (ctx *ConnectionContext) Accept(assigns ...map[string]any) error {
+	if ctx.accepted || ctx.declined {
+		return ErrAlreadyDecided
+	}
+	for _, a := range assigns {
+		for k, v := range a {
+			ctx.SetAssigns(k, v)
+		}
+	}
+	ctx.accepted = true
+	return nil
+}
+
+// Decline refuses the connection with an HTTP status and message.
+func (ctx *ConnectionContext) Decline(code int, message string) error {
+	if ctx.accepted || ctx.declined {
+		return ErrAlreadyDecided
+	}
+	if code < 400 || code > 599 {
+		code = 400
+	}
+	if message == "" {
+		message = "Unauthorized connection"
+	}
+	ctx.declined, ctx.status, ctx.message = true, code, message
+	return nil
+}
+
+// Reply queues a message on channel ENDPOINT sent right after the CONNECT
+// frame (the JS clients ignore it; other clients may use it).
+func (ctx *ConnectionContext) Reply(event string, payload any) *ConnectionContext {
+	if !ctx.accepted {
+		ctx.err = ErrNotAccepted
+		return ctx
+	}
+	f, err := protocol.EncodeValue(protocol.ActionServerBroadcast, event, protocol.ChannelEndpoint, ctx.id, payload)
+	if err != nil {
+		ctx.err = err
+		return ctx
+	}
+	ctx.replies = append(ctx.replies, f)
+	return ctx
+}
+
+// Err is the first error of a chain.
+func (ctx *ConnectionContext) Err() error { return ctx.err }
+
+// JoinContext is given to a channel's join handler. Its methods chain and
+// remember the first error, returned by Err.
+type JoinContext struct {
+	// Route holds the channel name's params and query.
+	Route Route
+
+	c        *Client
+	l        *lobby
+	msg      *protocol.ClientMessage
+	event    *Event
+	pending  map[string]any
+	accepted bool
+	declined bool
+	in       *instance
+	replies  [][2]any
+	err      error
+}
+
+func newJoinContext(c *Client, l *lobby, route Route, msg *protocol.ClientMessage) *JoinContext {
+	return &JoinContext{Route: route, c: c, l: l, msg: msg}
+}
+
+func (ctx *JoinContext) fail(err error) *JoinContext {
+	if ctx.err == nil {
+		ctx.err = err
+	}
+	return ctx
+}
+
+// Err is the first error of the chain.
+func (ctx *JoinContext) Err() error { return ctx.err }
+
+// ChannelName is the name of the channel being joined.
+func (ctx *JoinContext) ChannelName() string { return ctx.msg.ChannelName }
+
+// Event is the join request: payload (the join parameters), params, query.
+func (ctx *JoinContext) Event() *Event {
+	if ctx.event == nil {
+		ctx.event = &Event{Event: protocol.ActionJoin, RequestID: ctx.msg.RequestID, Params: ctx.Route.Params, Query: ctx.Route.Query}
+		var p map[string]any
+		_ = json.Unmarshal(ctx.msg.Payload, &p)
+		ctx.event.Payload = p
+	}
+	return ctx.event
+}
+
+// User is the joining user: id and current assigns.
+func (ctx *JoinContext) User() *User {
+	return &User{UserID: ctx.c.id, Assigns: ctx.assignsNow()}
+}
+
+// GetUser is User.
+func (ctx *JoinContext) GetUser() *User { return ctx.User() }
+
+func (ctx *JoinContext) assignsNow() map[string]any {
+	if ctx.in != nil {
+		a, _ := ctx.in.assignsOf(ctx.c.id)
+		return a
+	}
+	ctx.c.mu.Lock()
+	a := copyMap(ctx.c.assigns)
+	ctx.c.mu.Unlock()
+	for k, v := range ctx.pending {
+		a[k] = v
+	}
+	return a
+}
+
+// GetAssigns returns one assign of the user (connection assigns merged
+// with what the join set so far), or nil.
+func (ctx *JoinContext) GetAssigns(key string) any { return ctx.assignsNow()[key] }
+
+// ParseAssigns decodes the user's assigns (as a JSON object) into v.
+func (ctx *JoinContext) ParseAssigns(v any) error { return remarshal(ctx.assignsNow(), v) }
+
+// ParsePayload decodes the join parameters into v.
+func (ctx *JoinContext) ParsePayload(v any) error { return json.Unmarshal(ctx.msg.Payload, v) }
+
+// SetAssigns sets a channel assign of the user (before Accept it is
+// applied at Accept).
+func (ctx *JoinContext) SetAssigns(key string, value any) *JoinContext {
+	if ctx.in != nil {
+		if err := ctx.in.setAssigns(ctx.c.id, map[string]any{key: value}); err != nil {
+			return ctx.fail(err)
+		}
+		return ctx
+	}
+	if ctx.pending == nil {
+		ctx.pending = map[string]any{}
+	}
+	ctx.pending[key] = value
+	return ctx
+}
+
+// Accept admits the user: it becomes a member with its connection assigns
+// merged with the given ones, and receives the ACKNOWLEDGE before anything
+// else of the channel.
+func (ctx *JoinContext) Accept(assigns ...map[string]any) *JoinContext {
+	if ctx.accepted || ctx.declined {
+		return ctx.fail(ErrAlreadyDecided)
+	}
+	c := ctx.c
+	c.mu.Lock()
+	base := c.assigns
+	c.mu.Unlock()
+	merged, shared := base, true
+	if len(ctx.pending) > 0 || len(assigns) > 0 {
+		merged, shared = copyMap(base), false
+		for k, v := range ctx.pending {
+			merged[k] = v
+		}
+		for _, a := range assigns {
+			for k, v := range a {
+				merged[k] = v
+			}
+		}
+	}
+	in, err := ctx.l.ep.admit(c, ctx.l, ctx.msg.ChannelName, ctx.Route, ctx.msg.RequestID, merged, shared)
+	if err != nil {
+		return ctx.fail(err)
+	}
+	ctx.accepted, ctx.in, ctx.pending = true, in, nil
+	for _, r := range ctx.replies {
+		ctx.Reply(r[0].(string), r[1])
+	}
+	ctx.replies = nil
+	return ctx
+}
+
+// Decline refuses the join with a status and message.
+func (ctx *JoinContext) Decline(code int, message string) error {
+	if ctx.accepted || ctx.declined {
+		return ErrAlreadyDecided
+	}
+	if code <= 0 {
+		code = 401
+	}
+	if message == "" {
+		message = "Unauthorized connection"
+	}
+	ctx.declined = true
+	ctx.c.declineJoin(ctx.msg.ChannelName, ctx.msg.RequestID, protocol.ErrUnauthorizedJoinRequest, message, code)
+	return nil
+}
+
+// Track starts presence for the joining user (after Accept).
+func (ctx *JoinContext) Track(presence any) *JoinContext {
+	if ctx.in == nil {
+		return ctx.fail(ErrNotAccepted)
+	}
+	raw, err := encodePresence(presence)
+	if err != nil {
+		return ctx.fail(err)
+	}
+	if err := ctx.in.setPresence(ctx.c.id, raw, "track"); err != nil {
+		return ctx.fail(err)
+	}
+	return ctx
+}
+
+// TrackPresence is Track.
+func (ctx *JoinContext) TrackPresence(presence any) *JoinContext { return ctx.Track(presence) }
+
+// Reply sends a SYSTEM message to the joining user carrying the join's
+// requestId. Before Accept it is held back and sent right after the
+// ACKNOWLEDGE (the clients drop anything that precedes it).
+func (ctx *JoinContext) Reply(event string, payload any) *JoinContext {
+	if ctx.declined {
+		return ctx.fail(ErrAlreadyDecided)
+	}
+	if ctx.in == nil {
+		ctx.replies = append(ctx.replies, [2]any{event, payload})
+		return ctx
+	}
+	f, err := protocol.EncodeValue(protocol.ActionSystem, event, ctx.in.name, ctx.msg.RequestID, payload)
+	if err != nil {
+		return ctx.fail(err)
+	}
+	ctx.c.send(f)
+	f.Release()
+	return ctx
+}
+
+func (ctx *JoinContext) bcast(event string, payload any, r recipients) *JoinContext {
+	if ctx.in == nil {
+		return ctx.fail(ErrNotAccepted)
+	}
+	raw, err := protocol.MarshalPayload(payload)
+	if err != nil {
+		return ctx.fail(err)
+	}
+	if err := ctx.l.send(ctx.in, protocol.ActionServerBroadcast, event, ctx.msg.RequestID, raw, r); err != nil {
+		return ctx.fail(err)
+	}
+	return ctx
+}
+
+// Broadcast sends to every member (after Accept), with the join's requestId.
+func (ctx *JoinContext) Broadcast(event string, payload any) *JoinContext {
+	return ctx.bcast(event, payload, recipients{all: true})
+}
+
+// BroadcastFrom sends to every member but the joining user.
+func (ctx *JoinContext) BroadcastFrom(event string, payload any) *JoinContext {
+	return ctx.bcast(event, payload, recipients{all: true, except: ctx.c.id})
+}
+
+// BroadcastTo sends to the listed members.
+func (ctx *JoinContext) BroadcastTo(event string, payload any, userIDs ...string) *JoinContext {
+	return ctx.bcast(event, payload, recipients{only: nonNil(userIDs)})
+}
+
+// Channel is the joined channel (nil before Accept).
+func (ctx *JoinContext) Channel() *Channel {
+	if ctx.in == nil {
+		return nil
+	}
+	return &Channel{l: ctx.l, in: ctx.in}
+}
+
+// GetAllPresence returns the channel's presence by user id (empty before
+// Accept when the channel does not exist yet).
+func (ctx *JoinContext) GetAllPresence() map[string]any {
+	if ch, ok := ctx.l.ep.Channel(ctx.msg.ChannelName); ok {
+		return ch.GetPresence()
+	}
+	return map[string]any{}
+}
+
+// GetAllAssigns returns the channel's assigns by user id.
+func (ctx *JoinContext) GetAllAssigns() map[string]any {
+	if ch, ok := ctx.l.ep.Channel(ctx.msg.ChannelName); ok {
+		return ch.GetAssigns()
+	}
+	return map[string]any{}
+}
+
+func nonNil(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
+}
+
+// EventContext is given to event handlers. Its action methods chain and
+// remember the first error, returned by Err. Broadcasts and replies carry
+// the event's requestId (PROTOCOL.md §2.5).
+type EventContext struct {
+	// Route holds the channel name's params and query.
+	Route Route
+
+	c     *Client
+	in    *instance
+	msg   *protocol.ClientMessage
+	event *Event
+	err   error
+}
+
+func newEventContext(c *Client, in *instance, msg *protocol.ClientMessage) *EventContext {
+	return &EventContext{Route: in.route, c: c, in: in, msg: msg, event: &Event{Event: msg.Event, RequestID: msg.RequestID}}
+}
+
+func (ctx *EventContext) fail(err error) *EventContext {
+	if ctx.err == nil {
+		ctx.err = err
+	}
+	return ctx
+}
+
+// Err is the first error of the chain.
+func (ctx *EventContext) Err() error { return ctx.err }
+
+// Event is the incoming event: name, decoded payload, params and query of
+// the matched event pattern.
+func (ctx *EventContext) Event() *Event {
+	if ctx.event.Payload == nil {
+		var p map[string]any
+		_ = json.Unmarshal(ctx.msg.Payload, &p)
+		if p == nil {
+			p = map[string]any{}
+		}
+		ctx.event.Payload = p
+	}
+	return ctx.event
+}
+
+// RawPayload is the event payload as received (a JSON object).
+func (ctx *EventContext) RawPayload() json.RawMessage { return ctx.msg.Payload }
+
+// ParsePayload decodes the event payload into v.
+func (ctx *EventContext) ParsePayload(v any) error { return json.Unmarshal(ctx.msg.Payload, v) }
+
+// ParseAssigns decodes the sender's channel assigns into v.
+func (ctx *EventContext) ParseAssigns(v any) error {
+	a, ok := ctx.in.assignsOf(ctx.c.id)
+	if !ok {
+		return ErrNotMember
+	}
+	return remarshal(a, v)
+}
+
+// ParsePresence decodes the sender's presence into v (ErrNoPresence when
+// it is not tracked).
+func (ctx *EventContext) ParsePresence(v any) error {
+	p, ok := ctx.in.presenceOf(ctx.c.id)
+	if !ok {
+		return ErrNoPresence
+	}
+	return json.Unmarshal(p, v)
+}
+
+// GetAssign returns one of the sender's channel assigns.
+func (ctx *EventContext) GetAssign(key string) (any, error) {
+	a, ok := ctx.in.assignsOf(ctx.c.id)
+	if !ok {
+		return nil, ErrNotMember
+	}
+	v, ok := a[key]
+	if !ok {
+		return nil, fmt.Errorf("assign %q: %w", key, ErrUnknownUser)
+	}
+	return v, nil
+}
+
+// GetUser is the sender: id, channel assigns and presence.
+func (ctx *EventContext) GetUser() *User {
+	if m := ctx.in.member(ctx.c.id); m != nil {
+		ctx.in.mu.RLock()
+		u := m.user()
+		ctx.in.mu.RUnlock()
+		return u
+	}
+	return &User{UserID: ctx.c.id}
+}
+
+// User is GetUser.
+func (ctx *EventContext) User() *User { return ctx.GetUser() }
+
+// Channel is the channel the event was sent on.
+func (ctx *EventContext) Channel() *Channel { return &Channel{l: ctx.in.lobby, in: ctx.in} }
+
+// ChannelName is the channel's name.
+func (ctx *EventContext) ChannelName() string { return ctx.in.name }
+
+func (ctx *EventContext) bcast(action, event string, payload any, r recipients) *EventContext {
+	raw, err := protocol.MarshalPayload(payload)
+	if err != nil {
+		return ctx.fail(err)
+	}
+	if err := ctx.in.lobby.send(ctx.in, action, event, ctx.msg.RequestID, raw, r); err != nil {
+		return ctx.fail(err)
+	}
+	return ctx
+}
+
+// Broadcast sends to every member, the sender included.
+func (ctx *EventContext) Broadcast(event string, payload any) *EventContext {
+	return ctx.bcast(protocol.ActionServerBroadcast, event, payload, recipients{all: true})
+}
+
+// BroadcastFrom sends to every member but the sender.
+func (ctx *EventContext) BroadcastFrom(event string, payload any) *EventContext {
+	return ctx.bcast(protocol.ActionServerBroadcast, event, payload, recipients{all: true, except: ctx.c.id})
+}
+
+// BroadcastTo sends to the listed members; an id that is not a member is an
+// error (status 400) and nothing is sent.
+func (ctx *EventContext) BroadcastTo(event string, payload any, userIDs ...string) *EventContext {
+	ctx.bcast(protocol.ActionServerBroadcast, event, payload, recipients{only: nonNil(userIDs)})
+	if ctx.err == ErrNotMember {
+		ctx.err = BadRequest("BroadcastTo: a recipient is not a member of the channel")
+	}
+	return ctx
+}
+
+// Reply sends a SYSTEM message to the sender.
+func (ctx *EventContext) Reply(event string, payload any) *EventContext {
+	return ctx.bcast(protocol.ActionSystem, event, payload, recipients{only: []string{ctx.c.id}})
+}
+
+// SetAssigns sets one of the sender's channel assigns.
+func (ctx *EventContext) SetAssigns(key string, value any) *EventContext {
+	if err := ctx.in.setAssigns(ctx.c.id, map[string]any{key: value}); err != nil {
+		return ctx.fail(err)
+	}
+	return ctx
+}
+
+// UpdatePresence replaces the sender's presence, tracking it when it was
+// not tracked yet.
+func (ctx *EventContext) UpdatePresence(presence any) *EventContext {
+	raw, err := encodePresence(presence)
+	if err != nil {
+		return ctx.fail(err)
+	}
+	if err := ctx.in.setPresence(ctx.c.id, raw, "upsert"); err != nil {
+		return ctx.fail(err)
+	}
+	return ctx
+}
+
+// Update is UpdatePresence.
+func (ctx *EventContext) Update(presence any) *EventContext { return ctx.UpdatePresence(presence) }
+
+// Track starts presence for the sender.
+func (ctx *EventContext) Track(presence any) *EventContext {
+	raw, err := encodePresence(presence)
+	if err != nil {
+		return ctx.fail(err)
+	}
+	if err := ctx.in.setPresence(ctx.c.id, raw, "track"); err != nil {
+		return ctx.fail(err)
+	}
+	return ctx
+}
+
+// RemovePresence stops the sender's presence.
+func (ctx *EventContext) RemovePresence() *EventContext {
+	if err := ctx.in.setPresence(ctx.c.id, nil, "remove"); err != nil {
+		return ctx.fail(err)
+	}
+	return ctx
+}
+
+// EvictUser evicts the sender from the channel (see Channel.EvictUser).
+func (ctx *EventContext) EvictUser(reason string) *EventContext {
+	if err := ctx.Channel().EvictUser(ctx.c.id, reason); err != nil {
+		return ctx.fail(err)
+	}
+	return ctx
+}
+
+// GetAllPresence returns the channel's presence by user id.
+func (ctx *EventContext) GetAllPresence() map[string]any { return ctx.Channel().GetPresence() }
+
+// GetAllAssigns returns the channel's assigns by user id.
+func (ctx *EventContext) GetAllAssigns() map[string]any { return ctx.Channel().GetAssigns() }
+
+// LeaveContext is given to a leave handler after the user was removed.
+type LeaveContext struct {
+	User   *User
+	Reason string
+	ch     *Channel
+}
+
+// Channel is the channel the user left (it may have no members left).
+func (ctx *LeaveContext) Channel() *Channel { return ctx.ch }
+
+// OutgoingContext is given to outgoing hooks, once per recipient.
+type OutgoingContext struct {
+	Action string
+	Event  *Event
+
+	raw         json.RawMessage
+	ch          *Channel
+	recipient   *member
+	transformed json.RawMessage
+	blocked     bool
+	decoded     bool
+}
+
+// User is the recipient.
+func (ctx *OutgoingContext) User() *User {
+	ctx.ch.in.mu.RLock()
+	defer ctx.ch.in.mu.RUnlock()
+	return ctx.recipient.user()
+}
+
+// Channel is the channel the message goes through.
+func (ctx *OutgoingContext) Channel() *Channel { return ctx.ch }
+
+// Payload is the decoded payload.
+func (ctx *OutgoingContext) Payload() map[string]any {
+	var p map[string]any
+	_ = json.Unmarshal(ctx.raw, &p)
+	return p
+}
+
+// ParsePayload decodes the payload into v.
+func (ctx *OutgoingContext) ParsePayload(v any) error { return json.Unmarshal(ctx.raw, v) }
+
+// Transform replaces the payload for this recipient.
+func (ctx *OutgoingContext) Transform(payload any) error {
+	raw, err := protocol.MarshalPayload(payload)
+	if err != nil {
+		return err
+	}
+	ctx.transformed = raw
+	return nil
+}
+
+// Block drops the message for this recipient.
+func (ctx *OutgoingContext) Block() { ctx.blocked = true }
+
+func remarshal(from any, to any) error {
+	b, err := json.Marshal(from)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, to)
+}

@@ -1,0 +1,340 @@
+package channel
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// Endpoint is one WebSocket URL pattern with its connection handler and its
+// channel patterns ("lobbies"). Channel instances and clients live in
+// xxhash-sharded tables owned by the endpoint.
+type Endpoint struct {
+	srv     *Server
+	pattern *Pattern
+	path    string
+	handler func(*ConnectionContext) error
+
+	mu      sync.RWMutex
+	lobbies []*lobby
+
+	clients   *table[*Client]
+	instances *table[*instance]
+}
+
+// Path is the endpoint's pattern.
+func (ep *Endpoint) Path() string { return ep.path }
+
+// CreateChannel registers a channel pattern with its join handler and
+// returns the handle to register event handlers on. Patterns are tried in
+// registration order; registering the same pattern twice panics (a
+// programming error, as in the reference).
+func (ep *Endpoint) CreateChannel(pattern string, join func(*JoinContext) error) *Channel {
+	p, err := CompilePattern(pattern)
+	if err != nil {
+		panic(err)
+	}
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	for _, l := range ep.lobbies {
+		if l.pattern.String() == pattern {
+			panic(fmt.Sprintf("channel: pattern %q registered twice on endpoint %q", pattern, ep.path))
+		}
+	}
+	l := &lobby{ep: ep, pattern: p, join: join}
+	ep.lobbies = append(ep.lobbies, l)
+	return &Channel{l: l}
+}
+
+// matchLobby finds the first channel pattern matching name.
+func (ep *Endpoint) matchLobby(name string) (*lobby, Route, bool) {
+	ep.mu.RLock()
+	ls := ep.lobbies
+	ep.mu.RUnlock()
+	for _, l := range ls {
+		if r, ok := l.pattern.Match(name); ok {
+			return l, r, true
+		}
+	}
+	return nil, Route{}, false
+}
+
+// Channel returns the live channel with exactly this name.
+func (ep *Endpoint) Channel(name string) (*Channel, bool) {
+	in, ok := ep.instances.get(name)
+	if !ok || in.isDead() {
+		return nil, false
+	}
+	return &Channel{l: in.lobby, in: in}, true
+}
+
+// Channels lists the live channels.
+func (ep *Endpoint) Channels() []*Channel {
+	var out []*Channel
+	ep.instances.each(func(_ string, in *instance) bool {
+		if !in.isDead() {
+			out = append(out, &Channel{l: in.lobby, in: in})
+		}
+		return true
+	})
+	return out
+}
+
+// Client returns a connected client by user id.
+func (ep *Endpoint) Client(id string) (*Client, bool) { return ep.clients.get(id) }
+
+// ClientCount is the number of connected clients.
+func (ep *Endpoint) ClientCount() int { return ep.clients.len() }
+
+// CloseConnection closes the connections of the given users.
+func (ep *Endpoint) CloseConnection(code int, reason string, ids ...string) {
+	for _, id := range ids {
+		if c, ok := ep.clients.get(id); ok {
+			c.Close(code, reason)
+		}
+	}
+}
+
+func (in *instance) isDead() bool {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	return in.dead
+}
+
+// connect runs the connection handler.
+func (ep *Endpoint) connect(h *Handshake, route Route) (d Decision) {
+	ctx := &ConnectionContext{Route: route, ep: ep, hs: h, id: newID()}
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				ep.srv.log.Error("connection handler panicked", "path", h.Path, "panic", p)
+				err = InternalError("Internal Server Error")
+			}
+		}()
+		return ep.handler(ctx)
+	}()
+	switch {
+	case ctx.accepted:
+		c := &Client{id: ctx.id, ep: ep, srv: ep.srv, route: route, header: h.Header, remote: h.RemoteAddr, assigns: ctx.assigns}
+		connect := protocol.Encode(protocol.ActionConnect, protocol.EventConnection, protocol.ChannelEndpoint, newID(),
+			connectPayload(ctx.id))
+		d.Client = c
+		d.Greeting = append([]*protocol.Frame{connect}, ctx.replies...)
+		return d
+	case ctx.declined:
+		return Decision{Status: ctx.status, Message: ctx.message}
+	case err != nil:
+		status, msg := statusOf(err, 500)
+		var e *Error
+		if !errors.As(err, &e) {
+			ep.srv.log.Warn("connection handler failed", "path", h.Path, "err", err)
+			msg = "Internal Server Error"
+		}
+		return Decision{Status: status, Message: msg}
+	default:
+		return Decision{Status: 500, Message: "Connection handler completed without accepting or declining the request"}
+	}
+}
+
+func connectPayload(id string) json.RawMessage {
+	b := append([]byte(`{"connectionId":`), protocol.AppendString(nil, id)...)
+	return append(b, '}')
+}
+
+// join handles JOIN_CHANNEL (PROTOCOL.md §3.1–3.2).
+func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
+	s := ep.srv
+	name, reqID := msg.ChannelName, msg.RequestID
+	if !c.joinBucket.allow(s.opts.JoinRate, s.opts.JoinBurst, s.opts.Now()) {
+		s.stats.RateLimited.Add(1)
+		c.declineJoin(name, reqID, protocol.ErrChannelError, "Too many join requests", 429)
+		return
+	}
+	c.mu.Lock()
+	_, dup := c.chans[name]
+	count := len(c.chans)
+	c.mu.Unlock()
+	if dup {
+		c.sendMessage(protocol.ActionError, protocol.ErrChannelError, name, reqID, protocol.ErrorPayload(protocol.ErrChannelError,
+			fmt.Sprintf("ChannelEngine: User with id %s already exists in channel %s", c.id, name), 400))
+		return
+	}
+	if count >= s.opts.MaxChannelsPerConnection {
+		s.stats.RateLimited.Add(1)
+		c.declineJoin(name, reqID, protocol.ErrChannelError,
+			fmt.Sprintf("Too many channels for this connection (limit %d)", s.opts.MaxChannelsPerConnection), 429)
+		return
+	}
+	l, route, ok := ep.matchLobby(name)
+	if !ok {
+		c.declineJoin(name, reqID, protocol.ErrChannelNotFound, fmt.Sprintf("GatewayEngine: Channel %s does not exist", name), 404)
+		return
+	}
+	ctx := newJoinContext(c, l, route, msg)
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("join handler panicked", "channel", name, "panic", p)
+				err = InternalError("Internal Server Error")
+			}
+		}()
+		return l.join(ctx)
+	}()
+	switch {
+	case ctx.accepted:
+		if err != nil {
+			s.handlerError("join", name, "", err)
+		}
+		s.stats.Joins.Add(1)
+	case ctx.declined:
+	case err != nil:
+		s.handlerError("join", name, "", err)
+		status, text := statusOf(err, 500)
+		c.declineJoin(name, reqID, protocol.ErrChannelError, text, status)
+	default:
+		c.declineJoin(name, reqID, protocol.ErrUnauthorizedJoinRequest, "Join handler completed without accepting or declining the request", 500)
+	}
+}
+
+func (s *Server) handlerError(kind, channel, event string, err error) {
+	s.stats.HandlerErrors.Add(1)
+	if s.hooks.OnHandlerError != nil {
+		s.hooks.OnHandlerError(kind, channel, event, err)
+	}
+	s.log.Debug("handler error", "kind", kind, "channel", channel, "event", event, "err", err)
+}
+
+// admit makes c a member of the channel name (creating the instance when
+// needed) and sends the ACKNOWLEDGE.
+func (ep *Endpoint) admit(c *Client, l *lobby, name string, route Route, reqID string, assigns map[string]any, shared bool) (*instance, error) {
+	ack := protocol.Encode(protocol.ActionSystem, protocol.EventAcknowledge, name, reqID, emptyObject)
+	defer ack.Release()
+	for {
+		in := ep.instances.getOrCreate(name, func() *instance {
+			ep.srv.stats.Channels.Add(1)
+			return newInstance(l, name, route)
+		}, (*instance).isDead)
+		ok, dup := in.add(c, assigns, shared, ack)
+		if ok {
+			return in, nil
+		}
+		if dup {
+			return nil, fmt.Errorf("ChannelEngine: User with id %s already exists in channel %s", c.id, name)
+		}
+		// the instance emptied and died between lookup and add: retry
+	}
+}
+
+var emptyObject = json.RawMessage(`{}`)
+
+// leave handles LEAVE_CHANNEL (PROTOCOL.md §3.7).
+func (ep *Endpoint) leave(c *Client, msg *protocol.ClientMessage) {
+	c.mu.Lock()
+	in := c.chans[msg.ChannelName]
+	c.mu.Unlock()
+	if in == nil {
+		if live, ok := ep.instances.get(msg.ChannelName); ok && !live.isDead() {
+			return // a live channel the client is not in: nothing is sent
+		}
+		c.sendEndpointError(msg.RequestID, 404, fmt.Sprintf("Channel %s not found", msg.ChannelName))
+		return
+	}
+	ep.removeMember(in, c.id, LeaveExplicit)
+}
+
+// Leave reasons given to leave handlers.
+const (
+	LeaveExplicit = "explicit_leave"
+	LeaveClosed   = "connection_closed"
+	LeaveEvicted  = "evicted"
+	LeaveRemoved  = "removed"
+)
+
+// removeMember removes a user from a channel, notifies presence, runs the
+// leave handler and destroys the channel when it emptied.
+func (ep *Endpoint) removeMember(in *instance, id, reason string) bool {
+	m, empty := in.remove(id)
+	if m == nil {
+		return false
+	}
+	ep.srv.stats.Leaves.Add(1)
+	if empty {
+		if ep.instances.deleteIf(in.name, func(v *instance) bool { return v == in }) {
+			ep.srv.stats.Channels.Add(-1)
+		}
+	}
+	if fn := in.lobby.leaveHandler(); fn != nil {
+		ctx := &LeaveContext{User: m.user(), Reason: reason, ch: &Channel{l: in.lobby, in: in}}
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					ep.srv.log.Error("leave handler panicked", "channel", in.name, "panic", p)
+				}
+			}()
+			fn(ctx)
+		}()
+	}
+	return true
+}
+
+// disconnect removes a closed connection from every channel.
+func (ep *Endpoint) disconnect(c *Client) {
+	c.mu.Lock()
+	ins := make([]*instance, 0, len(c.chans))
+	for _, in := range c.chans {
+		ins = append(ins, in)
+	}
+	c.mu.Unlock()
+	for _, in := range ins {
+		ep.removeMember(in, c.id, LeaveClosed)
+	}
+	if ep.clients.deleteIf(c.id, func(v *Client) bool { return v == c }) {
+		ep.srv.stats.Connections.Add(-1)
+	}
+}
+
+// errNoHandler marks an event no handler answered.
+var errNoHandler = errors.New("A handler did not respond to the event")
+
+// event handles a client BROADCAST: routing checks, rate limit, middleware,
+// then the first event handler whose pattern matches.
+func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage) {
+	s := ep.srv
+	c.mu.Lock()
+	in := c.chans[msg.ChannelName]
+	c.mu.Unlock()
+	if in == nil {
+		name := msg.ChannelName
+		_, _, matched := ep.matchLobby(name)
+		switch live, ok := ep.instances.get(name); {
+		case !matched:
+			c.sendEndpointError(msg.RequestID, 404, fmt.Sprintf("GatewayEngine: Channel %s does not exist", name))
+		case ok && !live.isDead():
+			c.sendEndpointError(msg.RequestID, 404, fmt.Sprintf("ChannelEngine: User with id %s does not exist in channel %s", c.id, name))
+		default:
+			c.sendEndpointError(msg.RequestID, 404, fmt.Sprintf("Channel %s not found", name))
+		}
+		return
+	}
+	if !c.msgBucket.allow(s.opts.MessageRate, s.opts.MessageBurst, s.opts.Now()) {
+		s.stats.RateLimited.Add(1)
+		c.sendMessage(protocol.ActionError, protocol.ErrHandlerNotFound, in.name, msg.RequestID,
+			protocol.HandlerErrorPayload("Too many messages: rate limit exceeded", 429))
+		return
+	}
+	ctx := newEventContext(c, in, msg)
+	err := in.lobby.dispatch(ctx)
+	if err == nil {
+		return
+	}
+	if !errors.Is(err, errNoHandler) {
+		s.handlerError("event", in.name, msg.Event, err)
+	}
+	status, text := statusOf(err, 500)
+	// goes through the channel (outgoing hooks apply), to the sender only
+	in.lobby.send(in, protocol.ActionError, protocol.ErrHandlerNotFound, msg.RequestID,
+		protocol.HandlerErrorPayload(text, status), recipients{only: []string{c.id}})
+}

@@ -1,0 +1,338 @@
+package channel
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// instance is one live channel: a distinct channel name with at least one
+// member. It is created when the first join is accepted (never for a
+// declined join) and removed from its endpoint's table when the last member
+// leaves.
+//
+// mu guards everything below it. Fan-out posts frames to the transport
+// while holding mu (read): together with the ACKNOWLEDGE being posted under
+// mu (write) when a member is added, this guarantees a new member receives
+// nothing of the channel before its ACKNOWLEDGE.
+type instance struct {
+	name  string
+	lobby *lobby
+	ep    *Endpoint
+	route Route
+
+	mu      sync.RWMutex
+	members map[string]*member
+	list    []*member // dense, for fan-out
+
+	// presence, in the order users were first tracked; removed entries are
+	// nil until compacted
+	tracked  []*member
+	ntracked int
+	pres     presenceState
+
+	dead bool
+}
+
+type member struct {
+	c        *Client
+	assigns  map[string]any
+	shared   bool            // assigns is the client's map: copy before writing
+	presence json.RawMessage // nil when not tracked
+	idx      int32
+	pidx     int32
+}
+
+func newInstance(l *lobby, name string, route Route) *instance {
+	return &instance{name: name, lobby: l, ep: l.ep, route: route, members: make(map[string]*member)}
+}
+
+// add makes c a member and sends its ACKNOWLEDGE (under the lock, see the
+// type doc). It fails when the instance died meanwhile (the caller retries
+// with a fresh one) or when c is already a member.
+func (in *instance) add(c *Client, assigns map[string]any, shared bool, ack *protocol.Frame) (ok, dup bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.dead {
+		return false, false
+	}
+	if _, exists := in.members[c.id]; exists {
+		return false, true
+	}
+	m := &member{c: c, assigns: assigns, shared: shared, idx: int32(len(in.list)), pidx: -1}
+	in.members[c.id] = m
+	in.list = append(in.list, m)
+	c.mu.Lock()
+	if c.chans == nil {
+		c.chans = make(map[string]*instance, 2)
+	}
+	c.chans[in.name] = in
+	c.mu.Unlock()
+	c.send(ack)
+	return true, false
+}
+
+// remove drops a member. It returns the member (nil when not a member) and
+// whether the channel is now empty (and dead).
+func (in *instance) remove(id string) (*member, bool) {
+	in.mu.Lock()
+	m := in.members[id]
+	if m == nil {
+		in.mu.Unlock()
+		return nil, false
+	}
+	delete(in.members, id)
+	last := len(in.list) - 1
+	moved := in.list[last]
+	in.list[m.idx] = moved
+	moved.idx = m.idx
+	in.list[last] = nil
+	in.list = in.list[:last]
+	if m.presence != nil {
+		old := m.presence
+		in.untrackLocked(m)
+		in.presenceChangedLocked(protocol.EventLeave, old)
+	}
+	empty := len(in.members) == 0
+	if empty {
+		in.dead = true
+		in.pres.stop()
+	}
+	in.mu.Unlock()
+	m.c.mu.Lock()
+	if m.c.chans[in.name] == in {
+		delete(m.c.chans, in.name)
+	}
+	m.c.mu.Unlock()
+	return m, empty
+}
+
+func (in *instance) member(id string) *member {
+	in.mu.RLock()
+	m := in.members[id]
+	in.mu.RUnlock()
+	return m
+}
+
+func (in *instance) size() int {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	return len(in.members)
+}
+
+// recipients selects who gets a message.
+type recipients struct {
+	all     bool
+	except  string   // with all: everyone but this user
+	only    []string // explicit user ids
+	tracked bool     // presence-tracked members only
+}
+
+// connListPool recycles the []Conn handed to the transport.
+var connListPool = sync.Pool{New: func() any { s := make([]Conn, 0, 64); return &s }}
+
+// deliver fans one encoded frame out to the selected members: the frame is
+// encoded once by the caller and the same bytes reach every recipient. A
+// lobby with outgoing handlers instead gets per-recipient delivery.
+// Returns the number of recipients. Unknown ids in r.only are reported as
+// ErrNotMember before anything is sent.
+func (in *instance) deliver(f *protocol.Frame, r recipients) (int, error) {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	return in.deliverLocked(f, r)
+}
+
+func (in *instance) deliverLocked(f *protocol.Frame, r recipients) (int, error) {
+	lp := connListPool.Get().(*[]Conn)
+	conns := (*lp)[:0]
+	switch {
+	case r.tracked:
+		for _, m := range in.tracked {
+			if m != nil && m.c.conn != nil {
+				conns = append(conns, m.c.conn)
+			}
+		}
+	case r.only != nil:
+		for _, id := range r.only {
+			if _, ok := in.members[id]; !ok {
+				*lp = conns
+				connListPool.Put(lp)
+				return 0, ErrNotMember
+			}
+		}
+		for _, id := range r.only {
+			if m := in.members[id]; m.c.conn != nil {
+				conns = append(conns, m.c.conn)
+			}
+		}
+	default:
+		for _, m := range in.list {
+			if m.c.id == r.except || m.c.conn == nil {
+				continue
+			}
+			conns = append(conns, m.c.conn)
+		}
+	}
+	n := len(conns)
+	if n > 0 {
+		in.ep.srv.transport.Fanout(f, conns)
+		in.ep.srv.stats.Broadcasts.Add(1)
+		in.ep.srv.stats.Deliveries.Add(int64(n))
+	}
+	clear(conns)
+	*lp = conns[:0]
+	connListPool.Put(lp)
+	return n, nil
+}
+
+// snapshot copies the selected members (for per-recipient delivery, which
+// runs user code and must not hold the lock).
+func (in *instance) snapshot(r recipients) ([]*member, error) {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	if r.only != nil {
+		out := make([]*member, 0, len(r.only))
+		for _, id := range r.only {
+			m, ok := in.members[id]
+			if !ok {
+				return nil, ErrNotMember
+			}
+			out = append(out, m)
+		}
+		return out, nil
+	}
+	out := make([]*member, 0, len(in.list))
+	for _, m := range in.list {
+		if m.c.id != r.except {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// --- assigns -------------------------------------------------------------
+
+func (in *instance) assignsOf(id string) (map[string]any, bool) {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	m := in.members[id]
+	if m == nil {
+		return nil, false
+	}
+	return copyMap(m.assigns), true
+}
+
+func (in *instance) setAssigns(id string, kv map[string]any) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	m := in.members[id]
+	if m == nil {
+		return ErrNotMember
+	}
+	if m.shared || m.assigns == nil {
+		m.assigns = copyMap(m.assigns)
+		m.shared = false
+	}
+	for k, v := range kv {
+		m.assigns[k] = v
+	}
+	return nil
+}
+
+func (in *instance) allAssigns() map[string]any {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	out := make(map[string]any, len(in.members))
+	for id, m := range in.members {
+		out[id] = copyMap(m.assigns)
+	}
+	return out
+}
+
+// --- presence ------------------------------------------------------------
+
+func (in *instance) trackLocked(m *member, p json.RawMessage) {
+	m.presence = p
+	m.pidx = int32(len(in.tracked))
+	in.tracked = append(in.tracked, m)
+	in.ntracked++
+}
+
+func (in *instance) untrackLocked(m *member) {
+	in.tracked[m.pidx] = nil
+	m.pidx = -1
+	m.presence = nil
+	in.ntracked--
+	// compact when at least half the slots are holes
+	if holes := len(in.tracked) - in.ntracked; holes > 32 && holes*2 > len(in.tracked) {
+		j := 0
+		for _, t := range in.tracked {
+			if t != nil {
+				t.pidx = int32(j)
+				in.tracked[j] = t
+				j++
+			}
+		}
+		clear(in.tracked[j:])
+		in.tracked = in.tracked[:j]
+	}
+}
+
+// setPresence tracks, updates or removes (p == nil) a member's presence.
+// mode: "track" fails if tracked, "update" fails if not, "upsert" either.
+func (in *instance) setPresence(id string, p json.RawMessage, mode string) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	m := in.members[id]
+	if m == nil {
+		return ErrNotMember
+	}
+	switch {
+	case p == nil:
+		if m.presence == nil {
+			return ErrNoPresence
+		}
+		old := m.presence
+		in.untrackLocked(m)
+		in.presenceChangedLocked(protocol.EventLeave, old)
+	case m.presence == nil:
+		if mode == "update" {
+			return ErrNoPresence
+		}
+		in.trackLocked(m, p)
+		in.presenceChangedLocked(protocol.EventJoin, p)
+	default:
+		if mode == "track" {
+			return ErrPresenceExists
+		}
+		m.presence = p
+		in.presenceChangedLocked(protocol.EventUpdate, p)
+	}
+	return nil
+}
+
+func (in *instance) presenceOf(id string) (json.RawMessage, bool) {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	m := in.members[id]
+	if m == nil || m.presence == nil {
+		return nil, false
+	}
+	return m.presence, true
+}
+
+func (in *instance) allPresence() map[string]json.RawMessage {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	out := make(map[string]json.RawMessage, in.ntracked)
+	for _, m := range in.tracked {
+		if m != nil {
+			out[m.c.id] = m.presence
+		}
+	}
+	return out
+}
+
+func (in *instance) now() time.Time { return in.ep.srv.opts.Now() }

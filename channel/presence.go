@@ -1,0 +1,127 @@
+package channel
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// Presence messages carry the channel's complete presence list
+// (PROTOCOL.md §6.9), so N joins cost O(N²) messages and O(N³) bytes if
+// every change is sent as it happens. Two things keep a storm bounded:
+//
+//   - each change is encoded once (the list is concatenated from every
+//     member's pre-encoded presence) and the same frame goes to every
+//     tracked member;
+//   - a channel spends at most Options.PresenceBudget bytes per second on
+//     presence: after a flush of B bytes the next one waits B/budget
+//     seconds, and the changes made meanwhile are coalesced into one
+//     message that carries the newest list, the kind (JOIN/UPDATE/LEAVE)
+//     and "changed" of the last change. Outside storms every change is sent
+//     at once, exactly as the reference does.
+//
+// UPDATE messages carry the *new* presence in "changed" (decision (c) of
+// PROTOCOL.md §8; the reference sends the previous one).
+type presenceState struct {
+	pending bool
+	event   string
+	changed json.RawMessage
+	next    time.Time // earliest time of the next flush
+	timer   *time.Timer
+}
+
+func (p *presenceState) stop() {
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.pending = false
+}
+
+// maxPresenceDelay caps the coalescing interval.
+const maxPresenceDelay = time.Second
+
+// presenceChangedLocked records a change; in.mu is held (write).
+func (in *instance) presenceChangedLocked(event string, changed json.RawMessage) {
+	p := &in.pres
+	p.event, p.changed = event, changed
+	if p.pending {
+		return
+	}
+	now := in.now()
+	if !now.Before(p.next) {
+		in.flushPresenceLocked(now)
+		return
+	}
+	p.pending = true
+	d := p.next.Sub(now)
+	if p.timer == nil {
+		p.timer = time.AfterFunc(d, in.flushPresenceTimer)
+	} else {
+		p.timer.Reset(d)
+	}
+}
+
+func (in *instance) flushPresenceTimer() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !in.pres.pending || in.dead {
+		return
+	}
+	in.pres.pending = false
+	in.flushPresenceLocked(in.now())
+}
+
+// flushPresenceLocked encodes the presence message once and sends it to
+// every tracked member.
+func (in *instance) flushPresenceLocked(now time.Time) {
+	p := &in.pres
+	p.pending = false
+	if in.ntracked == 0 {
+		return
+	}
+	f := protocol.NewFrame()
+	f.AppendTo(func(b []byte) []byte {
+		b = protocol.AppendMessageHead(b, protocol.ActionPresence, p.event, in.name, newID())
+		b = append(b, `{"changed":`...)
+		if len(p.changed) == 0 {
+			b = append(b, "{}"...)
+		} else {
+			b = append(b, p.changed...)
+		}
+		b = append(b, `,"presence":[`...)
+		first := true
+		for _, m := range in.tracked {
+			if m == nil {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, m.presence...)
+		}
+		return append(b, "]}}"...)
+	})
+	f.Seal(protocol.OpText)
+	n, _ := in.deliverLocked(f, recipients{tracked: true})
+	in.ep.srv.stats.PresenceSent.Add(1)
+	cost := float64(f.Len()) * float64(n)
+	f.Release()
+	delay := time.Duration(cost / float64(in.ep.srv.opts.PresenceBudget) * float64(time.Second))
+	if delay > maxPresenceDelay {
+		delay = maxPresenceDelay
+	}
+	p.next = now.Add(delay)
+}
+
+// encodePresence turns a user value into the compact JSON object stored as
+// a member's presence.
+func encodePresence(v any) (json.RawMessage, error) {
+	raw, err := protocol.MarshalPayload(v)
+	if err != nil {
+		return nil, err
+	}
+	return raw, nil
+}

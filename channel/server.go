@@ -1,0 +1,198 @@
+package channel
+
+import (
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+func init() { uuid.EnableRandPool() }
+
+func newID() string { return uuid.NewString() }
+
+// Conn is what the channel layer needs of a connection: a way to send a
+// pre-encoded frame and to close. The engine's WebSocket connections, the
+// fallback transports and the benchmarks' virtual connections all satisfy
+// it. Both methods must be safe from any goroutine, Send must keep the order
+// of calls made by one goroutine, and Send takes its own reference to f.
+type Conn interface {
+	Send(f *protocol.Frame)
+	Close(code int, reason string)
+}
+
+// Transport delivers one frame to many connections at once. The engine
+// implements it by grouping recipients per event loop; DirectTransport
+// simply calls Send on each.
+type Transport interface {
+	Fanout(f *protocol.Frame, conns []Conn)
+}
+
+// DirectTransport sends to each connection in turn.
+type DirectTransport struct{}
+
+// Fanout implements Transport.
+func (DirectTransport) Fanout(f *protocol.Frame, conns []Conn) {
+	for _, c := range conns {
+		c.Send(f)
+	}
+}
+
+// Server is the channel layer: endpoints, channels, presence, assigns and
+// message dispatch. It is transport-agnostic: a transport calls Connect,
+// Open, Message and Disconnect.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	transport Transport
+	pool      *pool
+
+	mu        sync.RWMutex
+	endpoints []*Endpoint
+
+	hooks Hooks
+	stats Stats
+}
+
+// Hooks are optional observers for metrics and logs; nil fields are skipped.
+// They run synchronously and must be fast.
+type Hooks struct {
+	OnHandlerError func(kind, channel, event string, err error)
+}
+
+// Stats are cumulative counters of the channel layer.
+type Stats struct {
+	Connections   atomic.Int64 // currently registered connections
+	Channels      atomic.Int64 // live channel instances
+	Joins         atomic.Int64
+	JoinsDeclined atomic.Int64
+	Leaves        atomic.Int64
+	MessagesIn    atomic.Int64
+	Broadcasts    atomic.Int64 // frames fanned out
+	Deliveries    atomic.Int64 // frames × recipients
+	InvalidIn     atomic.Int64
+	RateLimited   atomic.Int64
+	HandlerErrors atomic.Int64
+	PresenceSent  atomic.Int64 // presence frames fanned out
+}
+
+// NewServer builds a channel layer that delivers through t (nil means
+// DirectTransport).
+func NewServer(opts Options, t Transport) *Server {
+	opts = opts.withDefaults()
+	if t == nil {
+		t = DirectTransport{}
+	}
+	return &Server{opts: opts, log: opts.Logger, transport: t, pool: newPool(opts.Workers)}
+}
+
+// Options returns the effective options.
+func (s *Server) Options() Options { return s.opts }
+
+// SetHooks installs observers; call before serving.
+func (s *Server) SetHooks(h Hooks) { s.hooks = h }
+
+// Stats exposes the counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+// Close stops the handler workers after the queued work ran.
+func (s *Server) Close() { s.pool.close() }
+
+// CreateEndpoint registers an endpoint; the path is a route pattern
+// (PROTOCOL.md §6.2). Endpoints are tried in registration order. It panics
+// on an invalid pattern, as registering routes is start-up code.
+func (s *Server) CreateEndpoint(path string, handler func(*ConnectionContext) error) *Endpoint {
+	p, err := CompilePattern(path)
+	if err != nil {
+		panic(err)
+	}
+	ep := &Endpoint{srv: s, pattern: p, path: path, handler: handler, clients: newTable[*Client](), instances: newTable[*instance]()}
+	s.mu.Lock()
+	s.endpoints = append(s.endpoints, ep)
+	s.mu.Unlock()
+	return ep
+}
+
+// Endpoints lists the registered endpoints.
+func (s *Server) Endpoints() []*Endpoint {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]*Endpoint(nil), s.endpoints...)
+}
+
+// Handshake is the part of an HTTP upgrade request the connection handler
+// sees.
+type Handshake struct {
+	Path       string
+	RawQuery   string
+	Header     http.Header
+	RemoteAddr string
+}
+
+// Decision is the outcome of Connect.
+type Decision struct {
+	Client   *Client           // non-nil when accepted
+	Greeting []*protocol.Frame // frames to send right after the upgrade (CONNECT first); owned by the caller
+	Status   int               // HTTP status when declined
+	Message  string
+}
+
+// Connect runs the connection handler of the first endpoint matching the
+// path. It may block (user code). The returned client is not yet visible
+// to anyone: call Open once the transport is ready.
+func (s *Server) Connect(h *Handshake) Decision {
+	s.mu.RLock()
+	eps := s.endpoints
+	s.mu.RUnlock()
+	for _, ep := range eps {
+		route, ok := ep.pattern.Match(h.Path)
+		if !ok {
+			continue
+		}
+		route.Query = parseQuery(h.RawQuery)
+		return ep.connect(h, route)
+	}
+	return Decision{Status: 404, Message: "Not Found"}
+}
+
+// Open makes an accepted client live on conn.
+func (s *Server) Open(c *Client, conn Conn) {
+	c.conn = conn
+	c.ep.clients.set(c.id, c)
+	s.stats.Connections.Add(1)
+}
+
+// Message handles one client text message. data is only read during the
+// call (it may be a network buffer). Safe from any goroutine; messages of
+// one client must be passed in order from one goroutine (its event loop).
+func (s *Server) Message(c *Client, data []byte) {
+	s.stats.MessagesIn.Add(1)
+	if protocol.IsClientPing(data) {
+		return
+	}
+	msg, err := protocol.DecodeClientMessage(data, s.opts.MaxMessageSize)
+	if err != nil {
+		s.stats.InvalidIn.Add(1)
+		status, reqID := 500, ""
+		if de, ok := err.(*protocol.DecodeError); ok {
+			status, reqID = de.Status, de.RequestID
+		}
+		c.sendEndpointError(reqID, status, err.Error())
+		return
+	}
+	c.enqueue(job{msg: msg})
+}
+
+// Disconnect removes the client from every channel (leave handlers run on
+// the worker pool after the client's queued messages). Safe from any
+// goroutine.
+func (s *Server) Disconnect(c *Client) {
+	if c.gone.Swap(true) {
+		return
+	}
+	c.enqueue(job{disconnect: true})
+}

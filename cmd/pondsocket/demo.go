@@ -1,0 +1,54 @@
+package main
+
+import (
+	"github.com/pondsocket/pondsocket"
+)
+
+// registerDemo is the demo application: a chat with presence. The bench
+// tool relies on its events: "message" broadcasts the payload unchanged to
+// the whole room, "echo" replies with it, "typing" goes to everyone but the
+// sender, "status" updates the sender's presence.
+func registerDemo(srv *pondsocket.Server) {
+	endpoint := srv.CreateEndpoint("/api/socket", func(ctx *pondsocket.ConnectionContext) error {
+		name := ctx.Route.Query.Get("username")
+		if name == "" {
+			name = "guest-" + ctx.ID()[:8]
+		}
+		return ctx.SetAssigns("username", name).Accept()
+	})
+	rooms := endpoint.CreateChannel("/chat/:roomId", func(ctx *pondsocket.JoinContext) error {
+		var join struct {
+			Username string `json:"username"`
+			Presence *bool  `json:"presence"`
+		}
+		_ = ctx.ParsePayload(&join)
+		name, _ := ctx.GetAssigns("username").(string)
+		if join.Username != "" {
+			name = join.Username
+		}
+		ctx.Accept().SetAssigns("username", name)
+		if join.Presence == nil || *join.Presence {
+			ctx.Track(map[string]any{"username": name, "status": "online"})
+		}
+		return ctx.Err()
+	})
+	rooms.OnEvent("message", func(ctx *pondsocket.EventContext) error {
+		return ctx.Broadcast("message", ctx.RawPayload()).Err()
+	})
+	rooms.OnEvent("echo", func(ctx *pondsocket.EventContext) error {
+		return ctx.Reply("echo", ctx.RawPayload()).Err()
+	})
+	rooms.OnEvent("typing", func(ctx *pondsocket.EventContext) error {
+		return ctx.BroadcastFrom("typing", ctx.RawPayload()).Err()
+	})
+	rooms.OnEvent("status", func(ctx *pondsocket.EventContext) error {
+		var s struct {
+			Status string `json:"status"`
+		}
+		if err := ctx.ParsePayload(&s); err != nil || s.Status == "" {
+			return pondsocket.BadRequest("status: expected {\"status\": \"...\"}")
+		}
+		name, _ := ctx.GetAssign("username")
+		return ctx.UpdatePresence(map[string]any{"username": name, "status": s.Status}).Err()
+	})
+}

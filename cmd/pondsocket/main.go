@@ -1,0 +1,134 @@
+// Command pondsocket runs a PondSocket server. With no flags it is a single
+// node with everything in memory, serving a demo chat: endpoint
+// /api/socket, channel /chat/:roomId with presence, and /healthz.
+//
+// Every flag can also be set through the environment variable named in its
+// help text (the flag wins).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pondsocket/pondsocket"
+)
+
+type config struct {
+	addr           string
+	eventLoops     int
+	maxConnections int
+	maxMessageSize int64
+	pingInterval   time.Duration
+	pongWait       time.Duration
+	origins        string
+	logLevel       string
+	logFormat      string
+	drain          time.Duration
+	inline         bool
+}
+
+func main() {
+	cfg := parseFlags(os.Args[1:], os.Stderr)
+	log := newLogger(cfg, os.Stderr)
+	srv := newServer(cfg, log)
+	if err := srv.Start(); err != nil {
+		log.Error("cannot start", "err", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "listening on %s\n", srv.Addr())
+	waitForSignal()
+	log.Info("shutting down", "drain", cfg.drain)
+	if err := srv.Stop(cfg.drain); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDur(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func parseFlags(args []string, out io.Writer) config {
+	var c config
+	fs := flag.NewFlagSet("pondsocket", flag.ExitOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.addr, "addr", env("PONDSOCKET_ADDR", ":8080"), "listen address (PONDSOCKET_ADDR)")
+	fs.IntVar(&c.eventLoops, "event-loops", envInt("PONDSOCKET_EVENT_LOOPS", 0), "event loops, 0 = one per core (PONDSOCKET_EVENT_LOOPS)")
+	fs.IntVar(&c.maxConnections, "max-connections", envInt("PONDSOCKET_MAX_CONNECTIONS", 0), "refuse upgrades beyond this many connections with 503, 0 = unlimited (PONDSOCKET_MAX_CONNECTIONS)")
+	fs.Int64Var(&c.maxMessageSize, "max-message-size", int64(envInt("PONDSOCKET_MAX_MESSAGE_SIZE", 1<<20)), "largest client message in bytes (PONDSOCKET_MAX_MESSAGE_SIZE)")
+	fs.DurationVar(&c.pingInterval, "ping-interval", envDur("PONDSOCKET_PING_INTERVAL", 30*time.Second), "ping a connection silent for this long (PONDSOCKET_PING_INTERVAL)")
+	fs.DurationVar(&c.pongWait, "pong-wait", envDur("PONDSOCKET_PONG_WAIT", 60*time.Second), "drop a connection silent for this long (PONDSOCKET_PONG_WAIT)")
+	fs.StringVar(&c.origins, "origins", env("PONDSOCKET_ORIGINS", ""), "comma-separated allowed Origins; empty = any (PONDSOCKET_ORIGINS)")
+	fs.StringVar(&c.logLevel, "log-level", env("PONDSOCKET_LOG_LEVEL", "info"), "debug, info, warn or error (PONDSOCKET_LOG_LEVEL)")
+	fs.StringVar(&c.logFormat, "log-format", env("PONDSOCKET_LOG_FORMAT", "text"), "text or json (PONDSOCKET_LOG_FORMAT)")
+	fs.DurationVar(&c.drain, "drain-timeout", envDur("PONDSOCKET_DRAIN_TIMEOUT", 10*time.Second), "graceful shutdown budget (PONDSOCKET_DRAIN_TIMEOUT)")
+	fs.BoolVar(&c.inline, "inline-handlers", env("PONDSOCKET_INLINE_HANDLERS", "") == "true", "run the demo's handlers on the event loops (they never block) (PONDSOCKET_INLINE_HANDLERS)")
+	_ = fs.Parse(args)
+	return c
+}
+
+func newLogger(c config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func newServer(c config, log *slog.Logger) *pondsocket.Server {
+	opts := pondsocket.DefaultOptions()
+	opts.Logger = log
+	if c.eventLoops > 0 {
+		opts.EventLoops = c.eventLoops
+	}
+	opts.MaxConnections = c.maxConnections
+	opts.MaxMessageSize = c.maxMessageSize
+	opts.PingInterval = c.pingInterval
+	opts.PongWait = c.pongWait
+	opts.InlineHandlers = c.inline
+	if c.origins != "" {
+		opts.CheckOrigin = true
+		opts.AllowedOrigins = strings.Split(c.origins, ",")
+	}
+	var srv *pondsocket.Server
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !srv.IsRunning() {
+			http.Error(w, "stopping", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) { writeMetrics(w, srv.Stats()) })
+	opts.HTTPHandler = mux
+	srv = pondsocket.NewServer(&pondsocket.ServerOptions{ServerAddr: c.addr, Options: opts})
+	registerDemo(srv)
+	return srv
+}

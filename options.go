@@ -1,0 +1,131 @@
+package pondsocket
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"time"
+)
+
+// Options configures connections and channels. Start from DefaultOptions;
+// a zero field means "the default" for every field below.
+type Options struct {
+	// CheckOrigin enables the Origin allow-list (AllowedOrigins; "*" allows
+	// any). Requests without an Origin header (non-browser clients) pass.
+	CheckOrigin    bool
+	AllowedOrigins []string
+
+	// ReadBufferSize and WriteBufferSize are accepted for compatibility with
+	// the seed API; the event-loop engine has no per-connection I/O buffers
+	// (reads use one buffer per event loop, writes go straight to the socket
+	// or to a pooled overflow buffer), so they have no effect.
+	ReadBufferSize  int
+	WriteBufferSize int
+
+	// MaxMessageSize bounds a client message. A larger message gets the
+	// protocol's 413 error and the connection stays open, as in the
+	// reference server; a frame larger than twice this size is refused
+	// before it is read, with WebSocket close 1009.
+	MaxMessageSize int64
+
+	// PingInterval: a connection silent for this long is pinged. PongWait:
+	// a connection silent for this long is dropped (it must exceed
+	// PingInterval). WriteWait bounds the closing handshake.
+	PingInterval time.Duration
+	PongWait     time.Duration
+	WriteWait    time.Duration
+
+	// EnableCompression asks for permessage-deflate. Not negotiated yet:
+	// connections work uncompressed and a warning is logged.
+	EnableCompression bool
+
+	// MaxConnections refuses upgrades beyond this many live connections
+	// with HTTP 503 (0 = unlimited).
+	MaxConnections int
+
+	// SendChannelBuffer × 16 KiB is the per-connection outbound limit when
+	// MaxOutboundBytes is not set: a connection that falls further behind is
+	// a slow consumer and is closed with 1008.
+	SendChannelBuffer int
+	// ReceiveChannelBuffer bounds the messages queued for one connection's
+	// handlers; beyond it messages are refused with status 429.
+	ReceiveChannelBuffer int
+	// InternalQueueTimeout is accepted for compatibility; nothing in the
+	// engine waits on a queue, so it has no effect.
+	InternalQueueTimeout time.Duration
+
+	// --- beyond the seed API ---
+
+	// EventLoops is the number of event loops (default: one per core).
+	EventLoops int
+	// MaxOutboundBytes is the per-connection outbound limit in bytes.
+	MaxOutboundBytes int
+	// HandshakeTimeout bounds the HTTP upgrade (slowloris protection).
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes connections that sent no message for this long
+	// (0 = never).
+	IdleTimeout time.Duration
+	// MaxChannelsPerConnection bounds the channels one connection joins.
+	MaxChannelsPerConnection int
+	// MessageRate/MessageBurst: per-connection token bucket for events
+	// (negative rate disables). JoinRate/JoinBurst: the same for joins.
+	MessageRate  float64
+	MessageBurst int
+	JoinRate     float64
+	JoinBurst    int
+	// Workers bounds the goroutines running handlers.
+	Workers int
+	// InlineHandlers runs handlers on the event loops: only for handlers
+	// that never block.
+	InlineHandlers bool
+	// PresenceBudget bounds the bytes per second a channel spends on
+	// presence messages during a storm (changes are coalesced).
+	PresenceBudget int
+	// HTTPHandler serves plain HTTP requests on the same port (for example
+	// /healthz, /metrics, a web page). Nil answers 404.
+	HTTPHandler http.Handler
+	// Logger receives operational logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// DefaultOptions returns the defaults: 1 MiB messages, pings every 30 s
+// with a 60 s pong wait, one event loop per core.
+func DefaultOptions() *Options {
+	return &Options{
+		ReadBufferSize:           1024,
+		WriteBufferSize:          1024,
+		MaxMessageSize:           1 << 20,
+		PingInterval:             30 * time.Second,
+		PongWait:                 60 * time.Second,
+		WriteWait:                10 * time.Second,
+		SendChannelBuffer:        256,
+		ReceiveChannelBuffer:     1024,
+		InternalQueueTimeout:     time.Second,
+		EventLoops:               runtime.GOMAXPROCS(0),
+		MaxOutboundBytes:         4 << 20,
+		HandshakeTimeout:         10 * time.Second,
+		MaxChannelsPerConnection: 1000,
+		MessageRate:              1000,
+		MessageBurst:             2000,
+		JoinRate:                 100,
+		JoinBurst:                200,
+	}
+}
+
+// ServerOptions configures a standalone Server.
+type ServerOptions struct {
+	// ServerAddr is the listen address (default ":8080").
+	ServerAddr string
+	// ServerReadTimeout bounds reading the upgrade request (default 10 s).
+	ServerReadTimeout time.Duration
+	// ServerWriteTimeout bounds the closing handshake.
+	ServerWriteTimeout time.Duration
+	// ServerIdleTimeout closes connections idle for this long (0 = never).
+	ServerIdleTimeout time.Duration
+	// ServerTLSConfig enables TLS. Not supported by the event-loop engine
+	// yet: Start fails with a clear error; terminate TLS at a proxy.
+	ServerTLSConfig *tls.Config
+	// Options are the connection and channel options (nil = defaults).
+	Options *Options
+}

@@ -1,0 +1,82 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sync"
+	"testing"
+)
+
+func TestFrameSealHeaders(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 127, 0xffff, 0x10000, 70000} {
+		payload := bytes.Repeat([]byte{'a'}, n)
+		f := NewStaticFrame(OpText, payload)
+		b := f.Bytes()
+		var hdr []byte
+		switch {
+		case n < 126:
+			hdr = []byte{0x81, byte(n)}
+		case n <= 0xffff:
+			hdr = binary.BigEndian.AppendUint16([]byte{0x81, 126}, uint16(n))
+		default:
+			hdr = binary.BigEndian.AppendUint64([]byte{0x81, 127}, uint64(n))
+		}
+		if !bytes.Equal(b[:len(hdr)], hdr) || !bytes.Equal(b[len(hdr):], payload) || !bytes.Equal(f.Payload(), payload) {
+			t.Errorf("n=%d: header % x, want % x", n, b[:len(hdr)], hdr)
+		}
+		if f.Len() != n || !f.Sealed() || f.Op() != OpText {
+			t.Errorf("n=%d: Len %d Sealed %v Op %#x", n, f.Len(), f.Sealed(), f.Op())
+		}
+		f.Release()
+	}
+}
+
+func TestFrameBuildAndTruncate(t *testing.T) {
+	f := NewFrame()
+	if f.Sealed() || f.Refs() != 1 {
+		t.Fatalf("new frame: sealed %v refs %d", f.Sealed(), f.Refs())
+	}
+	_, _ = f.WriteString("hello")
+	_ = f.WriteByte(' ')
+	_, _ = f.Write([]byte("world"))
+	f.Truncate(5)
+	f.AppendTo(func(dst []byte) []byte { return append(dst, '!') })
+	f.Seal(OpBinary)
+	if got := string(f.Bytes()); got != "\x82\x06hello!" {
+		t.Fatalf("Bytes = %q", got)
+	}
+	f.Release()
+}
+
+func TestFrameRefcountAndDerived(t *testing.T) {
+	f := NewStaticFrame(OpText, []byte("payload"))
+	f.Retain(8)
+	var wg sync.WaitGroup
+	calls := 0
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := f.Derived("upper", func(p []byte) []byte {
+				calls++ // under f.mu
+				return bytes.ToUpper(p)
+			})
+			if string(d) != "PAYLOAD" {
+				t.Errorf("derived %q", d)
+			}
+			f.Release()
+		}()
+	}
+	wg.Wait()
+	if calls != 1 || f.Refs() != 1 {
+		t.Fatalf("build calls %d, refs %d", calls, f.Refs())
+	}
+	f.Release()
+	defer func() {
+		if recover() == nil {
+			t.Error("over-release did not panic")
+		}
+	}()
+	var g Frame // zero references
+	g.Release()
+}

@@ -1,0 +1,322 @@
+package pondsocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pondsocket/pondsocket/channel"
+	"github.com/pondsocket/pondsocket/engine"
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// Server is a standalone PondSocket server: the event-loop engine listening
+// on ServerAddr, serving the endpoints created on it.
+type Server struct {
+	opts  ServerOptions
+	o     Options
+	log   *slog.Logger
+	ch    *channel.Server
+	eng   *engine.Engine
+	br    *bridge
+	mu    sync.Mutex
+	state int // 0 new, 1 running, 2 stopped
+}
+
+// NewServer builds a server; endpoints are added with CreateEndpoint and it
+// starts with Listen or Start.
+func NewServer(opts *ServerOptions) *Server {
+	if opts == nil {
+		opts = &ServerOptions{}
+	}
+	so := *opts
+	if addr := os.Getenv("PONDSOCKET_ADDR"); addr != "" {
+		// Deployment override (and how tests run programs that hard-code
+		// their address, such as the seed examples).
+		so.ServerAddr = addr
+	}
+	if so.ServerAddr == "" {
+		so.ServerAddr = ":8080"
+	}
+	o := mergeOptions(so.Options)
+	log := o.Logger
+	br := &bridge{log: log}
+	ch := channel.NewServer(channelOptions(o), br)
+	br.ch = ch
+	s := &Server{opts: so, o: o, log: log, ch: ch, br: br}
+	return s
+}
+
+// mergeOptions fills zero fields of o from DefaultOptions.
+func mergeOptions(o *Options) Options {
+	d := *DefaultOptions()
+	if o == nil {
+		d.Logger = slog.Default()
+		return d
+	}
+	r := *o
+	if r.MaxMessageSize <= 0 {
+		r.MaxMessageSize = d.MaxMessageSize
+	}
+	if r.PingInterval <= 0 {
+		r.PingInterval = d.PingInterval
+	}
+	if r.PongWait <= 0 {
+		r.PongWait = d.PongWait
+	}
+	if r.WriteWait <= 0 {
+		r.WriteWait = d.WriteWait
+	}
+	if r.EventLoops <= 0 {
+		r.EventLoops = d.EventLoops
+	}
+	if r.MaxOutboundBytes <= 0 {
+		r.MaxOutboundBytes = d.MaxOutboundBytes
+		if r.SendChannelBuffer > 0 && r.SendChannelBuffer*16<<10 > r.MaxOutboundBytes {
+			r.MaxOutboundBytes = r.SendChannelBuffer * 16 << 10
+		}
+	}
+	if r.ReceiveChannelBuffer <= 0 {
+		r.ReceiveChannelBuffer = d.ReceiveChannelBuffer
+	}
+	if r.HandshakeTimeout <= 0 {
+		r.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	return r
+}
+
+func channelOptions(o Options) channel.Options {
+	return channel.Options{
+		MaxMessageSize:           int(o.MaxMessageSize),
+		MaxChannelsPerConnection: o.MaxChannelsPerConnection,
+		MessageRate:              o.MessageRate,
+		MessageBurst:             o.MessageBurst,
+		JoinRate:                 o.JoinRate,
+		JoinBurst:                o.JoinBurst,
+		ReceiveQueue:             o.ReceiveChannelBuffer,
+		Workers:                  o.Workers,
+		InlineHandlers:           o.InlineHandlers,
+		PresenceBudget:           o.PresenceBudget,
+		Logger:                   o.Logger,
+	}
+}
+
+func engineConfig(addr string, so ServerOptions, o Options) engine.Config {
+	max := int(o.MaxMessageSize) * 2
+	if max < int(o.MaxMessageSize)+64<<10 {
+		max = int(o.MaxMessageSize) + 64<<10
+	}
+	cfg := engine.Config{
+		Addr:             addr,
+		EventLoops:       o.EventLoops,
+		MaxMessageSize:   max,
+		MaxConnections:   o.MaxConnections,
+		MaxOutboundBytes: o.MaxOutboundBytes,
+		HandshakeTimeout: o.HandshakeTimeout,
+		PingInterval:     o.PingInterval,
+		PongWait:         o.PongWait,
+		IdleTimeout:      o.IdleTimeout,
+		CloseTimeout:     o.WriteWait,
+		CheckOrigin:      o.CheckOrigin,
+		AllowedOrigins:   o.AllowedOrigins,
+		HTTP:             o.HTTPHandler,
+		Logger:           o.Logger,
+	}
+	if so.ServerReadTimeout > 0 {
+		cfg.HandshakeTimeout = so.ServerReadTimeout
+	}
+	if so.ServerWriteTimeout > 0 {
+		cfg.CloseTimeout = so.ServerWriteTimeout
+	}
+	if so.ServerIdleTimeout > 0 {
+		cfg.IdleTimeout = so.ServerIdleTimeout
+	}
+	return cfg
+}
+
+// CreateEndpoint registers a WebSocket endpoint (a route pattern such as
+// "/api/socket") with its connection handler.
+func (s *Server) CreateEndpoint(path string, handler func(*ConnectionContext) error) *Endpoint {
+	return s.ch.CreateEndpoint(path, handler)
+}
+
+// Start listens and serves in the background.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != 0 {
+		return errors.New("pondsocket: server already started")
+	}
+	if s.opts.ServerTLSConfig != nil {
+		return errors.New("pondsocket: ServerTLSConfig is not supported by the event-loop engine yet; terminate TLS at a reverse proxy (nginx, haproxy, a cloud load balancer) in front of the server")
+	}
+	if s.o.EnableCompression {
+		s.log.Warn("EnableCompression: permessage-deflate is not negotiated yet; connections are served uncompressed")
+	}
+	e := engine.New(engineConfig(s.opts.ServerAddr, s.opts, s.o), s.br)
+	s.br.eng = e
+	if err := e.Start(); err != nil {
+		return err
+	}
+	s.eng = e
+	s.state = 1
+	return nil
+}
+
+// Listen starts the server and blocks until SIGINT or SIGTERM, then stops
+// gracefully (30 s drain).
+func (s *Server) Listen() error {
+	if err := s.Start(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case <-s.eng.Done():
+		return errors.New("pondsocket: engine stopped unexpectedly")
+	}
+	s.log.Info("shutting down")
+	return s.Stop(30 * time.Second)
+}
+
+// Stop shuts down gracefully: every client gets close 1001, leave handlers
+// run, and the call returns when all is done or timeout passed (then the
+// remaining connections are cut).
+func (s *Server) Stop(timeout time.Duration) error {
+	s.mu.Lock()
+	if s.state != 1 {
+		s.mu.Unlock()
+		return nil
+	}
+	s.state = 2
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := s.eng.Stop(ctx)
+	s.ch.Close()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("pondsocket: stop: some connections did not close within %v and were cut", timeout)
+	}
+	return err
+}
+
+// Addr is the bound address once started.
+func (s *Server) Addr() net.Addr {
+	if s.eng == nil {
+		return nil
+	}
+	return s.eng.Addr()
+}
+
+// IsRunning reports whether the server serves.
+func (s *Server) IsRunning() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == 1
+}
+
+// Stats returns a snapshot of the server counters.
+func (s *Server) Stats() Stats { return collectStats(s.eng, s.ch) }
+
+// Stats is a snapshot of server counters (for metrics).
+type Stats struct {
+	Connections, Channels                                          int64
+	Accepted, Declined, HTTPRequests                               int64
+	MessagesIn, BytesIn, FramesOut, BytesOut, Writes               int64
+	SlowConsumers, ProtocolErrors, PongTimeouts, HandshakeTimeouts int64
+	Joins, JoinsDeclined, Leaves, InvalidMessages, RateLimited     int64
+	HandlerErrors, Broadcasts, Deliveries, PresenceMessages        int64
+}
+
+func collectStats(e *engine.Engine, c *channel.Server) Stats {
+	var st Stats
+	cs := c.Stats()
+	st.Connections = cs.Connections.Load()
+	st.Channels = cs.Channels.Load()
+	st.Joins = cs.Joins.Load()
+	st.JoinsDeclined = cs.JoinsDeclined.Load()
+	st.Leaves = cs.Leaves.Load()
+	st.InvalidMessages = cs.InvalidIn.Load()
+	st.RateLimited = cs.RateLimited.Load()
+	st.HandlerErrors = cs.HandlerErrors.Load()
+	st.Broadcasts = cs.Broadcasts.Load()
+	st.Deliveries = cs.Deliveries.Load()
+	st.PresenceMessages = cs.PresenceSent.Load()
+	if e != nil {
+		es := e.Stats()
+		st.Accepted = es.Accepted.Load()
+		st.Declined = es.Declined.Load()
+		st.HTTPRequests = es.HTTPRequests.Load()
+		st.MessagesIn = es.MessagesIn.Load()
+		st.BytesIn = es.BytesIn.Load()
+		st.FramesOut = es.FramesOut.Load()
+		st.BytesOut = es.BytesOut.Load()
+		st.Writes = es.Writes.Load()
+		st.SlowConsumers = es.SlowConsumers.Load()
+		st.ProtocolErrors = es.ProtocolErrors.Load()
+		st.PongTimeouts = es.PongTimeouts.Load()
+		st.HandshakeTimeouts = es.HandshakeTimeouts.Load()
+	}
+	return st
+}
+
+// bridge connects the engine (sockets) to the channel layer (PondSocket).
+type bridge struct {
+	ch  *channel.Server
+	eng *engine.Engine
+	log *slog.Logger
+}
+
+func (b *bridge) Upgrade(r *engine.Request) engine.Decision {
+	d := b.ch.Connect(&channel.Handshake{Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, RemoteAddr: r.RemoteAddr.String()})
+	if d.Client == nil {
+		return engine.Decision{Status: d.Status, Message: d.Message}
+	}
+	return engine.Decision{Accept: true, Context: d.Client, Greeting: d.Greeting}
+}
+
+func (b *bridge) OnOpen(c *engine.Conn) {
+	b.ch.Open(c.Context().(*channel.Client), c)
+}
+
+func (b *bridge) OnMessage(c *engine.Conn, _ byte, data []byte) {
+	// Binary frames carry the same JSON, as the reference server accepts.
+	b.ch.Message(c.Context().(*channel.Client), data)
+}
+
+func (b *bridge) OnClose(c *engine.Conn, _ int, _ error) {
+	b.ch.Disconnect(c.Context().(*channel.Client))
+}
+
+var engineConnPool = sync.Pool{New: func() any { s := make([]*engine.Conn, 0, 256); return &s }}
+
+// Fanout hands a broadcast to the engine grouped per event loop; other
+// connection kinds (virtual, fallback) get their own Send.
+func (b *bridge) Fanout(f *protocol.Frame, conns []channel.Conn) {
+	p := engineConnPool.Get().(*[]*engine.Conn)
+	ec := (*p)[:0]
+	for _, c := range conns {
+		if e, ok := c.(*engine.Conn); ok {
+			ec = append(ec, e)
+		} else {
+			c.Send(f)
+		}
+	}
+	if len(ec) > 0 {
+		b.eng.Fanout(f, ec)
+	}
+	clear(ec)
+	*p = ec[:0]
+	engineConnPool.Put(p)
+}
