@@ -1,0 +1,54 @@
+// Package channel is the PondSocket server proper: endpoints, channel
+// patterns ("lobbies"), live channels, presence, assigns, middleware and
+// the handler contexts of the public API. It knows nothing of sockets: a
+// transport hands it connections (Conn) and client messages, and it hands
+// back pre-encoded protocol.Frames, one per message however many
+// recipients there are.
+//
+// # The path of a message
+//
+// The transport calls Server.Message on the connection's event loop. The
+// message is validated and decoded there (cheap, no user code), then queued
+// in the client's mailbox. A bounded pool of workers drains mailboxes: one
+// worker at a time per client, so each connection's messages are handled
+// in order while a handler that blocks (a database call) delays only its
+// own connection. Options.InlineHandlers runs handlers on the loop instead,
+// for applications whose handlers never block.
+//
+// A broadcast is encoded once (protocol.Encode into a pooled Frame) and
+// handed to Transport.Fanout with every recipient's Conn; the engine groups
+// them per event loop. BroadcastFrom and BroadcastTo share the same bytes.
+// Only a channel pattern with outgoing hooks (OnOutgoing) pays one encoding
+// per recipient. Presence messages are encoded once per change and, during
+// storms, coalesced (presence.go).
+//
+// # Tables and locks
+//
+// Live channels and connected clients live in xxhash-sharded tables (64
+// shards, each with its own RWMutex) owned by their Endpoint. A live channel
+// (instance) is created when a join is accepted — never for a declined
+// join — and removed when its last member leaves.
+//
+// Lock order, outermost first; a goroutine never takes a lock that comes
+// before one it holds:
+//
+//  1. instance.mu (one live channel; never two at once)
+//  2. Client.mu (a client's assigns and channel set)
+//  3. table shard locks (map operations only, nothing called under them)
+//  4. the transport's own locks (the engine's per-loop inbox), taken by
+//     Conn.Send and Transport.Fanout, which are called under instance.mu
+//
+// Fan-out happens under instance.mu (read) and a join's ACKNOWLEDGE is
+// posted under instance.mu (write): that is what guarantees a new member
+// receives nothing of a channel before its ACKNOWLEDGE. Lobby handler lists
+// (lobby.mu) and the client mailbox (Client.mmu) are leaf locks. User code
+// (handlers, hooks, leave callbacks) never runs under any of these locks.
+//
+// # Concurrency contract
+//
+// Server.Connect may block (it runs the connection handler). Server.Open,
+// Message and Disconnect are safe from any goroutine; Message must be called
+// in order for one client. Everything on Channel, Endpoint and Client is
+// safe from any goroutine. Contexts (ConnectionContext, JoinContext,
+// EventContext) belong to the handler's goroutine.
+package channel
