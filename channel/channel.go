@@ -67,8 +67,8 @@ type User struct {
 
 func (m *member) user() *User {
 	u := &User{UserID: m.c.id, Assigns: copyMap(m.assigns)}
-	if m.presence != nil {
-		_ = json.Unmarshal(m.presence, &u.Presence)
+	if m.pres != nil {
+		_ = json.Unmarshal(m.pres.raw, &u.Presence)
 	}
 	return u
 }
@@ -225,7 +225,7 @@ func (in *instance) presentIDs(ids []string) []string {
 	defer in.mu.RUnlock()
 	var out []string
 	for _, id := range ids {
-		if _, ok := in.members[id]; ok {
+		if in.lookupLocked(id) != nil {
 			out = append(out, id)
 		}
 	}
@@ -437,7 +437,7 @@ func (ch *Channel) UpdateAssigns(userID, key string, value any) error {
 func (ch *Channel) GetUser(userID string) (*User, error) {
 	for _, in := range ch.instances() {
 		in.mu.RLock()
-		m := in.members[userID]
+		m := in.lookupLocked(userID)
 		var u *User
 		if m != nil {
 			u = m.user()
@@ -455,8 +455,8 @@ func (ch *Channel) Users() []string {
 	var out []string
 	for _, in := range ch.instances() {
 		in.mu.RLock()
-		for id := range in.members {
-			out = append(out, id)
+		for _, m := range in.list {
+			out = append(out, m.c.id)
 		}
 		in.mu.RUnlock()
 	}

@@ -1,7 +1,6 @@
 package channel
 
 import (
-	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -14,27 +13,32 @@ type Client struct {
 	id     string
 	conn   Conn
 	ep     *Endpoint
-	srv    *Server
-	route  Route
-	header http.Header
-	remote string
+	remote string // peer address; the request headers are not kept
 
 	// mu guards assigns and chans. Lock order: instance.mu before Client.mu.
 	mu      sync.Mutex
 	assigns map[string]any
-	chans   map[string]*instance
+	chans   chanSet
 
 	// mailbox: the client's messages wait here and are handled one at a
-	// time, in order, by whichever pool worker holds the client.
+	// time, in order, by whichever pool worker holds the client. It exists
+	// only while messages are pending, so an idle client carries no queue.
 	mmu     sync.Mutex
-	mbox    []job
-	mhead   int
+	box     *mailbox
 	running bool
+	gone    atomic.Bool
 
+	// buckets are only touched by the client's serial handler execution
 	msgBucket  bucket
 	joinBucket bucket
-	gone       atomic.Bool
 }
+
+type mailbox struct {
+	jobs []job
+	head int
+}
+
+var mailboxPool = sync.Pool{New: func() any { return &mailbox{} }}
 
 type job struct {
 	msg        protocol.ClientMessage
@@ -43,6 +47,9 @@ type job struct {
 
 // ID is the user id (the connection id).
 func (c *Client) ID() string { return c.id }
+
+// RemoteAddr is the peer address.
+func (c *Client) RemoteAddr() string { return c.remote }
 
 // Endpoint is the endpoint the client connected to.
 func (c *Client) Endpoint() *Endpoint { return c.ep }
@@ -58,9 +65,9 @@ func (c *Client) Assigns() map[string]any {
 func (c *Client) Channels() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.chans))
-	for n := range c.chans {
-		out = append(out, n)
+	out := make([]string, 0, c.chans.len())
+	for _, m := range c.chans.all() {
+		out = append(out, m.in.name)
 	}
 	return out
 }
@@ -99,19 +106,22 @@ func (c *Client) sendEndpointError(requestID string, status int, message string)
 // enqueue adds a job to the mailbox and hands the client to a worker when
 // it was idle. With InlineHandlers the job runs right here.
 func (c *Client) enqueue(j job) {
-	s := c.srv
+	s := c.ep.srv
 	if s.opts.InlineHandlers {
 		c.run(j)
 		return
 	}
 	c.mmu.Lock()
-	if !j.disconnect && len(c.mbox)-c.mhead >= s.opts.ReceiveQueue {
+	if !j.disconnect && c.box != nil && len(c.box.jobs)-c.box.head >= s.opts.ReceiveQueue {
 		c.mmu.Unlock()
 		s.stats.RateLimited.Add(1)
 		c.refuse(j.msg, 429, "Too many messages waiting for this connection")
 		return
 	}
-	c.mbox = append(c.mbox, j)
+	if c.box == nil {
+		c.box = mailboxPool.Get().(*mailbox)
+	}
+	c.box.jobs = append(c.box.jobs, j)
 	start := !c.running
 	c.running = true
 	c.mmu.Unlock()
@@ -127,10 +137,14 @@ const drainBatch = 32
 func (c *Client) drain() {
 	for i := 0; ; i++ {
 		c.mmu.Lock()
-		if c.mhead == len(c.mbox) {
-			c.mbox, c.mhead = c.mbox[:0], 0
-			if cap(c.mbox) > 64 {
-				c.mbox = nil
+		b := c.box
+		if b == nil || b.head == len(b.jobs) {
+			if b != nil {
+				b.jobs, b.head = b.jobs[:0], 0
+				if cap(b.jobs) <= 64 {
+					mailboxPool.Put(b)
+				}
+				c.box = nil
 			}
 			c.running = false
 			c.mmu.Unlock()
@@ -138,12 +152,12 @@ func (c *Client) drain() {
 		}
 		if i == drainBatch {
 			c.mmu.Unlock()
-			c.srv.pool.submit(c.drain)
+			c.ep.srv.pool.submit(c.drain)
 			return
 		}
-		j := c.mbox[c.mhead]
-		c.mbox[c.mhead] = job{}
-		c.mhead++
+		j := b.jobs[b.head]
+		b.jobs[b.head] = job{}
+		b.head++
 		c.mmu.Unlock()
 		c.run(j)
 	}
@@ -152,8 +166,8 @@ func (c *Client) drain() {
 func (c *Client) run(j job) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.srv.log.Error("handler panicked", "user", c.id, "channel", j.msg.ChannelName, "event", j.msg.Event, "panic", p)
-			c.srv.stats.HandlerErrors.Add(1)
+			c.ep.srv.log.Error("handler panicked", "user", c.id, "channel", j.msg.ChannelName, "event", j.msg.Event, "panic", p)
+			c.ep.srv.stats.HandlerErrors.Add(1)
 			if !j.disconnect && j.msg.Action == protocol.ActionBroadcast {
 				c.sendMessage(protocol.ActionError, protocol.ErrHandlerNotFound, j.msg.ChannelName, j.msg.RequestID,
 					protocol.HandlerErrorPayload("Internal Server Error", 500))
@@ -197,16 +211,21 @@ func (c *Client) refuse(m protocol.ClientMessage, status int, text string) {
 // client (which only recognises that event) reaches DECLINED, while the
 // payload keeps the reference's error code for the newer client.
 func (c *Client) declineJoin(channel, requestID, code, message string, status int) {
-	c.srv.stats.JoinsDeclined.Add(1)
+	c.ep.srv.stats.JoinsDeclined.Add(1)
 	c.sendMessage(protocol.ActionError, protocol.EventUnauthorized, channel, requestID,
 		protocol.ErrorPayload(code, message, status))
 }
 
-func (c *Client) inChannel(name string) bool {
+func (c *Client) inChannel(name string) bool { return c.channel(name) != nil }
+
+// channel returns the live channel name the client is in, or nil.
+func (c *Client) channel(name string) *instance {
 	c.mu.Lock()
-	_, ok := c.chans[name]
-	c.mu.Unlock()
-	return ok
+	defer c.mu.Unlock()
+	if m := c.chans.get(name); m != nil {
+		return m.in
+	}
+	return nil
 }
 
 func copyMap(m map[string]any) map[string]any {

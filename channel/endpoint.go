@@ -118,7 +118,7 @@ func (ep *Endpoint) connect(h *Handshake, route Route) (d Decision) {
 	}()
 	switch {
 	case ctx.accepted:
-		c := &Client{id: ctx.id, ep: ep, srv: ep.srv, route: route, header: h.Header, remote: h.RemoteAddr, assigns: ctx.assigns}
+		c := &Client{id: ctx.id, ep: ep, remote: h.RemoteAddr, assigns: ctx.assigns}
 		connect := protocol.Encode(protocol.ActionConnect, protocol.EventConnection, protocol.ChannelEndpoint, newID(),
 			connectPayload(ctx.id))
 		d.Client = c
@@ -154,8 +154,8 @@ func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 		return
 	}
 	c.mu.Lock()
-	_, dup := c.chans[name]
-	count := len(c.chans)
+	dup := c.chans.get(name) != nil
+	count := c.chans.len()
 	c.mu.Unlock()
 	if dup {
 		c.sendMessage(protocol.ActionError, protocol.ErrChannelError, name, reqID, protocol.ErrorPayload(protocol.ErrChannelError,
@@ -232,9 +232,7 @@ var emptyObject = json.RawMessage(`{}`)
 
 // leave handles LEAVE_CHANNEL (PROTOCOL.md §3.7).
 func (ep *Endpoint) leave(c *Client, msg *protocol.ClientMessage) {
-	c.mu.Lock()
-	in := c.chans[msg.ChannelName]
-	c.mu.Unlock()
+	in := c.channel(msg.ChannelName)
 	if in == nil {
 		if live, ok := ep.instances.get(msg.ChannelName); ok && !live.isDead() {
 			return // a live channel the client is not in: nothing is sent
@@ -283,13 +281,10 @@ func (ep *Endpoint) removeMember(in *instance, id, reason string) bool {
 // disconnect removes a closed connection from every channel.
 func (ep *Endpoint) disconnect(c *Client) {
 	c.mu.Lock()
-	ins := make([]*instance, 0, len(c.chans))
-	for _, in := range c.chans {
-		ins = append(ins, in)
-	}
+	ms := c.chans.all()
 	c.mu.Unlock()
-	for _, in := range ins {
-		ep.removeMember(in, c.id, LeaveClosed)
+	for _, m := range ms {
+		ep.removeMember(m.in, c.id, LeaveClosed)
 	}
 	if ep.clients.deleteIf(c.id, func(v *Client) bool { return v == c }) {
 		ep.srv.stats.Connections.Add(-1)
@@ -303,9 +298,7 @@ var errNoHandler = errors.New("A handler did not respond to the event")
 // then the first event handler whose pattern matches.
 func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage) {
 	s := ep.srv
-	c.mu.Lock()
-	in := c.chans[msg.ChannelName]
-	c.mu.Unlock()
+	in := c.channel(msg.ChannelName)
 	if in == nil {
 		name := msg.ChannelName
 		_, _, matched := ep.matchLobby(name)

@@ -23,9 +23,11 @@ type instance struct {
 	ep    *Endpoint
 	route Route
 
-	mu      sync.RWMutex
-	members map[string]*member
-	list    []*member // dense, for fan-out
+	// Members are found by id through the endpoint's client table and the
+	// client's chanSet (lookupLocked): no per-channel map, which at a
+	// million members would cost more than the membership records.
+	mu   sync.RWMutex
+	list []*member // dense, for fan-out
 
 	// presence, in the order users were first tracked; removed entries are
 	// nil until compacted
@@ -37,16 +39,23 @@ type instance struct {
 }
 
 type member struct {
-	c        *Client
-	assigns  map[string]any
-	shared   bool            // assigns is the client's map: copy before writing
-	presence json.RawMessage // nil when not tracked
-	idx      int32
-	pidx     int32
+	c       *Client
+	in      *instance
+	assigns map[string]any
+	pres    *presenceRec // nil when not tracked
+	idx     int32        // in instance.list
+	shared  bool         // assigns is the client's map: copy before writing
+}
+
+// presenceRec is a tracked member's presence: its encoded JSON object and
+// its slot in instance.tracked. Kept apart so untracked members stay small.
+type presenceRec struct {
+	raw json.RawMessage
+	idx int32
 }
 
 func newInstance(l *lobby, name string, route Route) *instance {
-	return &instance{name: name, lobby: l, ep: l.ep, route: route, members: make(map[string]*member)}
+	return &instance{name: name, lobby: l, ep: l.ep, route: route}
 }
 
 // add makes c a member and sends its ACKNOWLEDGE (under the lock, see the
@@ -58,18 +67,15 @@ func (in *instance) add(c *Client, assigns map[string]any, shared bool, ack *pro
 	if in.dead {
 		return false, false
 	}
-	if _, exists := in.members[c.id]; exists {
+	c.mu.Lock()
+	if c.chans.get(in.name) != nil {
+		c.mu.Unlock()
 		return false, true
 	}
-	m := &member{c: c, assigns: assigns, shared: shared, idx: int32(len(in.list)), pidx: -1}
-	in.members[c.id] = m
-	in.list = append(in.list, m)
-	c.mu.Lock()
-	if c.chans == nil {
-		c.chans = make(map[string]*instance, 2)
-	}
-	c.chans[in.name] = in
+	m := &member{c: c, in: in, assigns: assigns, shared: shared, idx: int32(len(in.list))}
+	c.chans.add(m)
 	c.mu.Unlock()
+	in.list = append(in.list, m)
 	c.send(ack)
 	return true, false
 }
@@ -78,40 +84,52 @@ func (in *instance) add(c *Client, assigns map[string]any, shared bool, ack *pro
 // whether the channel is now empty (and dead).
 func (in *instance) remove(id string) (*member, bool) {
 	in.mu.Lock()
-	m := in.members[id]
+	m := in.lookupLocked(id)
 	if m == nil {
 		in.mu.Unlock()
 		return nil, false
 	}
-	delete(in.members, id)
 	last := len(in.list) - 1
 	moved := in.list[last]
 	in.list[m.idx] = moved
 	moved.idx = m.idx
 	in.list[last] = nil
 	in.list = in.list[:last]
-	if m.presence != nil {
-		old := m.presence
+	if m.pres != nil {
+		old := m.pres.raw
 		in.untrackLocked(m)
 		in.presenceChangedLocked(protocol.EventLeave, old)
 	}
-	empty := len(in.members) == 0
+	empty := len(in.list) == 0
 	if empty {
 		in.dead = true
 		in.pres.stop()
 	}
-	in.mu.Unlock()
 	m.c.mu.Lock()
-	if m.c.chans[in.name] == in {
-		delete(m.c.chans, in.name)
-	}
+	m.c.chans.remove(m)
 	m.c.mu.Unlock()
+	in.mu.Unlock()
 	return m, empty
+}
+
+// lookupLocked finds the member with user id id (in.mu held).
+func (in *instance) lookupLocked(id string) *member {
+	c, ok := in.ep.clients.get(id)
+	if !ok {
+		return nil
+	}
+	c.mu.Lock()
+	m := c.chans.get(in.name)
+	c.mu.Unlock()
+	if m == nil || m.in != in {
+		return nil
+	}
+	return m
 }
 
 func (in *instance) member(id string) *member {
 	in.mu.RLock()
-	m := in.members[id]
+	m := in.lookupLocked(id)
 	in.mu.RUnlock()
 	return m
 }
@@ -119,7 +137,7 @@ func (in *instance) member(id string) *member {
 func (in *instance) size() int {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
-	return len(in.members)
+	return len(in.list)
 }
 
 // recipients selects who gets a message.
@@ -156,14 +174,14 @@ func (in *instance) deliverLocked(f *protocol.Frame, r recipients) (int, error) 
 		}
 	case r.only != nil:
 		for _, id := range r.only {
-			if _, ok := in.members[id]; !ok {
-				*lp = conns
+			m := in.lookupLocked(id)
+			if m == nil {
+				clear(conns)
+				*lp = conns[:0]
 				connListPool.Put(lp)
 				return 0, ErrNotMember
 			}
-		}
-		for _, id := range r.only {
-			if m := in.members[id]; m.c.conn != nil {
+			if m.c.conn != nil {
 				conns = append(conns, m.c.conn)
 			}
 		}
@@ -195,8 +213,8 @@ func (in *instance) snapshot(r recipients) ([]*member, error) {
 	if r.only != nil {
 		out := make([]*member, 0, len(r.only))
 		for _, id := range r.only {
-			m, ok := in.members[id]
-			if !ok {
+			m := in.lookupLocked(id)
+			if m == nil {
 				return nil, ErrNotMember
 			}
 			out = append(out, m)
@@ -217,7 +235,7 @@ func (in *instance) snapshot(r recipients) ([]*member, error) {
 func (in *instance) assignsOf(id string) (map[string]any, bool) {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
-	m := in.members[id]
+	m := in.lookupLocked(id)
 	if m == nil {
 		return nil, false
 	}
@@ -227,7 +245,7 @@ func (in *instance) assignsOf(id string) (map[string]any, bool) {
 func (in *instance) setAssigns(id string, kv map[string]any) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	m := in.members[id]
+	m := in.lookupLocked(id)
 	if m == nil {
 		return ErrNotMember
 	}
@@ -244,9 +262,9 @@ func (in *instance) setAssigns(id string, kv map[string]any) error {
 func (in *instance) allAssigns() map[string]any {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
-	out := make(map[string]any, len(in.members))
-	for id, m := range in.members {
-		out[id] = copyMap(m.assigns)
+	out := make(map[string]any, len(in.list))
+	for _, m := range in.list {
+		out[m.c.id] = copyMap(m.assigns)
 	}
 	return out
 }
@@ -254,23 +272,21 @@ func (in *instance) allAssigns() map[string]any {
 // --- presence ------------------------------------------------------------
 
 func (in *instance) trackLocked(m *member, p json.RawMessage) {
-	m.presence = p
-	m.pidx = int32(len(in.tracked))
+	m.pres = &presenceRec{raw: p, idx: int32(len(in.tracked))}
 	in.tracked = append(in.tracked, m)
 	in.ntracked++
 }
 
 func (in *instance) untrackLocked(m *member) {
-	in.tracked[m.pidx] = nil
-	m.pidx = -1
-	m.presence = nil
+	in.tracked[m.pres.idx] = nil
+	m.pres = nil
 	in.ntracked--
 	// compact when at least half the slots are holes
 	if holes := len(in.tracked) - in.ntracked; holes > 32 && holes*2 > len(in.tracked) {
 		j := 0
 		for _, t := range in.tracked {
 			if t != nil {
-				t.pidx = int32(j)
+				t.pres.idx = int32(j)
 				in.tracked[j] = t
 				j++
 			}
@@ -285,19 +301,19 @@ func (in *instance) untrackLocked(m *member) {
 func (in *instance) setPresence(id string, p json.RawMessage, mode string) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	m := in.members[id]
+	m := in.lookupLocked(id)
 	if m == nil {
 		return ErrNotMember
 	}
 	switch {
 	case p == nil:
-		if m.presence == nil {
+		if m.pres == nil {
 			return ErrNoPresence
 		}
-		old := m.presence
+		old := m.pres.raw
 		in.untrackLocked(m)
 		in.presenceChangedLocked(protocol.EventLeave, old)
-	case m.presence == nil:
+	case m.pres == nil:
 		if mode == "update" {
 			return ErrNoPresence
 		}
@@ -307,7 +323,7 @@ func (in *instance) setPresence(id string, p json.RawMessage, mode string) error
 		if mode == "track" {
 			return ErrPresenceExists
 		}
-		m.presence = p
+		m.pres.raw = p
 		in.presenceChangedLocked(protocol.EventUpdate, p)
 	}
 	return nil
@@ -316,11 +332,11 @@ func (in *instance) setPresence(id string, p json.RawMessage, mode string) error
 func (in *instance) presenceOf(id string) (json.RawMessage, bool) {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
-	m := in.members[id]
-	if m == nil || m.presence == nil {
+	m := in.lookupLocked(id)
+	if m == nil || m.pres == nil {
 		return nil, false
 	}
-	return m.presence, true
+	return m.pres.raw, true
 }
 
 func (in *instance) allPresence() map[string]json.RawMessage {
@@ -329,7 +345,7 @@ func (in *instance) allPresence() map[string]json.RawMessage {
 	out := make(map[string]json.RawMessage, in.ntracked)
 	for _, m := range in.tracked {
 		if m != nil {
-			out[m.c.id] = m.presence
+			out[m.c.id] = m.pres.raw
 		}
 	}
 	return out

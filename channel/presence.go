@@ -100,7 +100,7 @@ func (in *instance) flushPresenceLocked(now time.Time) {
 				b = append(b, ',')
 			}
 			first = false
-			b = append(b, m.presence...)
+			b = append(b, m.pres.raw...)
 		}
 		return append(b, "]}}"...)
 	})
