@@ -1,0 +1,161 @@
+package pondsocket_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pondsocket/pondsocket/internal/testenv"
+)
+
+// freeAddr reserves a loopback port for a child process.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// runProgram builds the package at dir and runs it with PONDSOCKET_ADDR set,
+// waiting until the port accepts connections.
+func runProgram(t *testing.T, dir string, env ...string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "prog")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join(testenv.RepoRoot(), dir)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", dir, err, out)
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(append(os.Environ(), "PONDSOCKET_ADDR="+addr), env...)
+	stderr, _ := cmd.StderrPipe()
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := make(chan string, 1000)
+	go func() {
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+			select {
+			case logs <- s.Text():
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cancel()
+		}
+		cancel()
+		if t.Failed() {
+			for {
+				select {
+				case l := <-logs:
+					t.Log(dir + ": " + l)
+				default:
+					return
+				}
+			}
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not listen on %s", dir, addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The seed README's "Complete Type-Safe Example", unchanged but for its
+// import line, driven by the published JS client.
+func TestTypeSafeExampleWithJSClient(t *testing.T) {
+	testenv.NodeModules(t)
+	addr := runProgram(t, "examples/typesafe")
+	connect := func(token string) *pond {
+		d := testenv.StartNode(t, "pondsocket-client", "pond-driver.mjs")
+		p := &pond{t: t, d: d}
+		d.Send(map[string]any{"op": "connect", "url": fmt.Sprintf("ws://%s/api/socket", addr), "params": map[string]any{"token": token}})
+		p.expect("conn", func(e pondEv) bool { return e.State == "connected" })
+		return p
+	}
+	a := connect("alice-token-123")
+	b := connect("bob-token-456")
+	const room = "/chat/general"
+	a.join(room, map[string]any{"username": "alice"})
+	a.state(room, "JOINED")
+	if w := a.message(room, "welcome"); w["room"].(map[string]any)["id"] != "general" {
+		t.Fatalf("welcome %v", w)
+	}
+	b.join(room, map[string]any{"username": "bob"})
+	b.state(room, "JOINED")
+	a.users(room, 2)
+
+	a.send(room, "message", map[string]any{"text": "hello from alice"})
+	for _, p := range []*pond{a, b} {
+		if m := p.message(room, "message"); m["text"] != "hello from alice" || m["id"] == "" {
+			t.Fatalf("message %v", m)
+		}
+	}
+	// validation errors come back as "error" replies
+	if r := a.request(room, "message", map[string]any{"text": ""}); r["code"] != "MESSAGE_TOO_LONG" {
+		t.Fatalf("empty message reply %v", r)
+	}
+	a.send(room, "typing", map[string]any{"isTyping": true})
+	if m := b.message(room, "typing"); m["isTyping"] != true {
+		t.Fatalf("typing %v", m)
+	}
+	a.send(room, "status_update", map[string]any{"status": "away"})
+	b.expect("presence", func(e pondEv) bool {
+		ch, _ := e.Payload["changed"].(map[string]any)
+		return ch != nil && ch["status"] == "away"
+	})
+	if r := a.request(room, "status_update", map[string]any{"status": "sleeping"}); r["code"] != "INVALID_FORMAT" {
+		t.Fatalf("bad status reply %v", r)
+	}
+	_ = strings.TrimSpace
+}
+
+// The seed README's Quick Start, with its three helpers supplied.
+func TestQuickStartExampleWithJSClient(t *testing.T) {
+	testenv.NodeModules(t)
+	addr := runProgram(t, "examples/quickstart")
+	d := testenv.StartNode(t, "pondsocket-client", "pond-driver.mjs")
+	p := &pond{t: t, d: d}
+	d.Send(map[string]any{"op": "connect", "url": fmt.Sprintf("ws://%s/api/socket", addr), "params": map[string]any{"token": "user:carol"}})
+	p.expect("conn", func(e pondEv) bool { return e.State == "connected" })
+	p.join("/chat/lobby", map[string]any{"username": "carol"})
+	p.state("/chat/lobby", "JOINED")
+	if h := p.message("/chat/lobby", "history"); len(h["messages"].([]any)) != 1 {
+		t.Fatalf("history %v", h)
+	}
+	p.send("/chat/lobby", "message", map[string]any{"text": "hi"})
+	if m := p.message("/chat/lobby", "message"); m["text"] != "hi" || m["username"] != "carol" {
+		t.Fatalf("message %v", m)
+	}
+}
