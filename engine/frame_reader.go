@@ -64,7 +64,7 @@ func (c *Conn) readFrames() gnet.Action {
 			n = binary.BigEndian.Uint64(rest[2:10])
 			hl = 10
 			if n>>63 != 0 {
-				c.protocolError(1002, "invalid payload length", 0)
+				c.protocolError(1002, "invalid payload length")
 				return gnet.Close
 			}
 		default:
@@ -81,50 +81,67 @@ func (c *Conn) readFrames() gnet.Action {
 		// oversized frame is refused without buffering it. A refused frame
 		// is skipped (its length is known) so that the peer's close frame
 		// that follows can still be read.
-		reject := func(code uint16, reason string) gnet.Action {
+		skipFrame := func() {
 			avail := uint64(len(rest) - hl)
 			if avail > n {
 				avail = n
 			}
 			off += hl + int(avail)
-			return c.protocolError(code, reason, n-avail)
+			c.skip = n - avail
+		}
+		reject := func(code uint16, reason string) {
+			skipFrame()
+			c.protocolError(code, reason)
 		}
 		if c.state == stateClosing {
 			// Only the peer's close frame matters now; frames that break the
-			// rules end the connection at once.
-			if rsv != 0 || !masked || op.IsReserved() {
+			// rules end the connection at once, others are skipped without
+			// being buffered.
+			if rsv != 0 || !masked || op.IsReserved() || (op == ws.OpClose && n > 125) {
 				return gnet.Close
+			}
+			if op != ws.OpClose {
+				skipFrame()
+				continue
 			}
 		} else {
 			if rsv != 0 {
-				return reject(1002, "reserved bits set")
+				reject(1002, "reserved bits set")
+				continue
 			}
 			if op.IsReserved() {
-				return reject(1002, "reserved opcode")
+				reject(1002, "reserved opcode")
+				continue
 			}
 			if !masked {
-				return reject(1002, "client frames must be masked")
+				reject(1002, "client frames must be masked")
+				continue
 			}
 			if op.IsControl() {
 				if !fin {
-					return reject(1002, "fragmented control frame")
+					reject(1002, "fragmented control frame")
+					continue
 				}
 				if n > 125 {
-					return reject(1002, "control frame payload too long")
+					reject(1002, "control frame payload too long")
+					continue
 				}
 			} else {
 				total := n
 				switch {
 				case op == ws.OpContinuation && c.fragOp == 0:
-					return reject(1002, "continuation frame without a message")
+					reject(1002, "continuation frame without a message")
+					continue
 				case op != ws.OpContinuation && c.fragOp != 0:
-					return reject(1002, "new message inside a fragmented message")
+					reject(1002, "new message inside a fragmented message")
+					continue
 				case op == ws.OpContinuation:
 					total += uint64(c.frag.Len())
 				}
 				if total > uint64(e.cfg.MaxMessageSize) {
 					// Drop the rest of this frame, then wait for the close echo.
-					return reject(1009, "message too big")
+					reject(1009, "message too big")
+					continue
 				}
 			}
 		}
@@ -186,7 +203,8 @@ func (c *Conn) readFrames() gnet.Action {
 
 func (c *Conn) deliver(op byte, data []byte) gnet.Action {
 	if op == protocol.OpText && !utf8.Valid(data) {
-		return c.protocolError(1007, "invalid UTF-8 in text message", 0)
+		c.protocolError(1007, "invalid UTF-8 in text message")
+		return gnet.None
 	}
 	c.lastData = c.lastRead
 	c.e.stats.MessagesIn.Add(1)
@@ -210,14 +228,14 @@ func (c *Conn) peerClose(payload []byte) gnet.Action {
 		c.closeCode = 1005
 		c.writeNow(closeFrame(0, ""))
 	case len(payload) == 1:
-		return c.protocolError(1002, "invalid close frame", 0)
+		return c.failClosed(1002, "invalid close frame")
 	default:
 		code, reason := ws.ParseCloseFrameData(payload)
-		if err := ws.CheckCloseFrameData(code, reason); err != nil {
-			if err == ws.ErrProtocolInvalidUTF8 {
-				return c.protocolError(1007, "invalid UTF-8 in close reason", 0)
-			}
-			return c.protocolError(1002, "invalid close code", 0)
+		if !validCloseCode(uint16(code)) {
+			return c.failClosed(1002, "invalid close code")
+		}
+		if !utf8.ValidString(reason) {
+			return c.failClosed(1007, "invalid UTF-8 in close reason")
 		}
 		c.closeCode = uint16(code)
 		c.writeNow(closeFrame(uint16(code), ""))
@@ -228,14 +246,32 @@ func (c *Conn) peerClose(payload []byte) gnet.Action {
 
 // protocolError fails the connection: a close frame with code is sent and
 // the connection waits (bounded by CloseTimeout) for the peer's close
-// frame, skipping skip payload bytes of the offending frame first.
-func (c *Conn) protocolError(code uint16, reason string, skip uint64) gnet.Action {
+// frame; the caller has arranged for the offending frame to be skipped.
+func (c *Conn) protocolError(code uint16, reason string) {
 	c.e.stats.ProtocolErrors.Add(1)
 	c.e.log.Debug("websocket protocol error", "remote", c.remote, "code", code, "reason", reason)
-	c.skip = skip
 	c.releaseFrag()
 	c.startClose(code, reason)
-	return gnet.None
+}
+
+// failClosed answers a bad close frame: the peer has already closed its
+// side, so after our close frame the socket closes at once.
+func (c *Conn) failClosed(code uint16, reason string) gnet.Action {
+	c.protocolError(code, reason)
+	c.state = stateDone
+	return gnet.Close
+}
+
+// validCloseCode reports whether a peer may send code in a close frame
+// (RFC 6455 §7.4, plus the IANA-registered 1012–1014).
+func validCloseCode(code uint16) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
 }
 
 // startClose sends a close frame and enters the closing state.

@@ -384,6 +384,9 @@ func parseHead(b []byte) (*Request, error) {
 	head := append([]byte(nil), b...)
 	s := string(head[:len(head)-4])
 	line, rest, _ := strings.Cut(s, "\r\n")
+	if strings.ContainsAny(line, "\r\n\x00") {
+		return nil, errBadRequestLine
+	}
 	method, rest1, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(rest1, " ")
 	if !ok1 || !ok2 || method == "" || target == "" || !strings.HasPrefix(proto, "HTTP/1.") || strings.ContainsAny(target, " \t") {
@@ -417,6 +420,9 @@ func parseHead(b []byte) (*Request, error) {
 		}
 		if l[0] == ' ' || l[0] == '\t' {
 			return nil, errors.New("obsolete header line folding is not supported")
+		}
+		if strings.ContainsAny(l, "\r\n\x00") {
+			return nil, fmt.Errorf("malformed header line %q", truncate(l, 40))
 		}
 		k, v, ok := strings.Cut(l, ":")
 		if !ok || k == "" || !validHeaderKey(k) {
