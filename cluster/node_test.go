@@ -1,0 +1,487 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorder is a Handler that forwards what it gets to channels.
+type recorder struct {
+	t    testing.TB
+	msgs chan *Envelope
+	down chan string
+}
+
+func newRecorder(t testing.TB) *recorder {
+	return &recorder{t: t, msgs: make(chan *Envelope, 10000), down: make(chan string, 16)}
+}
+
+func (r *recorder) HandleMessage(e *Envelope) {
+	if e.Type == NodeHeartbeat {
+		r.t.Errorf("heartbeat passed to the handler: %+v", e)
+	}
+	select {
+	case r.msgs <- e:
+	default:
+		r.t.Errorf("recorder full")
+	}
+}
+
+func (r *recorder) NodeDown(id string) { r.down <- id }
+
+func (r *recorder) next(t testing.TB) *Envelope {
+	t.Helper()
+	select {
+	case e := <-r.msgs:
+		return e
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message within 5s")
+		return nil
+	}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// batching wraps a PubSub so that it also implements BatchPublisher: the
+// Node's two publish paths run through the same tests.
+type batching struct {
+	PubSub
+	mu      sync.Mutex
+	batches int
+}
+
+func (b *batching) PublishBatch(ctx context.Context, msgs []Message) error {
+	b.mu.Lock()
+	b.batches++
+	b.mu.Unlock()
+	errs := make([]error, len(msgs))
+	failed := false
+	for i, m := range msgs {
+		if errs[i] = b.Publish(ctx, m.Topic, m.Data); errs[i] != nil {
+			failed = true
+		}
+	}
+	if failed {
+		return &BatchError{Errs: errs}
+	}
+	return nil
+}
+
+var publishModes = []struct {
+	name string
+	wrap func(PubSub) PubSub
+}{
+	{"single", func(p PubSub) PubSub { return p }},
+	{"batch", func(p PubSub) PubSub { return &batching{PubSub: p} }},
+}
+
+type testNode struct {
+	*Node
+	rec *recorder
+}
+
+func startNode(t testing.TB, ps PubSub, o Options) testNode {
+	t.Helper()
+	if o.Logger == nil {
+		o.Logger = quietLogger()
+	}
+	n := NewNode(ps, o)
+	rec := newRecorder(t)
+	if err := n.Start(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return testNode{n, rec}
+}
+
+// eventually polls cond (for states that have no signal, such as counters)
+// until it holds or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func userMessage(channel, event string, payload any) *Envelope {
+	p, _ := json.Marshal(payload)
+	return &Envelope{Type: UserMessage, EndpointName: "/ws", ChannelName: channel,
+		FromUserID: "u1", Event: event, Payload: p, RequestID: "r", Recipients: AllUsers()}
+}
+
+func TestNodeExchange(t *testing.T) {
+	for _, mode := range publishModes {
+		t.Run(mode.name, func(t *testing.T) {
+			bus := NewMemoryBus()
+			o := Options{Namespace: "demo"}
+			a := startNode(t, mode.wrap(bus.Connect()), o)
+			b := startNode(t, mode.wrap(bus.Connect()), o)
+			c := startNode(t, mode.wrap(bus.Connect()), o)
+			for _, n := range []testNode{a, b, c} {
+				if err := n.Subscribe("ws", "/chat/lobby"); err != nil { // name or pattern: same topic
+					t.Fatal(err)
+				}
+			}
+			before := time.Now().UnixMilli()
+			a.Publish(userMessage("/chat/lobby", "hello", map[string]string{"text": "hi"}))
+			for _, n := range []testNode{b, c} {
+				e := n.rec.next(t)
+				if e.Event != "hello" || string(e.Payload) != `{"text":"hi"}` || e.SourceNodeID != a.ID() ||
+					e.EndpointName != "ws" || e.ChannelName != "/chat/lobby" || e.Timestamp < before ||
+					!regexp.MustCompile(`^[0-9a-z]+-[0-9a-z]+$`).MatchString(e.MessageID) {
+					t.Errorf("received %+v", e)
+				}
+			}
+			// a's own copy was delivered to a by the bus before b's reply, and
+			// dropped by sourceNodeId.
+			b.Publish(userMessage("/chat/lobby", "reply", nil))
+			if e := a.rec.next(t); e.Event != "reply" || e.SourceNodeID != b.ID() {
+				t.Errorf("a got %+v first; its own message must have been dropped", e)
+			}
+			if got := a.Stats().OwnDropped; got < 1 { // its heartbeats count too
+				t.Errorf("a OwnDropped = %d", got)
+			}
+			if e := c.rec.next(t); e.Event != "reply" {
+				t.Errorf("c got %+v", e)
+			}
+			if len(b.rec.msgs) != 0 {
+				t.Errorf("b got its own message")
+			}
+		})
+	}
+}
+
+func TestNodeOrderPerTopic(t *testing.T) {
+	for _, mode := range publishModes {
+		t.Run(mode.name, func(t *testing.T) {
+			bus := NewMemoryBus()
+			conn := mode.wrap(bus.Connect())
+			a := startNode(t, conn, Options{})
+			b := startNode(t, bus.Connect(), Options{})
+			const channels, per = 10, 200
+			for c := range channels {
+				b.Subscribe("/ws", fmt.Sprintf("/room/%d", c))
+			}
+			for i := range per {
+				for c := range channels {
+					a.Publish(userMessage(fmt.Sprintf("/room/%d", c), "seq", i))
+				}
+			}
+			next := map[string]int{}
+			for range channels * per {
+				e := b.rec.next(t)
+				var i int
+				json.Unmarshal(e.Payload, &i)
+				if i != next[e.ChannelName] {
+					t.Fatalf("%s: got %d, want %d", e.ChannelName, i, next[e.ChannelName])
+				}
+				next[e.ChannelName]++
+			}
+			if bp, ok := conn.(*batching); ok {
+				bp.mu.Lock()
+				t.Logf("%d messages in %d batches", channels*per, bp.batches)
+				bp.mu.Unlock()
+			}
+		})
+	}
+}
+
+func TestNodeUnsubscribe(t *testing.T) {
+	bus := NewMemoryBus()
+	a := startNode(t, bus.Connect(), Options{})
+	b := startNode(t, bus.Connect(), Options{})
+	b.Subscribe("/ws", "/x")
+	b.Subscribe("/ws", "/y")
+	a.Publish(userMessage("/x", "one", nil))
+	if e := b.rec.next(t); e.Event != "one" {
+		t.Fatalf("got %+v", e)
+	}
+	if err := b.Unsubscribe("/ws", "/x"); err != nil {
+		t.Fatal(err)
+	}
+	a.Publish(userMessage("/x", "two", nil))
+	a.Publish(userMessage("/y", "sentinel", nil))
+	if e := b.rec.next(t); e.Event != "sentinel" {
+		t.Fatalf("got %+v after Unsubscribe", e)
+	}
+}
+
+func TestNodeDropsInvalidMessages(t *testing.T) {
+	bus := NewMemoryBus()
+	a := startNode(t, bus.Connect(), Options{})
+	a.Subscribe("/ws", "/x")
+	raw := bus.Connect()
+	if err := raw.Start(context.Background(), func(string, []byte) {}); err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	topic := ChannelTopic("pondsocket", "default", "/ws", "/x")
+	raw.Publish(context.Background(), topic, []byte(`not json`))
+	raw.Publish(context.Background(), topic, []byte(`{"protocol":"pondsocket.distributed","version":"1"}`))
+	good, _ := Encode(&Envelope{Type: UserLeft, MessageID: "m", SourceNodeID: "raw", EndpointName: "ws", ChannelName: "/x", Timestamp: 1, UserID: "u"})
+	raw.Publish(context.Background(), topic, good)
+	if e := a.rec.next(t); e.Type != UserLeft || e.UserID != "u" {
+		t.Fatalf("got %+v", e)
+	}
+	if s := a.Stats(); s.DecodeErrors != 2 || s.Handled != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestNodeHeartbeatsAndNodeDown(t *testing.T) {
+	bus := NewMemoryBus()
+	o := Options{HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 300 * time.Millisecond}
+	a := startNode(t, bus.Connect(), o)
+	b := startNode(t, bus.Connect(), o)
+	c := startNode(t, bus.Connect(), o)
+	for _, n := range []testNode{a, b, c} {
+		eventually(t, 2*time.Second, "all nodes alive", func() bool { return n.Stats().NodesAlive == 2 })
+	}
+	closed := time.Now()
+	c.Close()
+	for _, n := range []testNode{a, b} {
+		select {
+		case id := <-n.rec.down:
+			elapsed := time.Since(closed)
+			if id != c.ID() {
+				t.Errorf("NodeDown(%s), want %s", id, c.ID())
+			}
+			// c's last heartbeat was at most one interval before Close.
+			if elapsed < 200*time.Millisecond || elapsed > 2*time.Second {
+				t.Errorf("NodeDown after %v; timeout is 300ms", elapsed)
+			}
+			t.Logf("NodeDown after %v", elapsed)
+		case <-time.After(3 * time.Second):
+			t.Fatal("no NodeDown")
+		}
+		if s := n.Stats(); s.NodesAlive != 1 || s.HeartbeatsSent < 2 {
+			t.Errorf("stats %+v", s)
+		}
+	}
+	// Heartbeats keep a and b alive for each other: no further NodeDown.
+	select {
+	case id := <-a.rec.down:
+		t.Errorf("unexpected NodeDown(%s)", id)
+	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+// A node first seen through a user message (no heartbeat ever) is alive
+// from then on and goes down after the timeout.
+func TestNodeFirstSeenThroughMessage(t *testing.T) {
+	bus := NewMemoryBus()
+	a := startNode(t, bus.Connect(), Options{HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 300 * time.Millisecond})
+	a.Subscribe("/ws", "/x")
+	raw := bus.Connect()
+	raw.Start(context.Background(), func(string, []byte) {})
+	defer raw.Close()
+	data, _ := Encode(&Envelope{Type: UserJoined, MessageID: "m", SourceNodeID: "ghost", EndpointName: "ws", ChannelName: "/x", Timestamp: 1, UserID: "u"})
+	sent := time.Now()
+	raw.Publish(context.Background(), ChannelTopic("pondsocket", "default", "/ws", "/x"), data)
+	a.rec.next(t)
+	if nodes := a.Nodes(); len(nodes) != 1 || nodes[0] != "ghost" {
+		t.Fatalf("Nodes() = %v", nodes)
+	}
+	select {
+	case id := <-a.rec.down:
+		if id != "ghost" || time.Since(sent) < 300*time.Millisecond {
+			t.Errorf("NodeDown(%s) after %v", id, time.Since(sent))
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no NodeDown for ghost")
+	}
+}
+
+// Outage: publishes during SetDown(true) are retried, then dropped and
+// counted; the node recovers after SetDown(false) without a restart.
+func TestNodeOutage(t *testing.T) {
+	for _, mode := range publishModes {
+		t.Run(mode.name, func(t *testing.T) {
+			bus := NewMemoryBus()
+			o := Options{PublishRetry: 300 * time.Millisecond}
+			a := startNode(t, mode.wrap(bus.Connect()), o)
+			b := startNode(t, bus.Connect(), o)
+			b.Subscribe("/ws", "/x")
+			a.Publish(userMessage("/x", "before", nil))
+			if e := b.rec.next(t); e.Event != "before" {
+				t.Fatalf("got %+v", e)
+			}
+			base := a.Stats()
+
+			bus.SetDown(true)
+			const lost = 20
+			for i := range lost {
+				a.Publish(userMessage("/x", "lost", i))
+			}
+			eventually(t, 5*time.Second, "the lost messages to be dropped", func() bool { return a.Stats().Dropped-base.Dropped == lost })
+			s := a.Stats()
+			// Every message was attempted at least once, and the first batch
+			// more than once (messages queued behind it may already be past
+			// their window when their turn comes: the window starts at Publish).
+			if s.PublishFailures-base.PublishFailures <= lost {
+				t.Errorf("PublishFailures grew by %d: no message was retried", s.PublishFailures-base.PublishFailures)
+			}
+			t.Logf("outage: %d failed attempts for %d messages", s.PublishFailures-base.PublishFailures, lost)
+
+			// A message published during the outage that ends within
+			// PublishRetry is retried and delivered.
+			a.Publish(userMessage("/x", "retried", nil))
+			eventually(t, 5*time.Second, "a failed attempt", func() bool { return a.Stats().PublishFailures > s.PublishFailures })
+			bus.SetDown(false)
+			a.Publish(userMessage("/x", "after", nil))
+			if e := b.rec.next(t); e.Event != "retried" {
+				t.Fatalf("got %+v, want the retried message", e)
+			}
+			if e := b.rec.next(t); e.Event != "after" {
+				t.Fatalf("got %+v", e)
+			}
+			if got := a.Stats().Dropped - base.Dropped; got != lost {
+				t.Errorf("dropped %d, want %d", got, lost)
+			}
+		})
+	}
+}
+
+func TestNodeQueueFull(t *testing.T) {
+	bus := NewMemoryBus()
+	a := startNode(t, bus.Connect(), Options{PublishQueue: 4, PublishRetry: 200 * time.Millisecond})
+	bus.SetDown(true)
+	for i := range 100 {
+		a.Publish(userMessage("/x", "m", i))
+	}
+	s := a.Stats()
+	if s.QueueFull < 90 || s.Dropped < s.QueueFull {
+		t.Errorf("stats %+v", s)
+	}
+	eventually(t, 5*time.Second, "all 100 dropped", func() bool { return a.Stats().Dropped == 100 })
+}
+
+func TestNodeStartRetriesInBackground(t *testing.T) {
+	bus := NewMemoryBus()
+	bus.SetDown(true)
+	a := startNode(t, bus.Connect(), Options{}) // Start returns nil: the first attempt failed
+	if a.Stats().Connected {
+		t.Fatal("connected to a bus that is down")
+	}
+	a.Subscribe("/ws", "/x") // recorded, made once connected
+	bus.SetDown(false)
+	eventually(t, 5*time.Second, "the background reconnect", func() bool { return a.Stats().Connected })
+	b := startNode(t, bus.Connect(), Options{})
+	b.Publish(userMessage("/x", "hi", nil))
+	if e := a.rec.next(t); e.Event != "hi" {
+		t.Fatalf("got %+v", e)
+	}
+}
+
+func TestNodeStartFailFast(t *testing.T) {
+	bus := NewMemoryBus()
+	bus.SetDown(true)
+	n := NewNode(bus.Connect(), Options{FailFast: true, Logger: quietLogger()})
+	err := n.Start(context.Background(), newRecorder(t))
+	if !errors.Is(err, ErrBusDown) {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Logf("FailFast error: %v", err)
+	if err := n.Start(context.Background(), newRecorder(t)); !errors.Is(err, ErrClosed) {
+		t.Errorf("second Start: %v", err)
+	}
+	n.Close()
+}
+
+// Close publishes what is still queued before it returns.
+func TestNodeCloseFlushes(t *testing.T) {
+	bus := NewMemoryBus()
+	a := startNode(t, bus.Connect(), Options{})
+	b := startNode(t, bus.Connect(), Options{})
+	b.Subscribe("/ws", "/x")
+	for i := range 500 {
+		a.Publish(userMessage("/x", "m", i))
+	}
+	a.Close()
+	if s := a.Stats(); s.Dropped != 0 || s.Published < 500 {
+		t.Errorf("after Close: %+v", s)
+	}
+	for i := range 500 {
+		var got int
+		json.Unmarshal(b.rec.next(t).Payload, &got)
+		if got != i {
+			t.Fatalf("got %d, want %d", got, i)
+		}
+	}
+	a.Publish(userMessage("/x", "late", nil))
+	if s := a.Stats(); s.Dropped != 1 {
+		t.Errorf("Publish after Close: %+v", s)
+	}
+}
+
+// Close while the bus is down ends within FlushTimeout, counting the rest.
+func TestNodeCloseDuringOutage(t *testing.T) {
+	bus := NewMemoryBus()
+	a := startNode(t, bus.Connect(), Options{FlushTimeout: 200 * time.Millisecond})
+	bus.SetDown(true)
+	for i := range 50 {
+		a.Publish(userMessage("/x", "m", i))
+	}
+	start := time.Now()
+	a.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if s := a.Stats(); s.Dropped != 50 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestNodeCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	bus := NewMemoryBus()
+	o := Options{HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 80 * time.Millisecond, Logger: quietLogger()}
+	var nodes []*Node
+	var recs []*recorder
+	for range 3 {
+		n := NewNode(bus.Connect(), o)
+		r := newRecorder(t)
+		if err := n.Start(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		n.Subscribe("/ws", "/x")
+		nodes, recs = append(nodes, n), append(recs, r)
+	}
+	// A node started while the bus is down has a reconnect loop running.
+	bus2 := NewMemoryBus()
+	bus2.SetDown(true)
+	retrying := NewNode(bus2.Connect(), o)
+	retrying.Start(context.Background(), newRecorder(t))
+	nodes[0].Publish(userMessage("/x", "m", nil))
+	recs[1].next(t)
+	recs[2].next(t)
+	during := runtime.NumGoroutine()
+	for _, n := range append(nodes, retrying) {
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("goroutines: %d before, %d running, %d after Close\n%s", before, during, after, buf[:runtime.Stack(buf, true)])
+	} else {
+		t.Logf("goroutines: %d before, %d running, %d after Close", before, during, after)
+	}
+}

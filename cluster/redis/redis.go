@@ -1,0 +1,419 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/pondsocket/pondsocket/cluster"
+)
+
+// Options says where Redis is. The address is taken from URL if set, else
+// Addr, else Host:Port (defaults localhost:6379).
+type Options struct {
+	Addr     string // "host:port"
+	Host     string // default "localhost"
+	Port     int    // default 6379
+	Password string
+	DB       int
+	URL      string // "redis://[:password@]host:port/db" or "rediss://…" (TLS)
+
+	// Logger gets connection losses and recoveries. Default slog.Default().
+	Logger *slog.Logger
+	// HealthInterval: when the subscriber connection has been silent this
+	// long it is pinged, and dropped if the next interval stays silent.
+	// Default 15s.
+	HealthInterval time.Duration
+}
+
+// New returns a PubSub over Redis. It does not connect: Start does.
+func New(o Options) cluster.PubSub {
+	p := &pubsub{
+		log:     o.Logger,
+		health:  o.HealthInterval,
+		desired: make(map[string]struct{}),
+		waiters: make(map[string][]chan error),
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	if p.health <= 0 {
+		p.health = 15 * time.Second
+	}
+	if o.URL != "" {
+		p.opt, p.optErr = goredis.ParseURL(o.URL)
+		if p.optErr != nil {
+			p.optErr = fmt.Errorf("redis: bad URL: %w", p.optErr)
+		}
+	} else {
+		addr := o.Addr
+		if addr == "" {
+			host, port := o.Host, o.Port
+			if host == "" {
+				host = "localhost"
+			}
+			if port == 0 {
+				port = 6379
+			}
+			addr = net.JoinHostPort(host, strconv.Itoa(port))
+		}
+		p.opt = &goredis.Options{Addr: addr, Password: o.Password, DB: o.DB}
+	}
+	if p.opt != nil {
+		// Our own loop reconnects with the reference's delays; go-redis's
+		// retries inside one command would only hide an outage from the
+		// Node, whose retry window is the one that counts.
+		p.opt.MaxRetries = -1
+		p.opt.DialTimeout = 5 * time.Second
+		p.opt.ContextTimeoutEnabled = true
+		p.opt.DisableIdentity = true // no CLIENT SETINFO: works with any Redis version
+	}
+	return p
+}
+
+type pubsub struct {
+	opt    *goredis.Options
+	optErr error
+	log    *slog.Logger
+	health time.Duration
+
+	mu      sync.Mutex
+	client  *goredis.Client
+	sub     *goredis.PubSub // current subscriber connection; nil while reconnecting
+	desired map[string]struct{}
+	waiters map[string][]chan error // Subscribe calls waiting for the server's confirmation
+	started bool
+	closed  bool
+	deliver func(string, []byte)
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Addr is the Redis address in use.
+func (p *pubsub) Addr() string {
+	if p.opt == nil {
+		return ""
+	}
+	return p.opt.Addr
+}
+
+func (p *pubsub) Start(ctx context.Context, deliver func(string, []byte)) error {
+	if p.optErr != nil {
+		return p.optErr
+	}
+	p.mu.Lock()
+	switch {
+	case p.closed:
+		p.mu.Unlock()
+		return cluster.ErrClosed
+	case p.started:
+		p.mu.Unlock()
+		return cluster.ErrStarted
+	}
+	p.mu.Unlock()
+
+	client := goredis.NewClient(p.opt)
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		return fmt.Errorf("redis: cannot reach %s: %w", p.opt.Addr, err)
+	}
+	// The subscriber connection is dedicated (go-redis takes a connection
+	// out of the pool for a PubSub); PING over it makes sure it is dialled.
+	sub := client.Subscribe(ctx)
+	if err := sub.Ping(ctx); err != nil {
+		sub.Close()
+		client.Close()
+		return fmt.Errorf("redis: cannot open the subscriber connection to %s: %w", p.opt.Addr, err)
+	}
+
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		sub.Close()
+		client.Close()
+		return cluster.ErrClosed
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	p.client, p.deliver, p.started, p.cancel = client, deliver, true, cancel
+	topics, _ := p.installLocked(sub)
+	p.mu.Unlock()
+	if len(topics) > 0 {
+		if err := sub.Subscribe(ctx, topics...); err != nil {
+			p.log.Warn("redis: subscribe failed; retrying on reconnect", "addr", p.opt.Addr, "err", err)
+		}
+	}
+	p.wg.Add(1)
+	go p.run(lctx, sub)
+	return nil
+}
+
+// installLocked makes sub the current connection and returns the topics to
+// subscribe on it; false once Close has begun (the caller closes sub).
+func (p *pubsub) installLocked(sub *goredis.PubSub) ([]string, bool) {
+	if p.closed {
+		return nil, false
+	}
+	p.sub = sub
+	topics := make([]string, 0, len(p.desired))
+	for t := range p.desired {
+		topics = append(topics, t)
+	}
+	return topics, true
+}
+
+// run receives on the subscriber connection; when it breaks, it reconnects
+// after min(100·attempt, 5000) ms (the reference's delays) and subscribes
+// every desired topic again.
+func (p *pubsub) run(ctx context.Context, sub *goredis.PubSub) {
+	defer p.wg.Done()
+	for attempt := 0; ; {
+		err := p.receive(ctx, sub)
+		p.mu.Lock()
+		p.sub = nil
+		p.failWaitersLocked(err)
+		p.mu.Unlock()
+		sub.Close()
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.Warn("redis: subscriber connection lost; reconnecting", "addr", p.opt.Addr, "err", err)
+		for sub = nil; sub == nil; {
+			attempt++
+			t := time.NewTimer(reconnectDelay(attempt))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			s := p.client.Subscribe(ctx)
+			if err := s.Ping(ctx); err != nil {
+				s.Close()
+				if ctx.Err() != nil {
+					return
+				}
+				if attempt == 1 || attempt%10 == 0 {
+					p.log.Warn("redis: reconnect failed", "addr", p.opt.Addr, "attempt", attempt, "err", err)
+				}
+				continue
+			}
+			p.mu.Lock()
+			topics, ok := p.installLocked(s)
+			p.mu.Unlock()
+			if !ok {
+				s.Close()
+				return
+			}
+			if len(topics) > 0 {
+				if err := s.Subscribe(ctx, topics...); err != nil {
+					p.mu.Lock()
+					p.sub = nil
+					p.mu.Unlock()
+					s.Close()
+					continue
+				}
+			}
+			sub = s
+			p.log.Info("redis: subscriber reconnected", "addr", p.opt.Addr, "attempt", attempt, "topics", len(topics))
+			attempt = 0
+		}
+	}
+}
+
+// reconnectDelay is the reference's delay before reconnect attempt n (from 1).
+func reconnectDelay(attempt int) time.Duration {
+	return time.Duration(min(100*attempt, 5000)) * time.Millisecond
+}
+
+// receive delivers messages until the connection fails or ctx ends.
+func (p *pubsub) receive(ctx context.Context, sub *goredis.PubSub) error {
+	silent := 0
+	for {
+		msg, err := sub.ReceiveTimeout(ctx, p.health)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if silent++; silent > 1 {
+					return fmt.Errorf("no answer to PING within %v", p.health)
+				}
+				if err := sub.Ping(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+			return err
+		}
+		silent = 0
+		switch m := msg.(type) {
+		case *goredis.Message:
+			p.mu.Lock()
+			_, ok := p.desired[m.Channel]
+			deliver := p.deliver
+			p.mu.Unlock()
+			if ok {
+				deliver(m.Channel, []byte(m.Payload))
+			}
+		case *goredis.Subscription:
+			if m.Kind == "subscribe" {
+				p.mu.Lock()
+				for _, w := range p.waiters[m.Channel] {
+					w <- nil
+				}
+				delete(p.waiters, m.Channel)
+				p.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (p *pubsub) failWaitersLocked(err error) {
+	if err == nil {
+		err = errors.New("connection lost")
+	}
+	for t, ws := range p.waiters {
+		for _, w := range ws {
+			w <- fmt.Errorf("redis: subscribe %q: %w (it is made again on reconnect)", t, err)
+		}
+	}
+	clear(p.waiters)
+}
+
+// Subscribe sends SUBSCRIBE and waits for the server's confirmation, so a
+// message published after it returns is delivered. While the connection is
+// being re-established it only records the topic and returns nil.
+func (p *pubsub) Subscribe(ctx context.Context, topic string) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return cluster.ErrClosed
+	}
+	p.desired[topic] = struct{}{}
+	sub := p.sub
+	if sub == nil {
+		p.mu.Unlock()
+		return nil
+	}
+	w := make(chan error, 1)
+	p.waiters[topic] = append(p.waiters[topic], w)
+	p.mu.Unlock()
+	if err := sub.Subscribe(ctx, topic); err != nil {
+		p.dropWaiter(topic, w)
+		return fmt.Errorf("redis: subscribe %q: %w", topic, err)
+	}
+	select {
+	case err := <-w:
+		return err
+	case <-ctx.Done():
+		p.dropWaiter(topic, w)
+		return fmt.Errorf("redis: subscribe %q: no confirmation: %w", topic, ctx.Err())
+	}
+}
+
+func (p *pubsub) dropWaiter(topic string, w chan error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ws := p.waiters[topic]
+	for i, x := range ws {
+		if x == w {
+			p.waiters[topic] = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(p.waiters[topic]) == 0 {
+		delete(p.waiters, topic)
+	}
+}
+
+// Unsubscribe filters the topic out at once and sends UNSUBSCRIBE.
+func (p *pubsub) Unsubscribe(ctx context.Context, topic string) error {
+	p.mu.Lock()
+	delete(p.desired, topic)
+	sub := p.sub
+	p.mu.Unlock()
+	if sub == nil {
+		return nil
+	}
+	if err := sub.Unsubscribe(ctx, topic); err != nil {
+		return fmt.Errorf("redis: unsubscribe %q: %w", topic, err)
+	}
+	return nil
+}
+
+func (p *pubsub) publisher() (*goredis.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return nil, cluster.ErrClosed
+	case !p.started:
+		return nil, cluster.ErrNotStarted
+	}
+	return p.client, nil
+}
+
+// Publish sends PUBLISH topic data on the pooled connection.
+func (p *pubsub) Publish(ctx context.Context, topic string, data []byte) error {
+	c, err := p.publisher()
+	if err != nil {
+		return err
+	}
+	if err := c.Publish(ctx, topic, data).Err(); err != nil {
+		return fmt.Errorf("redis: publish to %s: %w", p.opt.Addr, err)
+	}
+	return nil
+}
+
+// PublishBatch sends the messages in one pipeline (one round trip), in
+// order.
+func (p *pubsub) PublishBatch(ctx context.Context, msgs []cluster.Message) error {
+	c, err := p.publisher()
+	if err != nil {
+		return err
+	}
+	pipe := c.Pipeline()
+	cmds := make([]*goredis.IntCmd, len(msgs))
+	for i, m := range msgs {
+		cmds[i] = pipe.Publish(ctx, m.Topic, m.Data)
+	}
+	if _, err := pipe.Exec(ctx); err == nil {
+		return nil
+	}
+	errs := make([]error, len(msgs))
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil {
+			errs[i] = fmt.Errorf("redis: publish to %s: %w", p.opt.Addr, err)
+		}
+	}
+	return &cluster.BatchError{Errs: errs}
+}
+
+func (p *pubsub) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	started, sub := p.started, p.sub
+	p.mu.Unlock()
+	if !started {
+		return nil
+	}
+	p.cancel()
+	if sub != nil {
+		sub.Close() // unblocks the receive loop
+	}
+	p.wg.Wait()
+	return p.client.Close()
+}
