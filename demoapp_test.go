@@ -139,6 +139,9 @@ func registerReferenceDemo(srv *pondsocket.Server) {
 		u := ctx.GetUser()
 		return ctx.Reply("whoami", map[string]any{"id": u.UserID, "assigns": u.Assigns}).Err()
 	})
+	lobby.OnEvent("everyone", func(ctx *pondsocket.EventContext) error {
+		return ctx.Reply("everyone", map[string]any{"assigns": ctx.GetAllAssigns(), "presence": ctx.GetAllPresence()}).Err()
+	})
 	lobby.OnEvent("slow", func(ctx *pondsocket.EventContext) error {
 		time.Sleep(time.Second) // a handler blocking on I/O
 		return ctx.Reply("slow-done", map[string]any{}).Err()

@@ -87,6 +87,12 @@ type Options struct {
 	HTTPHandler http.Handler
 	// Logger receives operational logs (default slog.Default()).
 	Logger *slog.Logger
+
+	// PubSub makes this server one node of a cluster (NewRedisPubSub,
+	// NewKafkaPubSub); nil is a single node.
+	PubSub PubSub
+	// Cluster tunes the node when PubSub is set.
+	Cluster ClusterOptions
 }
 
 // DefaultOptions returns the defaults: 1 MiB messages, pings every 30 s

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pondsocket/pondsocket/channel"
+	"github.com/pondsocket/pondsocket/cluster"
 	"github.com/pondsocket/pondsocket/engine"
 	"github.com/pondsocket/pondsocket/protocol"
 )
@@ -28,6 +29,7 @@ type Server struct {
 	br    *bridge
 	mu    sync.Mutex
 	state int // 0 new, 1 running, 2 stopped
+	node  *cluster.Node
 }
 
 // NewServer builds a server; endpoints are added with CreateEndpoint and it
@@ -163,9 +165,15 @@ func (s *Server) Start() error {
 	if s.o.EnableCompression {
 		s.log.Warn("EnableCompression: permessage-deflate is not negotiated yet; connections are served uncompressed")
 	}
+	if err := s.startCluster(); err != nil {
+		return err
+	}
 	e := engine.New(engineConfig(s.opts.ServerAddr, s.opts, s.o), s.br)
 	s.br.eng = e
 	if err := e.Start(); err != nil {
+		if s.node != nil {
+			_ = s.node.Close()
+		}
 		return err
 	}
 	s.eng = e
@@ -205,11 +213,18 @@ func (s *Server) Stop(timeout time.Duration) error {
 	defer cancel()
 	err := s.eng.Stop(ctx)
 	s.ch.Close()
+	if s.node != nil {
+		_ = s.node.Close()
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("pondsocket: stop: some connections did not close within %v and were cut", timeout)
 	}
 	return err
 }
+
+// ClusterNode is the cluster node when Options.PubSub is set (nil
+// otherwise): its ID, Stats and the nodes it sees.
+func (s *Server) ClusterNode() *cluster.Node { return s.node }
 
 // Addr is the bound address once started.
 func (s *Server) Addr() net.Addr {

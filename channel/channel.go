@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/pondsocket/pondsocket/cluster"
 	"github.com/pondsocket/pondsocket/protocol"
 )
 
@@ -232,9 +233,20 @@ func (in *instance) presentIDs(ids []string) []string {
 	return out
 }
 
-// send delivers one message through the channel: encoded once for all
-// recipients, or per recipient when outgoing hooks exist.
+// send delivers one message through the channel to its members on this
+// node and, in a cluster, on the others.
 func (l *lobby) send(in *instance, action, event, reqID string, payload json.RawMessage, r recipients) error {
+	if err := l.sendLocal(in, action, event, reqID, payload, r); err != nil {
+		return err
+	}
+	l.ep.publishMessage(in, event, reqID, "", payload, r)
+	return nil
+}
+
+// sendLocal delivers to the local members: encoded once for all of them,
+// or per recipient when outgoing hooks exist. Remote ids in r.only are
+// skipped here (publishMessage carries them).
+func (l *lobby) sendLocal(in *instance, action, event, reqID string, payload json.RawMessage, r recipients) error {
 	l.mu.RLock()
 	hooks := l.outgoing
 	l.mu.RUnlock()
@@ -442,6 +454,15 @@ func (ch *Channel) GetUser(userID string) (*User, error) {
 		if m != nil {
 			u = m.user()
 		}
+		if u == nil {
+			if ru := in.remote[userID]; ru != nil {
+				u = &User{UserID: userID}
+				_ = json.Unmarshal(ru.assigns, &u.Assigns)
+				if ru.pres != nil {
+					_ = json.Unmarshal(ru.pres.raw, &u.Presence)
+				}
+			}
+		}
 		in.mu.RUnlock()
 		if u != nil {
 			return u, nil
@@ -474,23 +495,49 @@ func (ch *Channel) EvictUser(userID, reason string) error {
 	if reason == "" {
 		reason = DefaultEvictReason
 	}
-	ins := ch.memberInstances(userID)
-	if len(ins) == 0 {
+	found := false
+	for _, in := range ch.instances() {
+		if in.member(userID) != nil {
+			evict(in, userID, reason)
+			found = true
+		} else if in.isRemote(userID) {
+			evictRemote(in, userID, reason)
+			found = true
+		}
+	}
+	if !found {
 		return ErrNotMember
 	}
-	for _, in := range ins {
-		evict(in, userID, reason)
-	}
 	return nil
+}
+
+func (in *instance) isRemote(id string) bool {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	_, ok := in.remote[id]
+	return ok
 }
 
 func evict(in *instance, userID, reason string) {
 	l := in.lobby
 	out, _ := json.Marshal(map[string]any{"message": reason, "code": 403})
-	_ = l.send(in, protocol.ActionSystem, "kicked_out", newID(), out, recipients{only: []string{userID}})
+	_ = l.sendLocal(in, protocol.ActionSystem, "kicked_out", newID(), out, recipients{only: []string{userID}})
 	all, _ := json.Marshal(map[string]any{"userId": userID, "reason": reason})
 	_ = l.send(in, protocol.ActionSystem, "kicked", newID(), all, recipients{all: true})
+	in.ep.publish(in, &cluster.Envelope{Type: cluster.EvictUser, UserID: userID, Reason: reason})
 	in.ep.removeMember(in, userID, LeaveEvicted+":"+reason)
+}
+
+// evictRemote evicts a user held by another node: everyone gets "kicked",
+// the owning node sends kicked_out and removes it (EVICT_USER), and this
+// node forgets it at once.
+func evictRemote(in *instance, userID, reason string) {
+	all, _ := json.Marshal(map[string]any{"userId": userID, "reason": reason})
+	_ = in.lobby.send(in, protocol.ActionSystem, "kicked", newID(), all, recipients{all: true})
+	in.ep.publish(in, &cluster.Envelope{Type: cluster.EvictUser, UserID: userID, Reason: reason})
+	in.mu.Lock()
+	in.forgetLocked(userID)
+	in.mu.Unlock()
 }
 
 // Close evicts every member of the channel(s) with reason.

@@ -217,8 +217,9 @@ func (ep *Endpoint) admit(c *Client, l *lobby, name string, route Route, reqID s
 			ep.srv.stats.Channels.Add(1)
 			return newInstance(l, name, route)
 		}, (*instance).isDead)
-		ok, dup := in.add(c, assigns, shared, ack)
-		if ok {
+		m, first, dup := in.add(c, assigns, shared, ack)
+		if m != nil {
+			ep.clusterJoined(in, m, first)
 			return in, nil
 		}
 		if dup {
@@ -259,6 +260,7 @@ func (ep *Endpoint) removeMember(in *instance, id, reason string) bool {
 		return false
 	}
 	ep.srv.stats.Leaves.Add(1)
+	ep.clusterLeft(in, id, empty)
 	if empty {
 		if ep.instances.deleteIf(in.name, func(v *instance) bool { return v == in }) {
 			ep.srv.stats.Channels.Add(-1)

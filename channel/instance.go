@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pondsocket/pondsocket/cluster"
 	"github.com/pondsocket/pondsocket/protocol"
 )
 
@@ -29,11 +30,15 @@ type instance struct {
 	mu   sync.RWMutex
 	list []*member // dense, for fan-out
 
-	// presence, in the order users were first tracked; removed entries are
-	// nil until compacted
-	tracked  []*member
+	// presence of local and remote users, in the order users were first
+	// tracked; removed entries are nil until compacted
+	tracked  []*presenceRec
 	ntracked int
 	pres     presenceState
+
+	// remote holds the users of this channel on other nodes (cluster
+	// mode only; nil on a single node).
+	remote map[string]*remoteUser
 
 	dead bool
 }
@@ -47,11 +52,21 @@ type member struct {
 	shared  bool         // assigns is the client's map: copy before writing
 }
 
-// presenceRec is a tracked member's presence: its encoded JSON object and
+// presenceRec is a tracked user's presence: its encoded JSON object and
 // its slot in instance.tracked. Kept apart so untracked members stay small.
 type presenceRec struct {
 	raw json.RawMessage
+	id  string
 	idx int32
+	m   *member // the local member, nil for a remote user
+}
+
+// remoteUser is a user of this channel connected to another node.
+type remoteUser struct {
+	id      string
+	node    string
+	assigns json.RawMessage
+	pres    *presenceRec
 }
 
 func newInstance(l *lobby, name string, route Route) *instance {
@@ -61,23 +76,27 @@ func newInstance(l *lobby, name string, route Route) *instance {
 // add makes c a member and sends its ACKNOWLEDGE (under the lock, see the
 // type doc). It fails when the instance died meanwhile (the caller retries
 // with a fresh one) or when c is already a member.
-func (in *instance) add(c *Client, assigns map[string]any, shared bool, ack *protocol.Frame) (ok, dup bool) {
+func (in *instance) add(c *Client, assigns map[string]any, shared bool, ack *protocol.Frame) (m *member, first, dup bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.dead {
-		return false, false
+		return nil, false, false
+	}
+	if _, remote := in.remote[c.id]; remote {
+		return nil, false, true // the same user id on another node
 	}
 	c.mu.Lock()
 	if c.chans.get(in.name) != nil {
 		c.mu.Unlock()
-		return false, true
+		return nil, false, true
 	}
-	m := &member{c: c, in: in, assigns: assigns, shared: shared, idx: int32(len(in.list))}
+	m = &member{c: c, in: in, assigns: assigns, shared: shared, idx: int32(len(in.list))}
 	c.chans.add(m)
 	c.mu.Unlock()
+	first = len(in.list) == 0
 	in.list = append(in.list, m)
 	c.send(ack)
-	return true, false
+	return m, first, false
 }
 
 // remove drops a member. It returns the member (nil when not a member) and
@@ -97,7 +116,8 @@ func (in *instance) remove(id string) (*member, bool) {
 	in.list = in.list[:last]
 	if m.pres != nil {
 		old := m.pres.raw
-		in.untrackLocked(m)
+		in.untrackLocked(m.pres)
+		m.pres = nil
 		in.presenceChangedLocked(protocol.EventLeave, old)
 	}
 	empty := len(in.list) == 0
@@ -167,15 +187,18 @@ func (in *instance) deliverLocked(f *protocol.Frame, r recipients) (int, error) 
 	conns := (*lp)[:0]
 	switch {
 	case r.tracked:
-		for _, m := range in.tracked {
-			if m != nil && m.c.conn != nil {
-				conns = append(conns, m.c.conn)
+		for _, p := range in.tracked {
+			if p != nil && p.m != nil && p.m.c.conn != nil {
+				conns = append(conns, p.m.c.conn)
 			}
 		}
 	case r.only != nil:
 		for _, id := range r.only {
 			m := in.lookupLocked(id)
 			if m == nil {
+				if _, remote := in.remote[id]; remote {
+					continue
+				}
 				clear(conns)
 				*lp = conns[:0]
 				connListPool.Put(lp)
@@ -215,6 +238,9 @@ func (in *instance) snapshot(r recipients) ([]*member, error) {
 		for _, id := range r.only {
 			m := in.lookupLocked(id)
 			if m == nil {
+				if _, remote := in.remote[id]; remote {
+					continue
+				}
 				return nil, ErrNotMember
 			}
 			out = append(out, m)
@@ -244,9 +270,9 @@ func (in *instance) assignsOf(id string) (map[string]any, bool) {
 
 func (in *instance) setAssigns(id string, kv map[string]any) error {
 	in.mu.Lock()
-	defer in.mu.Unlock()
 	m := in.lookupLocked(id)
 	if m == nil {
+		in.mu.Unlock()
 		return ErrNotMember
 	}
 	if m.shared || m.assigns == nil {
@@ -256,37 +282,50 @@ func (in *instance) setAssigns(id string, kv map[string]any) error {
 	for k, v := range kv {
 		m.assigns[k] = v
 	}
+	var full json.RawMessage
+	if in.ep.srv.node != nil {
+		full = marshalAssigns(m.assigns)
+	}
+	in.mu.Unlock()
+	if full != nil {
+		in.ep.publish(in, &cluster.Envelope{Type: cluster.AssignsUpdate, UserID: id, Assigns: full})
+	}
 	return nil
 }
 
 func (in *instance) allAssigns() map[string]any {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
-	out := make(map[string]any, len(in.list))
+	out := make(map[string]any, len(in.list)+len(in.remote))
 	for _, m := range in.list {
 		out[m.c.id] = copyMap(m.assigns)
+	}
+	for id, ru := range in.remote {
+		var a map[string]any
+		_ = json.Unmarshal(ru.assigns, &a)
+		out[id] = a
 	}
 	return out
 }
 
 // --- presence ------------------------------------------------------------
 
-func (in *instance) trackLocked(m *member, p json.RawMessage) {
-	m.pres = &presenceRec{raw: p, idx: int32(len(in.tracked))}
-	in.tracked = append(in.tracked, m)
+func (in *instance) trackLocked(id string, m *member, p json.RawMessage) *presenceRec {
+	rec := &presenceRec{raw: p, id: id, idx: int32(len(in.tracked)), m: m}
+	in.tracked = append(in.tracked, rec)
 	in.ntracked++
+	return rec
 }
 
-func (in *instance) untrackLocked(m *member) {
-	in.tracked[m.pres.idx] = nil
-	m.pres = nil
+func (in *instance) untrackLocked(rec *presenceRec) {
+	in.tracked[rec.idx] = nil
 	in.ntracked--
 	// compact when at least half the slots are holes
 	if holes := len(in.tracked) - in.ntracked; holes > 32 && holes*2 > len(in.tracked) {
 		j := 0
 		for _, t := range in.tracked {
 			if t != nil {
-				t.pres.idx = int32(j)
+				t.idx = int32(j)
 				in.tracked[j] = t
 				j++
 			}
@@ -300,31 +339,43 @@ func (in *instance) untrackLocked(m *member) {
 // mode: "track" fails if tracked, "update" fails if not, "upsert" either.
 func (in *instance) setPresence(id string, p json.RawMessage, mode string) error {
 	in.mu.Lock()
-	defer in.mu.Unlock()
 	m := in.lookupLocked(id)
 	if m == nil {
+		in.mu.Unlock()
 		return ErrNotMember
 	}
+	removed := false
 	switch {
 	case p == nil:
 		if m.pres == nil {
+			in.mu.Unlock()
 			return ErrNoPresence
 		}
 		old := m.pres.raw
-		in.untrackLocked(m)
+		in.untrackLocked(m.pres)
+		m.pres = nil
 		in.presenceChangedLocked(protocol.EventLeave, old)
+		removed = true
 	case m.pres == nil:
 		if mode == "update" {
+			in.mu.Unlock()
 			return ErrNoPresence
 		}
-		in.trackLocked(m, p)
+		m.pres = in.trackLocked(m.c.id, m, p)
 		in.presenceChangedLocked(protocol.EventJoin, p)
 	default:
 		if mode == "track" {
+			in.mu.Unlock()
 			return ErrPresenceExists
 		}
 		m.pres.raw = p
 		in.presenceChangedLocked(protocol.EventUpdate, p)
+	}
+	in.mu.Unlock()
+	if removed {
+		in.ep.publish(in, &cluster.Envelope{Type: cluster.PresenceRemoved, UserID: id})
+	} else {
+		in.ep.publish(in, &cluster.Envelope{Type: cluster.PresenceUpdate, UserID: id, Presence: p})
 	}
 	return nil
 }
@@ -343,9 +394,9 @@ func (in *instance) allPresence() map[string]json.RawMessage {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
 	out := make(map[string]json.RawMessage, in.ntracked)
-	for _, m := range in.tracked {
-		if m != nil {
-			out[m.c.id] = m.pres.raw
+	for _, p := range in.tracked {
+		if p != nil {
+			out[p.id] = p.raw
 		}
 	}
 	return out

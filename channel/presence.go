@@ -92,15 +92,15 @@ func (in *instance) flushPresenceLocked(now time.Time) {
 		}
 		b = append(b, `,"presence":[`...)
 		first := true
-		for _, m := range in.tracked {
-			if m == nil {
+		for _, p := range in.tracked {
+			if p == nil {
 				continue
 			}
 			if !first {
 				b = append(b, ',')
 			}
 			first = false
-			b = append(b, m.pres.raw...)
+			b = append(b, p.raw...)
 		}
 		return append(b, "]}}"...)
 	})

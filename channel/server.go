@@ -56,6 +56,7 @@ type Server struct {
 
 	hooks Hooks
 	stats Stats
+	node  ClusterNode // nil on a single node
 }
 
 // Hooks are optional observers for metrics and logs; nil fields are skipped.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -32,6 +33,15 @@ type config struct {
 	logFormat      string
 	drain          time.Duration
 	inline         bool
+
+	redisAddr     string
+	redisPassword string
+	kafkaBrokers  string
+	kafkaTopic    string
+	nodeID        string
+	namespace     string
+	heartbeat     time.Duration
+	nodeTimeout   time.Duration
 }
 
 func main() {
@@ -86,6 +96,14 @@ func parseFlags(args []string, out io.Writer) config {
 	fs.StringVar(&c.logFormat, "log-format", env("PONDSOCKET_LOG_FORMAT", "text"), "text or json (PONDSOCKET_LOG_FORMAT)")
 	fs.DurationVar(&c.drain, "drain-timeout", envDur("PONDSOCKET_DRAIN_TIMEOUT", 10*time.Second), "graceful shutdown budget (PONDSOCKET_DRAIN_TIMEOUT)")
 	fs.BoolVar(&c.inline, "inline-handlers", env("PONDSOCKET_INLINE_HANDLERS", "") == "true", "run the demo's handlers on the event loops (they never block) (PONDSOCKET_INLINE_HANDLERS)")
+	fs.StringVar(&c.redisAddr, "redis-addr", env("PONDSOCKET_REDIS_ADDR", ""), "cluster over Redis at host:port or redis://… (PONDSOCKET_REDIS_ADDR)")
+	fs.StringVar(&c.redisPassword, "redis-password", env("PONDSOCKET_REDIS_PASSWORD", ""), "Redis password (PONDSOCKET_REDIS_PASSWORD)")
+	fs.StringVar(&c.kafkaBrokers, "kafka-brokers", env("PONDSOCKET_KAFKA_BROKERS", ""), "cluster over Kafka: comma-separated brokers (PONDSOCKET_KAFKA_BROKERS)")
+	fs.StringVar(&c.kafkaTopic, "kafka-topic-prefix", env("PONDSOCKET_KAFKA_TOPIC_PREFIX", "pondsocket"), "prefix of the Kafka topics (PONDSOCKET_KAFKA_TOPIC_PREFIX)")
+	fs.StringVar(&c.nodeID, "node-id", env("PONDSOCKET_NODE_ID", ""), "cluster node id, default random (PONDSOCKET_NODE_ID)")
+	fs.StringVar(&c.namespace, "cluster-namespace", env("PONDSOCKET_CLUSTER_NAMESPACE", "default"), "nodes sharing a namespace form one cluster (PONDSOCKET_CLUSTER_NAMESPACE)")
+	fs.DurationVar(&c.heartbeat, "heartbeat-interval", envDur("PONDSOCKET_HEARTBEAT_INTERVAL", 30*time.Second), "cluster heartbeat period (PONDSOCKET_HEARTBEAT_INTERVAL)")
+	fs.DurationVar(&c.nodeTimeout, "heartbeat-timeout", envDur("PONDSOCKET_HEARTBEAT_TIMEOUT", 90*time.Second), "a node silent this long is dead (PONDSOCKET_HEARTBEAT_TIMEOUT)")
 	_ = fs.Parse(args)
 	return c
 }
@@ -117,6 +135,28 @@ func newServer(c config, log *slog.Logger) *pondsocket.Server {
 		opts.CheckOrigin = true
 		opts.AllowedOrigins = strings.Split(c.origins, ",")
 	}
+	switch {
+	case c.redisAddr != "" && c.kafkaBrokers != "":
+		log.Error("choose one cluster backend: --redis-addr or --kafka-brokers")
+		os.Exit(2)
+	case c.redisAddr != "":
+		ro := &pondsocket.RedisPubSubOptions{Password: c.redisPassword}
+		if strings.Contains(c.redisAddr, "://") {
+			ro.URL = c.redisAddr
+		} else {
+			host, port, err := net.SplitHostPort(c.redisAddr)
+			if err != nil {
+				log.Error("bad --redis-addr", "err", err)
+				os.Exit(2)
+			}
+			ro.Host = host
+			ro.Port, _ = strconv.Atoi(port)
+		}
+		opts.PubSub = pondsocket.NewRedisPubSub(ro)
+	case c.kafkaBrokers != "":
+		opts.PubSub = pondsocket.NewKafkaPubSub(&pondsocket.KafkaPubSubOptions{Brokers: strings.Split(c.kafkaBrokers, ","), TopicPrefix: c.kafkaTopic})
+	}
+	opts.Cluster = pondsocket.ClusterOptions{NodeID: c.nodeID, Namespace: c.namespace, HeartbeatInterval: c.heartbeat, HeartbeatTimeout: c.nodeTimeout}
 	var srv *pondsocket.Server
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {

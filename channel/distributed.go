@@ -1,0 +1,377 @@
+package channel
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/pondsocket/pondsocket/cluster"
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// Cluster mode (PROTOCOL.md Part 2). Each node keeps, per live channel,
+// its local members and the users it knows on other nodes (instance.remote)
+// with their assigns and presence. Local changes are published as
+// distributed-protocol messages; messages from other nodes update the
+// remote users and are delivered to the local members. A node serves a
+// channel (subscribes to its topic) while it has local members.
+//
+// Differences from the reference that stay wire-compatible:
+//   - STATE_RESPONSE lists only the responder's own users, so every user is
+//     attributed to the node that really holds it (§8 point 10);
+//   - an evicted remote user gets kicked_out once (§8 point 8): the
+//     evicting node publishes "kicked" to everyone and EVICT_USER, and the
+//     owning node sends kicked_out and runs the leave handler;
+//   - USER_MESSAGE is not published when every recipient is local.
+
+// ClusterNode is what the channel layer needs of a cluster node
+// (*cluster.Node implements it).
+type ClusterNode interface {
+	ID() string
+	Subscribe(endpointPattern, channelName string) error
+	Unsubscribe(endpointPattern, channelName string) error
+	Publish(e *cluster.Envelope)
+}
+
+// AttachCluster makes the server a node of a cluster; call before serving.
+// The caller starts the node with the server as its cluster.Handler.
+func (s *Server) AttachCluster(n ClusterNode) { s.node = n }
+
+// Clustered reports whether a cluster node is attached.
+func (s *Server) Clustered() bool { return s.node != nil }
+
+func (ep *Endpoint) publish(in *instance, e *cluster.Envelope) {
+	n := ep.srv.node
+	if n == nil {
+		return
+	}
+	e.EndpointName = cluster.EndpointName(ep.path)
+	e.ChannelName = in.name
+	n.Publish(e)
+}
+
+// --- local changes → the bus ---------------------------------------------
+
+// clusterJoined runs after a local user was admitted: it subscribes the
+// node to a channel it starts serving, announces the user, and asks the
+// others for the channel's state when this node knew nobody there.
+func (ep *Endpoint) clusterJoined(in *instance, m *member, first bool) {
+	n := ep.srv.node
+	if n == nil {
+		return
+	}
+	if first {
+		if err := n.Subscribe(ep.path, in.name); err != nil {
+			ep.srv.log.Warn("cluster subscribe failed; the channel is served locally only", "channel", in.name, "err", err)
+		}
+	}
+	in.mu.RLock()
+	assigns := marshalAssigns(m.assigns)
+	alone := len(in.list) == 1 && len(in.remote) == 0
+	in.mu.RUnlock()
+	ep.publish(in, &cluster.Envelope{Type: cluster.UserJoined, UserID: m.c.id, Presence: emptyObject, Assigns: assigns})
+	if first || alone {
+		ep.publish(in, &cluster.Envelope{Type: cluster.StateRequest, FromNode: n.ID()})
+	}
+}
+
+// clusterLeft runs after a local user left; last reports the node stopped
+// serving the channel.
+func (ep *Endpoint) clusterLeft(in *instance, userID string, last bool) {
+	n := ep.srv.node
+	if n == nil {
+		return
+	}
+	ep.publish(in, &cluster.Envelope{Type: cluster.UserLeft, UserID: userID})
+	if last {
+		if err := n.Unsubscribe(ep.path, in.name); err != nil {
+			ep.srv.log.Debug("cluster unsubscribe", "channel", in.name, "err", err)
+		}
+	}
+}
+
+func marshalAssigns(a map[string]any) json.RawMessage {
+	if len(a) == 0 {
+		return emptyObject
+	}
+	b, err := json.Marshal(a)
+	if err != nil || len(b) == 0 || b[0] != '{' {
+		return emptyObject
+	}
+	return b
+}
+
+// publishMessage publishes a channel message to the other nodes' members.
+func (ep *Endpoint) publishMessage(in *instance, event, reqID, from string, payload json.RawMessage, r recipients) {
+	if ep.srv.node == nil || r.tracked {
+		return
+	}
+	var rd cluster.Recipients
+	switch {
+	case r.only != nil:
+		// only the ids that live elsewhere
+		in.mu.RLock()
+		for _, id := range r.only {
+			if _, ok := in.remote[id]; ok {
+				rd.IDs = append(rd.IDs, id)
+			}
+		}
+		in.mu.RUnlock()
+		if len(rd.IDs) == 0 {
+			return
+		}
+	case r.except != "":
+		rd.ExceptSender = true
+		from = r.except
+	default:
+		rd.All = true
+	}
+	in.mu.RLock()
+	none := len(in.remote) == 0
+	in.mu.RUnlock()
+	if none && rd.IDs == nil {
+		// nobody elsewhere that we know of; a node that joins later gets
+		// the state, not the history
+		return
+	}
+	if from == "" {
+		from = protocol.SenderChannel
+	}
+	ep.publish(in, &cluster.Envelope{Type: cluster.UserMessage, FromUserID: from, Event: event, Payload: payload,
+		RequestID: reqID, Recipients: rd})
+}
+
+// --- the bus → local state -------------------------------------------------
+
+// HandleMessage applies a message from another node (cluster.Handler).
+// It runs on the node's delivery goroutine, in order per channel.
+func (s *Server) HandleMessage(e *cluster.Envelope) {
+	ep := s.endpointByName(e.EndpointName)
+	if ep == nil {
+		return
+	}
+	in, ok := ep.instances.get(e.ChannelName)
+	if !ok || in.isDead() {
+		return // this node has no member there
+	}
+	switch e.Type {
+	case cluster.UserMessage:
+		ep.deliverRemote(in, e)
+	case cluster.UserJoined:
+		in.mu.Lock()
+		in.rememberLocked(e.UserID, e.SourceNodeID, e.Assigns)
+		in.mu.Unlock()
+	case cluster.PresenceUpdate:
+		in.mu.Lock()
+		ru := in.rememberLocked(e.UserID, e.SourceNodeID, nil)
+		if ru != nil && len(e.Presence) > 0 {
+			in.remotePresenceLocked(ru, clone(e.Presence))
+		}
+		in.mu.Unlock()
+	case cluster.PresenceRemoved:
+		in.mu.Lock()
+		if ru := in.remote[e.UserID]; ru != nil {
+			in.remotePresenceLocked(ru, nil)
+		}
+		in.mu.Unlock()
+	case cluster.AssignsUpdate:
+		in.mu.Lock()
+		if ru := in.remote[e.UserID]; ru != nil {
+			switch {
+			case len(e.Assigns) > 0:
+				ru.assigns = clone(e.Assigns)
+			case e.Key != "":
+				var a map[string]any
+				_ = json.Unmarshal(ru.assigns, &a)
+				if a == nil {
+					a = map[string]any{}
+				}
+				var v any
+				_ = json.Unmarshal(e.Value, &v)
+				a[e.Key] = v
+				ru.assigns = marshalAssigns(a)
+			}
+		}
+		in.mu.Unlock()
+	case cluster.UserLeft:
+		in.mu.Lock()
+		in.forgetLocked(e.UserID)
+		in.mu.Unlock()
+	case cluster.EvictUser:
+		if in.member(e.UserID) != nil {
+			reason := e.Reason
+			if reason == "" {
+				reason = DefaultEvictReason
+			}
+			out, _ := json.Marshal(map[string]any{"message": reason, "code": 403})
+			in.lobby.sendLocal(in, protocol.ActionSystem, "kicked_out", newID(), out, recipients{only: []string{e.UserID}})
+			ep.removeMember(in, e.UserID, LeaveEvicted+":"+reason)
+			return
+		}
+		in.mu.Lock()
+		in.forgetLocked(e.UserID)
+		in.mu.Unlock()
+	case cluster.UserRemove:
+		if in.member(e.UserID) != nil {
+			ep.removeMember(in, e.UserID, LeaveRemoved)
+			return
+		}
+		in.mu.Lock()
+		in.forgetLocked(e.UserID)
+		in.mu.Unlock()
+	case cluster.UserGetRequest:
+		in.mu.RLock()
+		m := in.lookupLocked(e.UserID)
+		var assigns, pres json.RawMessage
+		if m != nil {
+			assigns = marshalAssigns(m.assigns)
+			pres = emptyObject
+			if m.pres != nil {
+				pres = m.pres.raw
+			}
+		}
+		in.mu.RUnlock()
+		if m != nil {
+			ep.publish(in, &cluster.Envelope{Type: cluster.UserGetResponse, UserID: e.UserID, RequestID: e.RequestID, Assigns: assigns, Presence: pres})
+		}
+	case cluster.StateRequest:
+		in.mu.RLock()
+		users := make([]cluster.StateUser, 0, len(in.list))
+		for _, m := range in.list {
+			u := cluster.StateUser{ID: m.c.id, Assigns: marshalAssigns(m.assigns), Presence: emptyObject}
+			if m.pres != nil {
+				u.Presence = m.pres.raw
+			}
+			users = append(users, u)
+		}
+		in.mu.RUnlock()
+		if len(users) > 0 {
+			ep.publish(in, &cluster.Envelope{Type: cluster.StateResponse, Users: users})
+		}
+	case cluster.StateResponse:
+		in.mu.Lock()
+		for _, u := range e.Users {
+			if in.lookupLocked(u.ID) != nil {
+				continue
+			}
+			if _, known := in.remote[u.ID]; known {
+				continue
+			}
+			ru := in.rememberLocked(u.ID, e.SourceNodeID, u.Assigns)
+			if ru != nil && len(u.Presence) > 2 {
+				in.remotePresenceLocked(ru, clone(u.Presence))
+			}
+		}
+		in.mu.Unlock()
+	}
+}
+
+// NodeDown drops every user of a node that stopped sending heartbeats
+// (cluster.Handler).
+func (s *Server) NodeDown(nodeID string) {
+	for _, ep := range s.Endpoints() {
+		ep.instances.each(func(_ string, in *instance) bool {
+			in.mu.Lock()
+			for id, ru := range in.remote {
+				if ru.node == nodeID {
+					in.forgetLocked(id)
+				}
+			}
+			in.mu.Unlock()
+			return true
+		})
+	}
+}
+
+func (s *Server) endpointByName(name string) *Endpoint {
+	for _, ep := range s.Endpoints() {
+		if strings.TrimLeft(ep.path, "/") == name {
+			return ep
+		}
+	}
+	return nil
+}
+
+// rememberLocked records a remote user (in.mu held). Local users are never
+// shadowed by a remote record.
+func (in *instance) rememberLocked(id, node string, assigns json.RawMessage) *remoteUser {
+	if id == "" || in.lookupLocked(id) != nil {
+		return nil
+	}
+	if in.remote == nil {
+		in.remote = make(map[string]*remoteUser)
+	}
+	ru := in.remote[id]
+	if ru == nil {
+		ru = &remoteUser{id: id, node: node, assigns: emptyObject}
+		in.remote[id] = ru
+	}
+	if len(assigns) > 0 {
+		ru.assigns = clone(assigns)
+	}
+	return ru
+}
+
+// clone copies bus bytes that outlive the message (the decoded envelope
+// may alias the backend's buffer).
+func clone(b json.RawMessage) json.RawMessage { return append(json.RawMessage(nil), b...) }
+
+// remotePresenceLocked tracks, updates or (p == nil) removes a remote
+// user's presence and notifies the local tracked members.
+func (in *instance) remotePresenceLocked(ru *remoteUser, p json.RawMessage) {
+	switch {
+	case p == nil:
+		if ru.pres == nil {
+			return
+		}
+		old := ru.pres.raw
+		in.untrackLocked(ru.pres)
+		ru.pres = nil
+		in.presenceChangedLocked(protocol.EventLeave, old)
+	case ru.pres == nil:
+		ru.pres = in.trackLocked(ru.id, nil, p)
+		in.presenceChangedLocked(protocol.EventJoin, p)
+	default:
+		ru.pres.raw = p
+		in.presenceChangedLocked(protocol.EventUpdate, p)
+	}
+}
+
+// forgetLocked drops a remote user and its presence.
+func (in *instance) forgetLocked(id string) {
+	ru := in.remote[id]
+	if ru == nil {
+		return
+	}
+	in.remotePresenceLocked(ru, nil)
+	delete(in.remote, id)
+}
+
+// deliverRemote hands a USER_MESSAGE to the local recipients. Its action is
+// not carried on the bus: remote recipients always get BROADCAST.
+func (ep *Endpoint) deliverRemote(in *instance, e *cluster.Envelope) {
+	var r recipients
+	switch rd := e.Recipients; {
+	case rd.All:
+		r = recipients{all: true}
+	case rd.ExceptSender:
+		r = recipients{all: true, except: e.FromUserID}
+	default:
+		in.mu.RLock()
+		var ids []string
+		for _, id := range rd.IDs {
+			if in.lookupLocked(id) != nil {
+				ids = append(ids, id)
+			}
+		}
+		in.mu.RUnlock()
+		if len(ids) == 0 {
+			return
+		}
+		r = recipients{only: ids}
+	}
+	payload := e.Payload
+	if len(payload) == 0 {
+		payload = emptyObject
+	}
+	in.lobby.sendLocal(in, protocol.ActionServerBroadcast, e.Event, e.RequestID, payload, r)
+}

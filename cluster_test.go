@@ -1,0 +1,142 @@
+package pondsocket_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pondsocket/pondsocket"
+	"github.com/pondsocket/pondsocket/cluster"
+	"github.com/pondsocket/pondsocket/internal/testenv"
+)
+
+// startNode runs the demo application as one node of a cluster on ps.
+func startNode(t *testing.T, ps pondsocket.PubSub, id string, hb, timeout time.Duration) *pondsocket.Server {
+	t.Helper()
+	return startDemo(t, func(o *pondsocket.Options) {
+		o.PubSub = ps
+		o.Cluster = pondsocket.ClusterOptions{NodeID: id, Namespace: "test", HeartbeatInterval: hb, HeartbeatTimeout: timeout}
+	})
+}
+
+func pondOn(t *testing.T, srv *pondsocket.Server, token string) *pond {
+	t.Helper()
+	return newPond(t, srv, map[string]any{"token": token})
+}
+
+// clusterScenario is the cross-node behaviour every backend must give: the
+// JS clients are connected to different nodes and see one channel.
+func clusterScenario(t *testing.T, nodes []*pondsocket.Server, killNode func(i int)) {
+	testenv.NodeModules(t)
+	const room = "/chat/lobby"
+	a := pondOn(t, nodes[0], "alice")
+	b := pondOn(t, nodes[1], "bob")
+	a.join(room, map[string]any{"username": "alice"})
+	a.state(room, "JOINED")
+	a.users(room, 1)
+	b.join(room, map[string]any{"username": "bob"})
+	b.state(room, "JOINED")
+	// presence across nodes: each sees both (bob via STATE_RESPONSE,
+	// alice via PRESENCE_UPDATE)
+	b.users(room, 2)
+	a.users(room, 2)
+	a.expect("join", func(e pondEv) bool { return e.Presence["username"] == "bob" })
+
+	// broadcast, broadcastFrom, broadcastTo across nodes
+	a.send(room, "message", map[string]any{"text": "hello cluster"})
+	for _, p := range []*pond{a, b} {
+		if m := p.message(room, "message"); m["text"] != "hello cluster" || m["from"] != "alice" {
+			t.Fatalf("broadcast %v", m)
+		}
+	}
+	a.send(room, "typing", map[string]any{})
+	if m := b.message(room, "typing"); m["who"] != "alice" {
+		t.Fatalf("typing %v", m)
+	}
+	a.noMessageBeforePing(room, "typing")
+	bobID := b.request(room, "whoami", map[string]any{})["id"].(string)
+	a.send(room, "whisper", map[string]any{"to": bobID, "text": "psst"})
+	if m := b.message(room, "whisper"); m["text"] != "psst" {
+		t.Fatalf("whisper %v", m)
+	}
+	// exactly once: bob got one copy of the broadcast and one whisper
+	b.noMessageBeforePing(room, "nothing")
+	count := func(p *pond, event string) int {
+		n := 0
+		for _, e := range p.d.History() {
+			if e.Ev == "message" && decode(t, e).Event == event {
+				n++
+			}
+		}
+		return n
+	}
+	if count(b, "message") != 1 || count(b, "whisper") != 1 || count(a, "message") != 1 {
+		t.Fatalf("duplicates: bob message=%d whisper=%d, alice message=%d", count(b, "message"), count(b, "whisper"), count(a, "message"))
+	}
+
+	// presence update across nodes
+	b.send(room, "status", map[string]any{"status": "away"})
+	a.expect("presence", func(e pondEv) bool {
+		ch, _ := e.Payload["changed"].(map[string]any)
+		return ch != nil && ch["username"] == "bob" && ch["status"] == "away"
+	})
+	// assigns and presence of the whole cluster
+	all := a.request(room, "everyone", map[string]any{})
+	if as := all["assigns"].(map[string]any); len(as) != 2 || as[bobID].(map[string]any)["username"] != "bob" {
+		t.Fatalf("GetAllAssigns across nodes %v", all["assigns"])
+	}
+	if ps := all["presence"].(map[string]any); len(ps) != 2 || ps[bobID].(map[string]any)["status"] != "away" {
+		t.Fatalf("GetAllPresence across nodes %v", all["presence"])
+	}
+
+	// a late node learns the state
+	c := pondOn(t, nodes[2], "carol")
+	c.join(room, map[string]any{"username": "carol"})
+	c.state(room, "JOINED")
+	// (the order of a list is the order this node learnt of the users)
+	users := c.users(room, 3)
+	names := map[any]bool{}
+	for _, u := range users {
+		names[u["username"]] = true
+	}
+	if !names["alice"] || !names["bob"] || !names["carol"] {
+		t.Fatalf("late node presence %v", users)
+	}
+	a.users(room, 3)
+
+	// eviction across nodes: alice (node 0) kicks bob (node 1)
+	a.send(room, "kick", map[string]any{"userId": bobID})
+	if m := b.message(room, "kicked_out"); m["message"] != "spamming" {
+		t.Fatalf("kicked_out %v", m)
+	}
+	b.message(room, "kicked")
+	c.message(room, "kicked")
+	a.expect("leave", func(e pondEv) bool { return e.Presence["username"] == "bob" })
+	c.expect("leave", func(e pondEv) bool { return e.Presence["username"] == "bob" })
+	// bob's connection stays open; a later request proves nothing else
+	// (a second kicked_out) was on its way
+	b.join("/chat/after", map[string]any{"username": "bob"})
+	b.state("/chat/after", "JOINED")
+	b.noMessageBeforePing("/chat/after", "nothing")
+	if count(b, "kicked_out") != 1 {
+		t.Fatalf("kicked_out %d times", count(b, "kicked_out"))
+	}
+
+	// a node dies without a word: its users leave after the heartbeat timeout
+	killNode(2)
+	a.expect("leave", func(e pondEv) bool { return e.Presence["username"] == "carol" })
+	a.users(room, 1)
+}
+
+func TestClusterMemoryBus(t *testing.T) {
+	bus := cluster.NewMemoryBus()
+	var nodes []*pondsocket.Server
+	for i := 0; i < 3; i++ {
+		nodes = append(nodes, startNode(t, bus.Connect(), fmt.Sprintf("n%d", i), 100*time.Millisecond, 500*time.Millisecond))
+	}
+	clusterScenario(t, nodes, func(i int) {
+		// the node stops talking (as if killed); its server keeps its
+		// sockets, so nothing is announced
+		nodes[i].ClusterNode().Close()
+	})
+}
