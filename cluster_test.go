@@ -19,14 +19,16 @@ func startNode(t *testing.T, ps pondsocket.PubSub, id string, hb, timeout time.D
 	})
 }
 
-func pondOn(t *testing.T, srv *pondsocket.Server, token string) *pond {
+func pondOn(t *testing.T, addr string, token string) *pond {
 	t.Helper()
-	return newPond(t, srv, map[string]any{"token": token})
+	return newPondAt(t, addr, map[string]any{"token": token})
 }
 
 // clusterScenario is the cross-node behaviour every backend must give: the
 // JS clients are connected to different nodes and see one channel.
-func clusterScenario(t *testing.T, nodes []*pondsocket.Server, killNode func(i int)) {
+// full adds what only the test application has (the "from" field,
+// eviction, cluster-wide assigns); cmd/pondsocket's demo has the rest.
+func clusterScenario(t *testing.T, nodes []string, full bool, killNode func(i int)) {
 	testenv.NodeModules(t)
 	const room = "/chat/lobby"
 	a := pondOn(t, nodes[0], "alice")
@@ -45,11 +47,11 @@ func clusterScenario(t *testing.T, nodes []*pondsocket.Server, killNode func(i i
 	// broadcast, broadcastFrom, broadcastTo across nodes
 	a.send(room, "message", map[string]any{"text": "hello cluster"})
 	for _, p := range []*pond{a, b} {
-		if m := p.message(room, "message"); m["text"] != "hello cluster" || m["from"] != "alice" {
+		if m := p.message(room, "message"); m["text"] != "hello cluster" || (full && m["from"] != "alice") {
 			t.Fatalf("broadcast %v", m)
 		}
 	}
-	a.send(room, "typing", map[string]any{})
+	a.send(room, "typing", map[string]any{"who": "alice"})
 	if m := b.message(room, "typing"); m["who"] != "alice" {
 		t.Fatalf("typing %v", m)
 	}
@@ -80,13 +82,15 @@ func clusterScenario(t *testing.T, nodes []*pondsocket.Server, killNode func(i i
 		ch, _ := e.Payload["changed"].(map[string]any)
 		return ch != nil && ch["username"] == "bob" && ch["status"] == "away"
 	})
-	// assigns and presence of the whole cluster
-	all := a.request(room, "everyone", map[string]any{})
-	if as := all["assigns"].(map[string]any); len(as) != 2 || as[bobID].(map[string]any)["username"] != "bob" {
-		t.Fatalf("GetAllAssigns across nodes %v", all["assigns"])
-	}
-	if ps := all["presence"].(map[string]any); len(ps) != 2 || ps[bobID].(map[string]any)["status"] != "away" {
-		t.Fatalf("GetAllPresence across nodes %v", all["presence"])
+	if full {
+		// assigns and presence of the whole cluster
+		all := a.request(room, "everyone", map[string]any{})
+		if as := all["assigns"].(map[string]any); len(as) != 2 || as[bobID].(map[string]any)["username"] != "bob" {
+			t.Fatalf("GetAllAssigns across nodes %v", all["assigns"])
+		}
+		if ps := all["presence"].(map[string]any); len(ps) != 2 || ps[bobID].(map[string]any)["status"] != "away" {
+			t.Fatalf("GetAllPresence across nodes %v", all["presence"])
+		}
 	}
 
 	// a late node learns the state
@@ -104,6 +108,37 @@ func clusterScenario(t *testing.T, nodes []*pondsocket.Server, killNode func(i i
 	}
 	a.users(room, 3)
 
+	if full {
+		evictAcrossNodes(t, a, b, c, room, bobID, count)
+	} else {
+		// bob leaves explicitly: the others see it
+		b.d.Send(map[string]any{"op": "leave", "channel": room})
+		a.expect("leave", func(e pondEv) bool { return e.Presence["username"] == "bob" })
+		c.expect("leave", func(e pondEv) bool { return e.Presence["username"] == "bob" })
+	}
+
+	// a node dies without a word: its users leave after the heartbeat timeout
+	killNode(2)
+	a.expect("leave", func(e pondEv) bool { return e.Presence["username"] == "carol" })
+	a.users(room, 1)
+}
+
+func TestClusterMemoryBus(t *testing.T) {
+	bus := cluster.NewMemoryBus()
+	var nodes []*pondsocket.Server
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		nodes = append(nodes, startNode(t, bus.Connect(), fmt.Sprintf("n%d", i), 100*time.Millisecond, 500*time.Millisecond))
+		addrs = append(addrs, nodes[i].Addr().String())
+	}
+	clusterScenario(t, addrs, true, func(i int) {
+		// the node stops talking (as if killed); its server keeps its
+		// sockets, so nothing is announced
+		nodes[i].ClusterNode().Close()
+	})
+}
+
+func evictAcrossNodes(t *testing.T, a, b, c *pond, room, bobID string, count func(*pond, string) int) {
 	// eviction across nodes: alice (node 0) kicks bob (node 1)
 	a.send(room, "kick", map[string]any{"userId": bobID})
 	if m := b.message(room, "kicked_out"); m["message"] != "spamming" {
@@ -122,21 +157,4 @@ func clusterScenario(t *testing.T, nodes []*pondsocket.Server, killNode func(i i
 		t.Fatalf("kicked_out %d times", count(b, "kicked_out"))
 	}
 
-	// a node dies without a word: its users leave after the heartbeat timeout
-	killNode(2)
-	a.expect("leave", func(e pondEv) bool { return e.Presence["username"] == "carol" })
-	a.users(room, 1)
-}
-
-func TestClusterMemoryBus(t *testing.T) {
-	bus := cluster.NewMemoryBus()
-	var nodes []*pondsocket.Server
-	for i := 0; i < 3; i++ {
-		nodes = append(nodes, startNode(t, bus.Connect(), fmt.Sprintf("n%d", i), 100*time.Millisecond, 500*time.Millisecond))
-	}
-	clusterScenario(t, nodes, func(i int) {
-		// the node stops talking (as if killed); its server keeps its
-		// sockets, so nothing is announced
-		nodes[i].ClusterNode().Close()
-	})
 }

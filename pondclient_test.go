@@ -44,10 +44,15 @@ func decode(t testing.TB, e testenv.Event) pondEv {
 
 func newPond(t *testing.T, srv *pondsocket.Server, params map[string]any) *pond {
 	t.Helper()
+	return newPondAt(t, srv.Addr().String(), params)
+}
+
+func newPondAt(t *testing.T, addr string, params map[string]any) *pond {
+	t.Helper()
 	testenv.NodeModules(t)
 	d := testenv.StartNode(t, "pondsocket-client", "pond-driver.mjs")
 	p := &pond{t: t, d: d}
-	d.Send(map[string]any{"op": "connect", "url": fmt.Sprintf("ws://%s/api/socket", srv.Addr()), "params": params})
+	d.Send(map[string]any{"op": "connect", "url": fmt.Sprintf("ws://%s/api/socket", addr), "params": params})
 	p.expect("conn", func(e pondEv) bool { return e.State == "connected" })
 	return p
 }

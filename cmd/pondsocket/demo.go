@@ -7,7 +7,8 @@ import (
 // registerDemo is the demo application: a chat with presence. The bench
 // tool relies on its events: "message" broadcasts the payload unchanged to
 // the whole room, "echo" replies with it, "typing" goes to everyone but the
-// sender, "status" updates the sender's presence.
+// sender, "status" updates the sender's presence; "whisper" {to, text}
+// goes to one user, "whoami" replies with the sender's id and name.
 func registerDemo(srv *pondsocket.Server) {
 	endpoint := srv.CreateEndpoint("/api/socket", func(ctx *pondsocket.ConnectionContext) error {
 		name := ctx.Route.Query.Get("username")
@@ -40,6 +41,21 @@ func registerDemo(srv *pondsocket.Server) {
 	})
 	rooms.OnEvent("typing", func(ctx *pondsocket.EventContext) error {
 		return ctx.BroadcastFrom("typing", ctx.RawPayload()).Err()
+	})
+	rooms.OnEvent("whisper", func(ctx *pondsocket.EventContext) error {
+		var w struct {
+			To   string `json:"to"`
+			Text string `json:"text"`
+		}
+		if err := ctx.ParsePayload(&w); err != nil || w.To == "" {
+			return pondsocket.BadRequest("whisper: expected {\"to\": userId, \"text\": ...}")
+		}
+		name, _ := ctx.GetAssign("username")
+		return ctx.BroadcastTo("whisper", map[string]any{"text": w.Text, "from": name}, w.To).Err()
+	})
+	rooms.OnEvent("whoami", func(ctx *pondsocket.EventContext) error {
+		name, _ := ctx.GetAssign("username")
+		return ctx.Reply("whoami", map[string]any{"id": ctx.GetUser().UserID, "username": name}).Err()
 	})
 	rooms.OnEvent("status", func(ctx *pondsocket.EventContext) error {
 		var s struct {
