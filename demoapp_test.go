@@ -32,8 +32,14 @@ func startDemo(t testing.TB, tweak func(*pondsocket.Options)) *pondsocket.Server
 
 type kickErr struct{}
 
-func registerReferenceDemo(srv *pondsocket.Server) {
-	ep := srv.CreateEndpoint("/api/socket", func(ctx *pondsocket.ConnectionContext) error {
+type endpointCreator interface {
+	CreateEndpoint(path string, handler func(*pondsocket.ConnectionContext) error) *pondsocket.Endpoint
+}
+
+func registerReferenceDemo(srv endpointCreator) { registerReferenceDemoAt(srv, "/api/socket") }
+
+func registerReferenceDemoAt(srv endpointCreator, path string) {
+	ep := srv.CreateEndpoint(path, func(ctx *pondsocket.ConnectionContext) error {
 		switch token := ctx.Route.Query.Get("token"); token {
 		case "bad":
 			return ctx.Decline(401, "Invalid token")

@@ -45,6 +45,7 @@ type Conn struct {
 
 	// inbound
 	scanned int    // handshake: bytes already searched for the head's end
+	pre     []byte // adopted connections: bytes read before the hand-over
 	skip    uint64 // closing: payload bytes of a rejected frame still to drop
 	fragOp  byte
 	frag    *bytebufferpool.ByteBuffer // lazily taken for fragmented messages

@@ -41,6 +41,7 @@ type Engine struct {
 	log *slog.Logger
 
 	eng    gnet.Engine
+	cli    *gnet.Client // NoListener mode
 	addr   net.Addr
 	booted chan error
 	done   chan struct{}
@@ -92,6 +93,9 @@ func (e *Engine) Start() error {
 	}
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
+		// Adopt registers connections from other goroutines: round robin
+		// is not safe for that, least-connections is.
+		gnet.WithLoadBalancing(gnet.LeastConnections),
 		gnet.WithNumEventLoop(e.cfg.EventLoops),
 		gnet.WithReuseAddr(true),
 		gnet.WithReusePort(e.cfg.ReusePort),
@@ -99,6 +103,18 @@ func (e *Engine) Start() error {
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogger(gnetLogger{e.log}),
 		gnet.WithReadBufferCap(64 << 10),
+	}
+	if e.cfg.NoListener {
+		cli, err := gnet.NewClient(&gnetHandler{e}, opts...)
+		if err == nil {
+			err = cli.Start()
+		}
+		if err != nil {
+			close(e.done)
+			return fmt.Errorf("engine: start event loops: %w", err)
+		}
+		e.cli = cli
+		return nil
 	}
 	go func() {
 		err := gnet.Run(&gnetHandler{e}, "tcp://"+e.cfg.Addr, opts...)
@@ -167,6 +183,14 @@ func (e *Engine) Stop(ctx context.Context) error {
 	// Stop the loops. A loop task returning ErrEngineShutdown makes gnet
 	// shut the whole engine down at once; without any known loop fall back
 	// to gnet's own (polling) Stop.
+	if e.cli != nil {
+		stopErr := e.cli.Stop()
+		close(e.done)
+		if err == nil && stopErr != nil {
+			err = stopErr
+		}
+		return err
+	}
 	if ls := e.loopSnapshot(); len(ls) > 0 {
 		_ = ls[0].el.Execute(e.ctx, runFunc(func(context.Context) error { return gerrors.ErrEngineShutdown }))
 		<-e.done
@@ -249,10 +273,15 @@ func (g *gnetHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	e.live.Add(1)
 	l := e.loopOf(gc.EventLoop())
 	now := time.Now().UnixNano()
+	ad, adopted := gc.Context().(*adoption)
 	c := &Conn{gc: gc, loop: l, e: e, state: stateHandshake, since: now, lastRead: now, lastData: now, qhead: -1, qtail: -1}
 	c.remote = gc.RemoteAddr()
 	gc.SetContext(c)
 	l.add(c)
+	if adopted {
+		c.adopt(ad)
+		return nil, gnet.None
+	}
 	if e.draining.Load() {
 		c.state = stateDone
 		return httpResponse(503, "Server shutting down", nil), gnet.Close

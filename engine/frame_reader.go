@@ -19,13 +19,28 @@ import (
 func (c *Conn) readFrames() gnet.Action {
 	gc := c.gc
 	buf, _ := gc.Peek(-1)
-	off := 0
-	now := time.Now().UnixNano()
-	defer func() {
-		if off > 0 {
-			_, _ = gc.Discard(off)
+	if c.pre != nil {
+		// bytes handed over with an adopted connection come first
+		c.pre = append(c.pre, buf...)
+		_, _ = gc.Discard(-1)
+		n, act := c.parseFrames(c.pre)
+		c.pre = c.pre[n:]
+		if len(c.pre) == 0 {
+			c.pre = nil
 		}
-	}()
+		return act
+	}
+	n, act := c.parseFrames(buf)
+	if n > 0 {
+		_, _ = gc.Discard(n)
+	}
+	return act
+}
+
+// parseFrames handles every complete frame at the start of buf and
+// returns how many bytes it consumed.
+func (c *Conn) parseFrames(buf []byte) (off int, _ gnet.Action) {
+	now := time.Now().UnixNano()
 	e := c.e
 	for c.state == stateOpen || c.state == stateClosing {
 		if c.skip > 0 {
@@ -36,12 +51,12 @@ func (c *Conn) readFrames() gnet.Action {
 			off += int(n)
 			c.skip -= n
 			if c.skip > 0 {
-				return gnet.None
+				return off, gnet.None
 			}
 		}
 		rest := buf[off:]
 		if len(rest) < 2 {
-			return gnet.None
+			return off, gnet.None
 		}
 		b0, b1 := rest[0], rest[1]
 		fin := b0&0x80 != 0
@@ -53,19 +68,19 @@ func (c *Conn) readFrames() gnet.Action {
 		switch l7 := b1 & 0x7f; l7 {
 		case 126:
 			if len(rest) < 4 {
-				return gnet.None
+				return off, gnet.None
 			}
 			n = uint64(binary.BigEndian.Uint16(rest[2:4]))
 			hl = 4
 		case 127:
 			if len(rest) < 10 {
-				return gnet.None
+				return off, gnet.None
 			}
 			n = binary.BigEndian.Uint64(rest[2:10])
 			hl = 10
 			if n>>63 != 0 {
 				c.protocolError(1002, "invalid payload length")
-				return gnet.Close
+				return off, gnet.Close
 			}
 		default:
 			n = uint64(l7)
@@ -74,7 +89,7 @@ func (c *Conn) readFrames() gnet.Action {
 			hl += 4
 		}
 		if len(rest) < hl {
-			return gnet.None
+			return off, gnet.None
 		}
 
 		// Validate the header before waiting for the payload, so a bad or
@@ -98,7 +113,7 @@ func (c *Conn) readFrames() gnet.Action {
 			// rules end the connection at once, others are skipped without
 			// being buffered.
 			if rsv != 0 || !masked || op.IsReserved() || (op == ws.OpClose && n > 125) {
-				return gnet.Close
+				return off, gnet.Close
 			}
 			if op != ws.OpClose {
 				skipFrame()
@@ -146,7 +161,7 @@ func (c *Conn) readFrames() gnet.Action {
 			}
 		}
 		if uint64(len(rest)-hl) < n {
-			return gnet.None
+			return off, gnet.None
 		}
 		payload := rest[hl : hl+int(n)]
 		if masked {
@@ -160,7 +175,7 @@ func (c *Conn) readFrames() gnet.Action {
 
 		if c.state == stateClosing {
 			if op == ws.OpClose {
-				return gnet.Close
+				return off, gnet.Close
 			}
 			continue
 		}
@@ -170,7 +185,7 @@ func (c *Conn) readFrames() gnet.Action {
 			c.writePong(payload)
 		case ws.OpPong:
 		case ws.OpClose:
-			return c.peerClose(payload)
+			return off, c.peerClose(payload)
 		case ws.OpText, ws.OpBinary:
 			if !fin {
 				c.fragOp = byte(op)
@@ -179,7 +194,7 @@ func (c *Conn) readFrames() gnet.Action {
 				continue
 			}
 			if a := c.deliver(byte(op), payload); a != gnet.None {
-				return a
+				return off, a
 			}
 		case ws.OpContinuation:
 			c.frag.B = append(c.frag.B, payload...)
@@ -192,13 +207,13 @@ func (c *Conn) readFrames() gnet.Action {
 			a := c.deliver(op, fb.B)
 			fragPool.Put(fb)
 			if a != gnet.None {
-				return a
+				return off, a
 			}
 		}
 	}
 	// Closed while parsing (for example by a write error): drop the rest.
 	off = len(buf)
-	return gnet.None
+	return off, gnet.None
 }
 
 func (c *Conn) deliver(op byte, data []byte) gnet.Action {

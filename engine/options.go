@@ -12,6 +12,10 @@ import (
 type Config struct {
 	// Addr is the listen address, e.g. "127.0.0.1:8080" or ":0".
 	Addr string
+	// NoListener runs the event loops without a listener: connections only
+	// arrive through Adopt (an HTTP server of the application upgrades
+	// them and hands them over).
+	NoListener bool
 	// EventLoops is the number of gnet event loops (default: one per core).
 	EventLoops int
 

@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Adoption: an application's own HTTP server (net/http, chi, echo, gin…)
+// answers the upgrade, then hands the connection to the event loops. From
+// then on it is served exactly like a connection accepted by the engine's
+// listener: same frame parser, timers, limits and batched writes.
+
+// adoption travels through gnet's registration to OnOpen.
+type adoption struct {
+	d       Decision
+	prefix  []byte
+	request *Request
+}
+
+// ErrNotAdoptable is returned for connections the event loops cannot own
+// (anything but a plain TCP or Unix socket, for example a *tls.Conn).
+var ErrNotAdoptable = errors.New("engine: only plain TCP/Unix connections can be handed to the event loops")
+
+// Reserve takes one MaxConnections slot for a connection about to be
+// adopted; false means the limit is reached (answer 503). A reserved slot
+// is released when the adopted connection closes, or by Unreserve if the
+// hand-over does not happen.
+func (e *Engine) Reserve() bool { return e.reserve() }
+
+// Unreserve releases a slot taken by Reserve that was not used.
+func (e *Engine) Unreserve() { e.upgraded.Add(-1) }
+
+// Adopt hands an upgraded connection (the 101 already written) to an event
+// loop. prefix holds bytes the HTTP server had already read past the
+// request (frames the client sent early); d supplies the context and the
+// greeting frames, as for Handler.Upgrade. The slot must have been taken
+// with Reserve. On success the engine owns conn (its descriptor is
+// duplicated and the original closed); on error the caller still owns it.
+func (e *Engine) Adopt(conn net.Conn, prefix []byte, r *Request, d Decision) error {
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+	default:
+		return fmt.Errorf("%w (got %T)", ErrNotAdoptable, conn)
+	}
+	if e.draining.Load() {
+		return errors.New("engine: shutting down")
+	}
+	ad := &adoption{d: d, prefix: append([]byte(nil), prefix...), request: r}
+	if e.cli != nil {
+		_, err := e.cli.EnrollContext(conn, ad)
+		return err
+	}
+	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), ad), conn)
+	ch, err := e.eng.Register(ctx)
+	if err != nil {
+		return err
+	}
+	res := <-ch
+	return res.Err
+}
+
+// adopt runs in OnOpen for an adopted connection: it is open at once.
+func (c *Conn) adopt(ad *adoption) {
+	e := c.e
+	now := time.Now().UnixNano()
+	c.state = stateOpen
+	c.opened = true
+	c.reserved = true
+	c.req = ad.request
+	c.ctx = ad.d.Context
+	c.since, c.lastRead, c.lastData, c.lastPing = now, now, now, now
+	if len(ad.d.Greeting) > 0 {
+		iov := make([][]byte, 0, len(ad.d.Greeting))
+		for _, f := range ad.d.Greeting {
+			iov = append(iov, f.Bytes())
+		}
+		e.stats.Writes.Add(1)
+		_, _ = c.gc.Writev(iov)
+		for _, f := range ad.d.Greeting {
+			f.Release()
+		}
+	}
+	e.stats.Accepted.Add(1)
+	e.h.OnOpen(c)
+	if len(ad.prefix) > 0 && c.state == stateOpen {
+		c.pre = ad.prefix
+		n, act := c.parseFrames(c.pre)
+		c.pre = c.pre[n:]
+		if len(c.pre) == 0 {
+			c.pre = nil
+		}
+		if act == gnet.Close {
+			_ = c.loop.el.Close(c.gc)
+		}
+	}
+}

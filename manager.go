@@ -1,0 +1,199 @@
+package pondsocket
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/pondsocket/pondsocket/channel"
+	"github.com/pondsocket/pondsocket/engine"
+)
+
+// Manager serves PondSocket endpoints through an HTTP server the
+// application already runs (net/http, chi, echo, gin, gorilla/mux, fiber…):
+// mount HTTPHandler on the router, and upgraded connections are handed to
+// the event loops — after the upgrade they are served exactly like the
+// standalone Server's.
+type Manager struct {
+	o    Options
+	log  *slog.Logger
+	ch   *channel.Server
+	eng  *engine.Engine
+	br   *bridge
+	once sync.Once
+	err  error
+	stop sync.Once
+}
+
+// NewManager builds a manager; it stops when ctx ends (or on Stop).
+func NewManager(ctx context.Context, opts Options) *Manager {
+	o := mergeOptions(&opts)
+	br := &bridge{log: o.Logger}
+	ch := channel.NewServer(channelOptions(o), br)
+	br.ch = ch
+	m := &Manager{o: o, log: o.Logger, ch: ch, br: br}
+	cfg := engineConfig("", ServerOptions{}, o)
+	cfg.NoListener = true
+	m.eng = engine.New(cfg, br)
+	br.eng = m.eng
+	if ctx != nil && ctx.Done() != nil {
+		go func() {
+			<-ctx.Done()
+			_ = m.Stop(5 * time.Second)
+		}()
+	}
+	return m
+}
+
+// CreateEndpoint registers an endpoint. Its path is matched against the
+// full request path the router hands over (mount "/ws/" and create
+// "/ws/api/socket", as in the seed README).
+func (m *Manager) CreateEndpoint(path string, handler func(*ConnectionContext) error) *Endpoint {
+	return m.ch.CreateEndpoint(path, handler)
+}
+
+func (m *Manager) start() error {
+	m.once.Do(func() {
+		if m.o.PubSub != nil {
+			s := &Server{o: m.o, log: m.log, ch: m.ch}
+			if err := s.startCluster(); err != nil {
+				m.err = err
+				return
+			}
+		}
+		m.err = m.eng.Start()
+	})
+	return m.err
+}
+
+// Stop closes every connection gracefully (close 1001) within timeout.
+func (m *Manager) Stop(timeout time.Duration) error {
+	var err error
+	m.stop.Do(func() {
+		if m.start() != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		err = m.eng.Stop(ctx)
+		m.ch.Close()
+	})
+	return err
+}
+
+// Stats returns a snapshot of the counters.
+func (m *Manager) Stats() Stats { return collectStats(m.eng, m.ch) }
+
+// HTTPHandler returns the handler to mount on a router for the WebSocket
+// routes. It runs the endpoint's connection handler with the request's
+// headers, cookies and query (after the router's own middleware), answers
+// a decline with a normal HTTP response, and otherwise completes the
+// upgrade, hijacks the connection and hands it to the event loops together
+// with any bytes the server had already buffered.
+func (m *Manager) HTTPHandler() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := m.start(); err != nil {
+			m.log.Error("pondsocket manager cannot start", "err", err)
+			http.Error(w, "WebSocket service unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		if !isUpgrade(r) {
+			w.Header().Set("Upgrade", "websocket")
+			http.Error(w, "Expected a WebSocket upgrade", http.StatusUpgradeRequired)
+			return
+		}
+		if m.o.CheckOrigin && !originAllowed(m.o.AllowedOrigins, r.Header.Get("Origin")) {
+			http.Error(w, "Origin not allowed", http.StatusForbidden)
+			return
+		}
+		d := m.ch.Connect(&channel.Handshake{Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header, RemoteAddr: r.RemoteAddr})
+		if d.Client == nil {
+			http.Error(w, d.Message, d.Status)
+			return
+		}
+		release := func() {
+			for _, f := range d.Greeting {
+				f.Release()
+			}
+		}
+		if !m.eng.Reserve() {
+			release()
+			http.Error(w, "Too many connections", http.StatusServiceUnavailable)
+			return
+		}
+		conn, brw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
+		if err != nil {
+			// gobwas has answered the client with the reason already
+			m.eng.Unreserve()
+			release()
+			m.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+			return
+		}
+		prefix, err := buffered(brw)
+		if err == nil {
+			err = m.eng.Adopt(conn, prefix, nil, engine.Decision{Accept: true, Context: d.Client, Greeting: d.Greeting})
+		}
+		if err != nil {
+			m.eng.Unreserve()
+			release()
+			m.log.Error("cannot hand the connection to the event loops", "remote", r.RemoteAddr, "err", err)
+			_ = conn.Close()
+		}
+	}
+}
+
+// buffered returns what the HTTP server's reader holds beyond the request.
+func buffered(brw *bufio.ReadWriter) ([]byte, error) {
+	if brw == nil || brw.Reader == nil {
+		return nil, nil
+	}
+	n := brw.Reader.Buffered()
+	if n == 0 {
+		return nil, nil
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(brw.Reader, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func isUpgrade(r *http.Request) bool {
+	return r.Method == http.MethodGet && headerToken(r.Header, "Upgrade", "websocket") && headerToken(r.Header, "Connection", "upgrade")
+}
+
+func headerToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range splitComma(v) {
+			if equalFold(t, token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func originAllowed(allowed []string, origin string) bool {
+	if origin == "" {
+		return true
+	}
+	for _, o := range allowed {
+		if o == "*" || equalFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func splitComma(s string) []string { return strings.Split(s, ",") }
+
+func equalFold(a, b string) bool {
+	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
+}

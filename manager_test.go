@@ -1,0 +1,148 @@
+package pondsocket_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/pondsocket/pondsocket"
+)
+
+// startManager mounts a Manager on a net/http ServeMux (with a logging
+// middleware in front, as applications do) and serves it on 127.0.0.1.
+func startManager(t *testing.T) (string, *pondsocket.Manager, *int) {
+	t.Helper()
+	opts := pondsocket.DefaultOptions()
+	opts.Logger = quiet()
+	ctx, cancel := context.WithCancel(context.Background())
+	m := pondsocket.NewManager(ctx, *opts)
+	registerReferenceDemoAt(m, "/ws/api/socket")
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "plain route") })
+	mux.Handle("/ws/", m.HTTPHandler())
+	seen := 0
+	logged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen++ // the router's middleware runs before the upgrade
+		mux.ServeHTTP(w, r)
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: logged}
+	go hs.Serve(l)
+	t.Cleanup(func() {
+		cancel()
+		_ = m.Stop(5 * time.Second)
+		hs.Close()
+	})
+	return l.Addr().String(), m, &seen
+}
+
+func TestManagerOnServeMux(t *testing.T) {
+	addr, m, seen := startManager(t)
+	// a normal route still works
+	resp, err := http.Get("http://" + addr + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "plain route" {
+		t.Fatalf("plain route %q", b)
+	}
+	// a declined upgrade is a normal HTTP response
+	_, resp, err = websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/ws/api/socket?token=bad", addr), nil)
+	if err == nil || resp.StatusCode != 401 {
+		t.Fatalf("decline: %v %v", resp, err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	if strings.TrimSpace(string(b)) != "Invalid token" {
+		t.Fatalf("decline body %q", b)
+	}
+	// a non-upgrade request to the WebSocket route
+	resp, err = http.Get("http://" + addr + "/ws/api/socket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUpgradeRequired {
+		t.Fatalf("plain GET on the socket route: %d", resp.StatusCode)
+	}
+
+	// the JS client through the bridge: join, presence, broadcast
+	a := newPondAt(t, addr+"/ws", map[string]any{"token": "alice"})
+	b2 := newPondAt(t, addr+"/ws", map[string]any{"token": "bob"})
+	_ = a
+	_ = b2
+	if *seen == 0 {
+		t.Fatal("router middleware did not run")
+	}
+	const room = "/chat/bridge"
+	a.join(room, map[string]any{"username": "alice"})
+	a.state(room, "JOINED")
+	b2.join(room, map[string]any{"username": "bob"})
+	b2.state(room, "JOINED")
+	a.users(room, 2)
+	a.send(room, "message", map[string]any{"text": "via net/http"})
+	if msg := b2.message(room, "message"); msg["text"] != "via net/http" {
+		t.Fatalf("broadcast %v", msg)
+	}
+	if st := m.Stats(); st.Accepted < 2 || st.Connections != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Frames the client sends right behind its upgrade request (already in
+// net/http's buffer at hijack time) are not lost.
+func TestManagerKeepsBufferedBytes(t *testing.T) {
+	addr, _, _ := startManager(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := "GET /ws/api/socket?token=alice HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	join := `{"action":"JOIN_CHANNEL","event":"JOIN_CHANNEL","channelName":"/chat/early","requestId":"early","payload":{"username":"a"}}`
+	frame := maskedText(join)
+	if _, err := c.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 0, 4096)
+	tmp := make([]byte, 4096)
+	for !strings.Contains(string(buf), `"requestId":"early"`) {
+		n, err := c.Read(tmp)
+		if err != nil {
+			t.Fatalf("no answer to the early join: %v\n%s", err, buf)
+		}
+		buf = append(buf, tmp[:n]...)
+	}
+	if !strings.Contains(string(buf), "101 Switching Protocols") || !strings.Contains(string(buf), `"event":"ACKNOWLEDGE"`) {
+		t.Fatalf("got %q", buf)
+	}
+}
+
+func maskedText(s string) []byte {
+	p := []byte(s)
+	out := []byte{0x81}
+	switch {
+	case len(p) < 126:
+		out = append(out, 0x80|byte(len(p)))
+	default:
+		out = append(out, 0x80|126, byte(len(p)>>8), byte(len(p)))
+	}
+	key := []byte{1, 2, 3, 4}
+	out = append(out, key...)
+	for i, c := range p {
+		out = append(out, c^key[i%4])
+	}
+	return out
+}
