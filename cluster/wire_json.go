@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/pondsocket/pondsocket/protocol"
 )
 
 // A small JSON reader and writer for the envelope. Decode first checks the
@@ -156,56 +158,10 @@ func number(raw []byte) (float64, error) {
 	return strconv.ParseFloat(string(raw), 64)
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string the way JSON.stringify writes it:
-// only '"', '\\' and control characters are escaped (no HTML escaping, no
-// \u2028), so messages are byte-identical to a reference node's. Invalid
-// UTF-8 becomes U+FFFD, as encoding/json does.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// appendString appends s as a JSON string the way JSON.stringify writes it
+// (no HTML escaping, no \u2028), so messages are byte-identical to a
+// reference node's.
+func appendString(dst []byte, s string) []byte { return protocol.AppendStringStringify(dst, s) }
 
 func appendRecipients(dst []byte, r Recipients) ([]byte, error) {
 	switch {

@@ -237,7 +237,14 @@ const hexDigits = "0123456789abcdef"
 // UTF-8 bytes become \ufffd and U+2028/U+2029 are escaped, so the result is
 // valid UTF-8 and never spans lines. Other characters, including HTML
 // specials and non-ASCII text, are written as they are.
-func AppendString(dst []byte, s string) []byte {
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s, true) }
+
+// AppendStringStringify is AppendString without the U+2028/U+2029 escapes:
+// the bytes JSON.stringify writes, for messages that must be byte-identical
+// to a JavaScript peer's (the cluster bus).
+func AppendStringStringify(dst []byte, s string) []byte { return appendString(dst, s, false) }
+
+func appendString(dst []byte, s string, escapeSeparators bool) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -273,7 +280,7 @@ func AppendString(dst []byte, s string) []byte {
 		case r == utf8.RuneError && size == 1:
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
+		case escapeSeparators && (r == '\u2028' || r == '\u2029'):
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\u202`...)
 			dst = append(dst, hexDigits[r&0xf])
