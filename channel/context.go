@@ -551,7 +551,9 @@ func (ctx *EventContext) GetAllAssigns() map[string]any { return ctx.Channel().G
 type LeaveContext struct {
 	User   *User
 	Reason string
-	ch     *Channel
+	// Route holds the channel name's params and query.
+	Route Route
+	ch    *Channel
 }
 
 // Channel is the channel the user left (it may have no members left).

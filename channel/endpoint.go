@@ -267,7 +267,7 @@ func (ep *Endpoint) removeMember(in *instance, id, reason string) bool {
 		}
 	}
 	if fn := in.lobby.leaveHandler(); fn != nil {
-		ctx := &LeaveContext{User: m.user(), Reason: reason, ch: &Channel{l: in.lobby, in: in}}
+		ctx := &LeaveContext{User: m.user(), Reason: reason, Route: in.route, ch: &Channel{l: in.lobby, in: in}}
 		func() {
 			defer func() {
 				if p := recover(); p != nil {
