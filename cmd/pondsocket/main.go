@@ -1,12 +1,14 @@
 // Command pondsocket runs a PondSocket server. With no flags it is a single
-// node with everything in memory, serving a demo chat: endpoint
-// /api/socket, channel /chat/:roomId with presence, and /healthz.
+// node with everything in memory, serving a demo chat: a page at /, the
+// WebSocket endpoint /api/socket with channel /chat/:roomId and presence,
+// /healthz and Prometheus metrics at /metrics.
 //
 // Every flag can also be set through the environment variable named in its
 // help text (the flag wins).
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,17 +49,36 @@ type config struct {
 func main() {
 	cfg := parseFlags(os.Args[1:], os.Stderr)
 	log := newLogger(cfg, os.Stderr)
-	srv := newServer(cfg, log)
+	srv, err := newServer(cfg, log)
+	if err != nil {
+		log.Error("bad configuration", "err", err)
+		os.Exit(2)
+	}
 	if err := srv.Start(); err != nil {
 		log.Error("cannot start", "err", err)
 		os.Exit(1)
 	}
+	// The plain line is for scripts and tests that wait for the address.
 	fmt.Fprintf(os.Stderr, "listening on %s\n", srv.Addr())
-	waitForSignal()
-	log.Info("shutting down", "drain", cfg.drain)
+	log.Info("serving", "addr", srv.Addr().String(), "chat", pageURL(srv.Addr()), "endpoint", "/api/socket", "channel", "/chat/:roomId")
+	sig := waitForSignal(log)
+	log.Info("shutting down", "signal", sig.String(), "drain", cfg.drain.String())
 	if err := srv.Stop(cfg.drain); err != nil {
 		log.Warn("shutdown", "err", err)
 	}
+	log.Info("stopped")
+}
+
+// pageURL is the chat page's URL for the log, with a dialable host.
+func pageURL(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String() + "/"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
 func env(name, def string) string {
@@ -120,7 +141,9 @@ func newLogger(c config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func newServer(c config, log *slog.Logger) *pondsocket.Server {
+// newServer builds the server of the configuration with the demo chat and
+// the HTTP routes; it does not start it.
+func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 	opts := pondsocket.DefaultOptions()
 	opts.Logger = log
 	if c.eventLoops > 0 {
@@ -137,8 +160,7 @@ func newServer(c config, log *slog.Logger) *pondsocket.Server {
 	}
 	switch {
 	case c.redisAddr != "" && c.kafkaBrokers != "":
-		log.Error("choose one cluster backend: --redis-addr or --kafka-brokers")
-		os.Exit(2)
+		return nil, errors.New("choose one cluster backend: --redis-addr or --kafka-brokers")
 	case c.redisAddr != "":
 		ro := &pondsocket.RedisPubSubOptions{Password: c.redisPassword}
 		if strings.Contains(c.redisAddr, "://") {
@@ -146,8 +168,7 @@ func newServer(c config, log *slog.Logger) *pondsocket.Server {
 		} else {
 			host, port, err := net.SplitHostPort(c.redisAddr)
 			if err != nil {
-				log.Error("bad --redis-addr", "err", err)
-				os.Exit(2)
+				return nil, fmt.Errorf("bad --redis-addr: %w", err)
 			}
 			ro.Host = host
 			ro.Port, _ = strconv.Atoi(port)
@@ -157,18 +178,18 @@ func newServer(c config, log *slog.Logger) *pondsocket.Server {
 		opts.PubSub = pondsocket.NewKafkaPubSub(&pondsocket.KafkaPubSubOptions{Brokers: strings.Split(c.kafkaBrokers, ","), TopicPrefix: c.kafkaTopic})
 	}
 	opts.Cluster = pondsocket.ClusterOptions{NodeID: c.nodeID, Namespace: c.namespace, HeartbeatInterval: c.heartbeat, HeartbeatTimeout: c.nodeTimeout}
-	var srv *pondsocket.Server
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+	opts.HTTPHandler = mux
+	srv := pondsocket.NewServer(&pondsocket.ServerOptions{ServerAddr: c.addr, Options: opts})
+	registerDemo(srv)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !srv.IsRunning() {
 			http.Error(w, "stopping", http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ok")
 	})
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) { writeMetrics(w, srv.Stats()) })
-	opts.HTTPHandler = mux
-	srv = pondsocket.NewServer(&pondsocket.ServerOptions{ServerAddr: c.addr, Options: opts})
-	registerDemo(srv)
-	return srv
+	mux.Handle("GET /metrics", metricsHandler(srv))
+	mux.Handle("GET /", pageHandler())
+	return srv, nil
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/common/expfmt"
 )
 
 // The server binary: starts with no flags but an address, serves /healthz
@@ -91,6 +94,8 @@ func TestServerBinary(t *testing.T) {
 			t.Fatalf("metrics lack %q:\n%s", want, b)
 		}
 	}
+	checkMetrics(t, resp, b)
+	checkPage(t, "http://"+addr)
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -110,5 +115,147 @@ func TestServerBinary(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("server did not exit after SIGTERM")
 	}
-	_ = os.Stderr
+}
+
+// checkMetrics parses /metrics as the Prometheus text format and checks
+// the families, their types and the values of the connection that is open
+// (one connection in one channel, a join and an echo).
+func checkMetrics(t *testing.T, resp *http.Response, body []byte) {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("/metrics Content-Type %q", ct)
+	}
+	var p expfmt.TextParser
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics is not valid Prometheus text: %v\n%s", err, body)
+	}
+	value := func(name string) float64 {
+		t.Helper()
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) != 1 {
+			t.Fatalf("/metrics: no single metric %s", name)
+		}
+		m := f.GetMetric()[0]
+		switch f.GetType().String() {
+		case "COUNTER":
+			return m.GetCounter().GetValue()
+		case "GAUGE":
+			return m.GetGauge().GetValue()
+		}
+		return m.GetUntyped().GetValue()
+	}
+	gauges := []string{"pondsocket_connections", "pondsocket_channels"}
+	counters := []string{
+		"pondsocket_upgrades_accepted_total", "pondsocket_upgrades_declined_total", "pondsocket_http_requests_total",
+		"pondsocket_joins_total", "pondsocket_joins_declined_total", "pondsocket_leaves_total",
+		"pondsocket_messages_in_total", "pondsocket_bytes_in_total", "pondsocket_frames_out_total", "pondsocket_bytes_out_total",
+		"pondsocket_socket_writes_total", "pondsocket_slow_consumers_total", "pondsocket_rate_limited_total",
+		"pondsocket_handler_errors_total", "pondsocket_invalid_messages_total", "pondsocket_protocol_errors_total",
+		"pondsocket_pong_timeouts_total", "pondsocket_handshake_timeouts_total",
+		"pondsocket_broadcasts_total", "pondsocket_deliveries_total", "pondsocket_presence_messages_total",
+	}
+	for _, names := range []struct {
+		names []string
+		typ   string
+	}{{gauges, "GAUGE"}, {counters, "COUNTER"}} {
+		for _, n := range names.names {
+			f := fams[n]
+			if f == nil {
+				t.Errorf("/metrics lacks %s", n)
+				continue
+			}
+			if f.GetType().String() != names.typ || f.GetHelp() == "" {
+				t.Errorf("/metrics %s: type %v, help %q", n, f.GetType(), f.GetHelp())
+			}
+		}
+	}
+	for _, n := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"} {
+		if fams[n] == nil {
+			t.Errorf("/metrics lacks %s (Go and process collectors)", n)
+		}
+	}
+	for name, want := range map[string]float64{
+		"pondsocket_connections": 1, "pondsocket_channels": 1, "pondsocket_joins_total": 1,
+		"pondsocket_upgrades_accepted_total": 1, "pondsocket_messages_in_total": 2,
+	} {
+		if got := value(name); got != want {
+			t.Errorf("/metrics %s = %v, want %v", name, got, want)
+		}
+	}
+	for _, name := range []string{"pondsocket_bytes_in_total", "pondsocket_bytes_out_total", "pondsocket_frames_out_total", "pondsocket_presence_messages_total", "pondsocket_http_requests_total"} {
+		if value(name) <= 0 {
+			t.Errorf("/metrics %s is 0", name)
+		}
+	}
+	for n := range fams {
+		if strings.HasPrefix(n, "pondsocket_cluster_") {
+			t.Errorf("/metrics has %s on a single node", n)
+		}
+	}
+}
+
+// checkPage: / is the chat page, its modules and stylesheet are served
+// with their types, other paths are 404.
+func checkPage(t *testing.T, base string) {
+	t.Helper()
+	for _, c := range []struct {
+		path, ctype, contains string
+	}{
+		{"/", "text/html", `<script type="module" src="app.js"></script>`},
+		{"/app.js", "text/javascript", `from './pondsocket.js'`},
+		{"/pondsocket.js", "text/javascript", `export class PondSocket`},
+		{"/style.css", "text/css", `.presence`},
+		{"/favicon.svg", "image/svg+xml", `<svg`},
+	} {
+		resp, err := http.Get(base + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), c.ctype) || !strings.Contains(string(b), c.contains) {
+			t.Errorf("GET %s: %d %q, want %s containing %q:\n%.300s", c.path, resp.StatusCode, resp.Header.Get("Content-Type"), c.ctype, c.contains, b)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+			t.Errorf("GET %s: Content-Security-Policy %q", c.path, csp)
+		}
+	}
+	resp, err := http.Get(base + "/no-such-file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("GET /no-such-file: %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestPageURL(t *testing.T) {
+	for addr, want := range map[string]string{
+		"0.0.0.0:8080":   "http://localhost:8080/",
+		"[::]:8080":      "http://localhost:8080/",
+		"127.0.0.1:9000": "http://127.0.0.1:9000/",
+		"[::1]:9000":     "http://[::1]:9000/",
+	} {
+		a, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pageURL(a); got != want {
+			t.Errorf("pageURL(%s) = %s, want %s", addr, got, want)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, args := range [][]string{
+		{"--redis-addr", "127.0.0.1:6379", "--kafka-brokers", "127.0.0.1:9092"},
+		{"--redis-addr", "no-port"},
+	} {
+		if _, err := newServer(parseFlags(args, io.Discard), log); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
 }
