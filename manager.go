@@ -3,14 +3,15 @@ package pondsocket
 import (
 	"bufio"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/gobwas/ws"
 
 	"github.com/pondsocket/pondsocket/channel"
 	"github.com/pondsocket/pondsocket/engine"
@@ -128,25 +129,62 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 			http.Error(w, "Too many connections", http.StatusServiceUnavailable)
 			return
 		}
-		conn, brw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
-		if err != nil {
-			// gobwas has answered the client with the reason already
+		fail := func(status int, msg string) {
 			m.eng.Unreserve()
 			release()
-			m.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+			http.Error(w, msg, status)
+		}
+		key := r.Header.Get("Sec-Websocket-Key")
+		if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
+			fail(http.StatusBadRequest, "Invalid Sec-WebSocket-Key")
+			return
+		}
+		if r.Header.Get("Sec-Websocket-Version") != "13" {
+			w.Header().Set("Sec-Websocket-Version", "13")
+			fail(http.StatusUpgradeRequired, "Unsupported WebSocket version")
+			return
+		}
+		// ResponseController follows Unwrap chains of middleware wrappers.
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			fail(http.StatusInternalServerError, "this HTTP server cannot hand connections over: "+err.Error())
+			m.log.Error("hijack failed", "remote", r.RemoteAddr, "err", err)
+			return
+		}
+		// Only plain sockets can ride the event loops: refuse anything else
+		// (TLS, wrapped connections) with an HTTP answer, before the 101.
+		if !engine.Adoptable(conn) {
+			m.eng.Unreserve()
+			release()
+			m.log.Error("cannot serve this connection on the event loops; terminate TLS at a proxy in front of the HTTP server", "remote", r.RemoteAddr, "type", fmt.Sprintf("%T", conn))
+			body := "WebSocket over TLS or a wrapped connection is not supported by the event-loop engine; terminate TLS at a proxy\n"
+			fmt.Fprintf(conn, "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+			_ = conn.Close()
 			return
 		}
 		prefix, err := buffered(brw)
+		if err == nil {
+			_, err = io.WriteString(conn, switchingProtocols(key))
+		}
 		if err == nil {
 			err = m.eng.Adopt(conn, prefix, nil, engine.Decision{Accept: true, Context: d.Client, Greeting: d.Greeting})
 		}
 		if err != nil {
 			m.eng.Unreserve()
 			release()
-			m.log.Error("cannot hand the connection to the event loops", "remote", r.RemoteAddr, "err", err)
+			m.log.Warn("cannot hand the connection to the event loops", "remote", r.RemoteAddr, "err", err)
+			// the 101 may be out: say goodbye in WebSocket terms
+			_, _ = conn.Write([]byte{0x88, 0x02, 0x03, 0xf3}) // close 1011
 			_ = conn.Close()
 		}
 	}
+}
+
+// switchingProtocols is the 101 answer (RFC 6455 §4.2.2).
+func switchingProtocols(key string) string {
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+		base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n"
 }
 
 // buffered returns what the HTTP server's reader holds beyond the request.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -145,4 +146,29 @@ func maskedText(s string) []byte {
 		out = append(out, c^key[i%4])
 	}
 	return out
+}
+
+// Behind an HTTPS net/http server the hijacked connection is a *tls.Conn,
+// which the event loops cannot own: the upgrade is refused with a clear
+// HTTP answer before any 101 (not a 101 and a dropped socket).
+func TestManagerRefusesTLSConnectionsClearly(t *testing.T) {
+	opts := pondsocket.DefaultOptions()
+	opts.Logger = quiet()
+	m := pondsocket.NewManager(context.Background(), *opts)
+	defer m.Stop(time.Second)
+	registerReferenceDemoAt(m, "/ws/api/socket")
+	ts := httptest.NewTLSServer(m.HTTPHandler())
+	defer ts.Close()
+	d := websocket.Dialer{TLSClientConfig: ts.Client().Transport.(*http.Transport).TLSClientConfig}
+	_, resp, err := d.Dial("wss"+strings.TrimPrefix(ts.URL, "https")+"/ws/api/socket?token=alice", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusNotImplemented {
+		t.Fatalf("TLS upgrade: %v %v", resp, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(b), "terminate TLS at a proxy") {
+		t.Fatalf("body %q", b)
+	}
+	if st := m.Stats(); st.Connections != 0 {
+		t.Fatalf("connections %d", st.Connections)
+	}
 }

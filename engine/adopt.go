@@ -26,6 +26,16 @@ type adoption struct {
 // (anything but a plain TCP or Unix socket, for example a *tls.Conn).
 var ErrNotAdoptable = errors.New("engine: only plain TCP/Unix connections can be handed to the event loops")
 
+// Adoptable reports whether conn can be handed to the event loops: a plain
+// TCP or Unix socket (not TLS, not a wrapper).
+func Adoptable(conn net.Conn) bool {
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
+}
+
 // Reserve takes one MaxConnections slot for a connection about to be
 // adopted; false means the limit is reached (answer 503). A reserved slot
 // is released when the adopted connection closes, or by Unreserve if the
@@ -42,9 +52,7 @@ func (e *Engine) Unreserve() { e.upgraded.Add(-1) }
 // with Reserve. On success the engine owns conn (its descriptor is
 // duplicated and the original closed); on error the caller still owns it.
 func (e *Engine) Adopt(conn net.Conn, prefix []byte, r *Request, d Decision) error {
-	switch conn.(type) {
-	case *net.TCPConn, *net.UnixConn:
-	default:
+	if !Adoptable(conn) {
 		return fmt.Errorf("%w (got %T)", ErrNotAdoptable, conn)
 	}
 	if e.draining.Load() {

@@ -49,10 +49,10 @@ go test -race -count=1 -timeout 20m "${targets[@]}"
 step "examples"
 shopt -s nullglob
 built=0
-for dir in examples/*/; do
+for dir in examples/*/ examples/frameworks/*/; do
 	[ -f "$dir/go.mod" ] || continue
-	echo "go build ./... in $dir"
-	(cd "$dir" && go build ./...)
+	echo "go mod tidy -diff, go vet, go build ./... in $dir"
+	(cd "$dir" && go mod tidy -diff && go vet ./... && go build ./...)
 	built=$((built + 1))
 done
 echo "$built example module(s) built"
