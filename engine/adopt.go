@@ -95,6 +95,7 @@ func (c *Conn) adopt(ad *adoption) {
 	}
 	e.stats.Accepted.Add(1)
 	e.h.OnOpen(c)
+	c.req = nil
 	if len(ad.prefix) > 0 && c.state == stateOpen {
 		c.pre = ad.prefix
 		n, act := c.parseFrames(c.pre)

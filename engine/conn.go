@@ -25,7 +25,7 @@ const (
 // Conn is one client connection. It is a small struct owned by its event
 // loop: every field below except ctx is touched only on that loop.
 //
-// Safe from any goroutine: Send, Close, Context, RemoteAddr, Request.
+// Safe from any goroutine: Send, Close, Context, RemoteAddr.
 type Conn struct {
 	gc    gnet.Conn
 	loop  *loop
@@ -66,6 +66,9 @@ func (c *Conn) Context() any { return c.ctx }
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
 // Request is the upgrade request that opened this connection.
+// It is available during Handler.OnOpen only: the engine lets go of the
+// request head afterwards, so an open connection does not carry its
+// headers (about a kilobyte each) for its whole life.
 func (c *Conn) Request() *Request { return c.req }
 
 // Send queues one sealed frame for this connection. It takes its own

@@ -202,6 +202,7 @@ func (c *Conn) applyDecision(d Decision) {
 	if c.state == stateOpen {
 		e.h.OnOpen(c)
 	}
+	c.req = nil
 }
 
 // answer writes a complete HTTP response and marks the connection done; the
