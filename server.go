@@ -222,6 +222,15 @@ func (s *Server) Stop(timeout time.Duration) error {
 	return err
 }
 
+// Done is closed when the server has stopped, by Stop or because its
+// listener failed (a process should then exit and be restarted).
+func (s *Server) Done() <-chan struct{} {
+	if s.eng == nil {
+		return nil
+	}
+	return s.eng.Done()
+}
+
 // ClusterNode is the cluster node when Options.PubSub is set (nil
 // otherwise): its ID, Stats and the nodes it sees.
 func (s *Server) ClusterNode() *cluster.Node { return s.node }

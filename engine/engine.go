@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -56,6 +57,7 @@ type Engine struct {
 	stopped  atomic.Bool
 
 	live     atomic.Int64 // every accepted TCP connection
+	fdCap    int64        // live connections beyond this are refused at accept
 	upgraded atomic.Int64 // connections deciding or open (MaxConnections)
 	drained  chan struct{}
 	drainMu  sync.Mutex
@@ -71,7 +73,16 @@ func New(cfg Config, h Handler) *Engine {
 		cfg.Logger.Warn("PongWait should exceed PingInterval; using 1.5×PingInterval", "pingInterval", cfg.PingInterval, "pongWait", cfg.PongWait)
 		cfg.PongWait = cfg.PingInterval + cfg.PingInterval/2
 	}
+	fdCap := int64(1 << 62)
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < 1<<62 {
+		fdCap = int64(rl.Cur) - int64(cfg.FDHeadroom)
+		if fdCap < 16 {
+			fdCap = 16
+		}
+	}
 	return &Engine{
+		fdCap:  fdCap,
 		cfg:    cfg,
 		h:      h,
 		log:    cfg.Logger,
@@ -285,6 +296,13 @@ func (g *gnetHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if e.draining.Load() {
 		c.state = stateDone
 		return httpResponse(503, "Server shutting down", nil), gnet.Close
+	}
+	if e.live.Load() > e.fdCap {
+		// close to the open-files limit: refuse now rather than let accept
+		// fail (which would stop the listener)
+		c.state = stateDone
+		e.stats.Declined.Add(1)
+		return httpResponse(503, "Server at its connection limit", nil), gnet.Close
 	}
 	return nil, gnet.None
 }

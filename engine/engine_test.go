@@ -491,3 +491,35 @@ func TestRestartSamePort(t *testing.T) {
 	r2.send(protocol.OpText, "again")
 	r2.expectFrame(protocol.OpText, "again")
 }
+
+// Near the open-files limit TCP connections are answered 503 at once, so
+// accept never fails (gnet stops its listener when accept fails).
+func TestFDCapRefusesAtAccept(t *testing.T) {
+	h := newEchoHandler()
+	e := New(Config{Addr: "127.0.0.1:0", Logger: quietLogger(), EventLoops: 1}, h)
+	e.fdCap = 5
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		e.Stop(ctx)
+	}()
+	var open []*rawConn
+	for i := 0; i < 5; i++ {
+		open = append(open, dialRaw(t, e, "/ok"))
+	}
+	// beyond the cap: a complete HTTP answer, not a silent drop
+	for i := 0; i < 3; i++ {
+		resp, body := rawHTTP(t, e, upgradeRequest(e.Addr().String(), "/over"))
+		if resp.StatusCode != 503 || !strings.Contains(body, "connection limit") {
+			t.Fatalf("over the cap: %d %q", resp.StatusCode, body)
+		}
+	}
+	// the listener still works: free a slot and connect again
+	open[0].c.Close()
+	waitFor(t, func() bool { return e.Connections() < 5 })
+	dialRaw(t, e, "/again")
+	bystanderOK(t, open[1], "after-cap")
+}

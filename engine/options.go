@@ -28,6 +28,12 @@ type Config struct {
 	// MaxConnections refuses upgrades beyond this many live connections
 	// with HTTP 503 (0 = unlimited).
 	MaxConnections int
+	// FDHeadroom is how many file descriptors below the process's open-files
+	// limit the engine stops taking TCP connections (they are answered 503
+	// and closed at once). Running out of descriptors would make accept
+	// fail, which stops gnet's listener; the headroom keeps the server
+	// serving at its limit. Default 256.
+	FDHeadroom int
 	// MaxOutboundBytes is the per-connection limit of bytes written but not
 	// yet accepted by the kernel. A connection over it is a slow consumer
 	// and is closed with 1008.
@@ -113,6 +119,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.FDHeadroom <= 0 {
+		c.FDHeadroom = 256
 	}
 	if c.Addr == "" {
 		c.Addr = ":8080"

@@ -36,6 +36,9 @@ type config struct {
 	drain          time.Duration
 	inline         bool
 
+	messageRate  float64
+	messageBurst int
+
 	redisAddr     string
 	redisPassword string
 	kafkaBrokers  string
@@ -61,7 +64,7 @@ func main() {
 	// The plain line is for scripts and tests that wait for the address.
 	fmt.Fprintf(os.Stderr, "listening on %s\n", srv.Addr())
 	log.Info("serving", "addr", srv.Addr().String(), "chat", pageURL(srv.Addr()), "endpoint", "/api/socket", "channel", "/chat/:roomId")
-	sig := waitForSignal(log)
+	sig := waitForSignal(log, srv.Done())
 	log.Info("shutting down", "signal", sig.String(), "drain", cfg.drain.String())
 	if err := srv.Stop(cfg.drain); err != nil {
 		log.Warn("shutdown", "err", err)
@@ -117,6 +120,8 @@ func parseFlags(args []string, out io.Writer) config {
 	fs.StringVar(&c.logFormat, "log-format", env("PONDSOCKET_LOG_FORMAT", "text"), "text or json (PONDSOCKET_LOG_FORMAT)")
 	fs.DurationVar(&c.drain, "drain-timeout", envDur("PONDSOCKET_DRAIN_TIMEOUT", 10*time.Second), "graceful shutdown budget (PONDSOCKET_DRAIN_TIMEOUT)")
 	fs.BoolVar(&c.inline, "inline-handlers", env("PONDSOCKET_INLINE_HANDLERS", "") == "true", "run the demo's handlers on the event loops (they never block) (PONDSOCKET_INLINE_HANDLERS)")
+	fs.Float64Var(&c.messageRate, "message-rate", float64(envInt("PONDSOCKET_MESSAGE_RATE", 1000)), "events per second per connection, negative = unlimited (PONDSOCKET_MESSAGE_RATE)")
+	fs.IntVar(&c.messageBurst, "message-burst", envInt("PONDSOCKET_MESSAGE_BURST", 2000), "event burst per connection (PONDSOCKET_MESSAGE_BURST)")
 	fs.StringVar(&c.redisAddr, "redis-addr", env("PONDSOCKET_REDIS_ADDR", ""), "cluster over Redis at host:port or redis://… (PONDSOCKET_REDIS_ADDR)")
 	fs.StringVar(&c.redisPassword, "redis-password", env("PONDSOCKET_REDIS_PASSWORD", ""), "Redis password (PONDSOCKET_REDIS_PASSWORD)")
 	fs.StringVar(&c.kafkaBrokers, "kafka-brokers", env("PONDSOCKET_KAFKA_BROKERS", ""), "cluster over Kafka: comma-separated brokers (PONDSOCKET_KAFKA_BROKERS)")
@@ -149,6 +154,8 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 	if c.eventLoops > 0 {
 		opts.EventLoops = c.eventLoops
 	}
+	opts.MessageRate = c.messageRate
+	opts.MessageBurst = c.messageBurst
 	opts.MaxConnections = c.maxConnections
 	opts.MaxMessageSize = c.maxMessageSize
 	opts.PingInterval = c.pingInterval
