@@ -129,8 +129,10 @@ type ServerOptions struct {
 	ServerWriteTimeout time.Duration
 	// ServerIdleTimeout closes connections idle for this long (0 = never).
 	ServerIdleTimeout time.Duration
-	// ServerTLSConfig enables TLS. Not supported by the event-loop engine
-	// yet: Start fails with a clear error; terminate TLS at a proxy.
+	// ServerTLSConfig serves TLS. TLS connections cannot ride the event
+	// loops: they use a goroutine-based fallback transport (three
+	// goroutines per connection) with the same framing, limits, pings and
+	// close handshake. For very many connections terminate TLS at a proxy.
 	ServerTLSConfig *tls.Config
 	// Options are the connection and channel options (nil = defaults).
 	Options *Options

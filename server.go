@@ -2,6 +2,7 @@ package pondsocket
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,8 @@ type Server struct {
 	mu    sync.Mutex
 	state int // 0 new, 1 running, 2 stopped
 	node  *cluster.Node
+
+	tlsAddr net.Addr
 }
 
 // NewServer builds a server; endpoints are added with CreateEndpoint and it
@@ -159,22 +162,38 @@ func (s *Server) Start() error {
 	if s.state != 0 {
 		return errors.New("pondsocket: server already started")
 	}
-	if s.opts.ServerTLSConfig != nil {
-		return errors.New("pondsocket: ServerTLSConfig is not supported by the event-loop engine yet; terminate TLS at a reverse proxy (nginx, haproxy, a cloud load balancer) in front of the server")
-	}
 	if s.o.EnableCompression {
 		s.log.Warn("EnableCompression: permessage-deflate is not negotiated yet; connections are served uncompressed")
 	}
 	if err := s.startCluster(); err != nil {
 		return err
 	}
-	e := engine.New(engineConfig(s.opts.ServerAddr, s.opts, s.o), s.br)
+	cfg := engineConfig(s.opts.ServerAddr, s.opts, s.o)
+	var ln net.Listener
+	if s.opts.ServerTLSConfig != nil {
+		// TLS cannot ride the event loops: the listener feeds the
+		// goroutine-based fallback transport (same framing and limits).
+		l, err := net.Listen("tcp", s.opts.ServerAddr)
+		if err != nil {
+			return fmt.Errorf("pondsocket: listen %s: %w", s.opts.ServerAddr, err)
+		}
+		ln = tls.NewListener(l, s.opts.ServerTLSConfig)
+		cfg.NoListener = true
+	}
+	e := engine.New(cfg, s.br)
 	s.br.eng = e
 	if err := e.Start(); err != nil {
 		if s.node != nil {
 			_ = s.node.Close()
 		}
+		if ln != nil {
+			_ = ln.Close()
+		}
 		return err
+	}
+	if ln != nil {
+		s.tlsAddr = ln.Addr()
+		e.ServeListener(ln)
 	}
 	s.eng = e
 	s.state = 1
@@ -237,6 +256,9 @@ func (s *Server) ClusterNode() *cluster.Node { return s.node }
 
 // Addr is the bound address once started.
 func (s *Server) Addr() net.Addr {
+	if s.tlsAddr != nil {
+		return s.tlsAddr
+	}
 	if s.eng == nil {
 		return nil
 	}

@@ -48,9 +48,12 @@ type Engine struct {
 	done   chan struct{}
 	runErr error
 
-	loopsMu  sync.RWMutex
-	loops    map[gnet.EventLoop]*loop
-	loopList []*loop
+	loopsMu   sync.RWMutex
+	loops     map[gnet.EventLoop]*loop
+	loopList  []*loop
+	streamSet map[*streamLoop]struct{}     // fallback connections (stream.go)
+	streams   sync.WaitGroup               // their goroutines
+	streamLn  atomic.Pointer[net.Listener] // ServeListener's listener
 
 	draining atomic.Bool
 	started  atomic.Bool
@@ -181,7 +184,13 @@ func (e *Engine) Stop(ctx context.Context) error {
 	drained := e.drained
 	e.drainMu.Unlock()
 
+	if ln := e.streamLn.Load(); ln != nil {
+		_ = (*ln).Close() // stop accepting fallback connections
+	}
 	for _, l := range e.loopSnapshot() {
+		l.post(cmd{kind: cmdDrain})
+	}
+	for _, l := range e.streamLoops() {
 		l.post(cmd{kind: cmdDrain})
 	}
 	var err error
@@ -191,6 +200,12 @@ func (e *Engine) Stop(ctx context.Context) error {
 		err = ctx.Err()
 	case <-e.done:
 	}
+	// Cut the fallback connections still open and wait for their goroutines.
+	for _, l := range e.streamLoops() {
+		sl := l.el.(*streamLoop)
+		_ = sl.Execute(context.Background(), runFunc(func(context.Context) error { sl.sc.closeNow(nil); return nil }))
+	}
+	e.streams.Wait()
 	// Stop the loops. A loop task returning ErrEngineShutdown makes gnet
 	// shut the whole engine down at once; without any known loop fall back
 	// to gnet's own (polling) Stop.
@@ -282,7 +297,12 @@ func (g *gnetHandler) OnShutdown(gnet.Engine) {}
 func (g *gnetHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	e := g.e
 	e.live.Add(1)
-	l := e.loopOf(gc.EventLoop())
+	var l *loop
+	if sc, ok := gc.(*streamConn); ok {
+		l = sc.sl.l
+	} else {
+		l = e.loopOf(gc.EventLoop())
+	}
 	now := time.Now().UnixNano()
 	ad, adopted := gc.Context().(*adoption)
 	c := &Conn{gc: gc, loop: l, e: e, state: stateHandshake, since: now, lastRead: now, lastData: now, qhead: -1, qtail: -1}
@@ -352,6 +372,9 @@ func (g *gnetHandler) OnTraffic(gc gnet.Conn) gnet.Action {
 func (g *gnetHandler) OnTick() (time.Duration, gnet.Action) {
 	e := g.e
 	for _, l := range e.loopSnapshot() {
+		l.post(cmd{kind: cmdSweep})
+	}
+	for _, l := range e.streamLoops() {
 		l.post(cmd{kind: cmdSweep})
 	}
 	return e.cfg.tickInterval(), gnet.None

@@ -51,9 +51,10 @@ type qent struct {
 }
 
 type loop struct {
-	e   *Engine
-	el  gnet.EventLoop
-	idx int
+	e      *Engine
+	el     gnet.EventLoop
+	idx    int
+	stream bool // a fallback connection's own loop (stream.go)
 
 	mu        sync.Mutex
 	inbox     []cmd
@@ -281,6 +282,10 @@ func (e *Engine) Fanout(f *protocol.Frame, conns []*Conn) {
 	var small [8]*connList
 	groups := small[:0]
 	for _, c := range conns {
+		if c.loop.stream {
+			c.Send(f)
+			continue
+		}
 		idx := c.loop.idx
 		for len(groups) <= idx {
 			groups = append(groups, nil)
@@ -310,8 +315,9 @@ func (e *Engine) postGroups(f *protocol.Frame, groups []*connList) {
 // Not safe for concurrent use; Send may be called from any goroutine that
 // owns the batch.
 type FanoutBatch struct {
-	e      *Engine
-	groups [][]*Conn
+	e       *Engine
+	groups  [][]*Conn
+	streams []*Conn
 }
 
 // NewFanoutBatch returns an empty batch.
@@ -319,6 +325,10 @@ func (e *Engine) NewFanoutBatch() *FanoutBatch { return &FanoutBatch{e: e} }
 
 // Add adds a recipient.
 func (b *FanoutBatch) Add(c *Conn) {
+	if c.loop.stream {
+		b.streams = append(b.streams, c)
+		return
+	}
 	idx := c.loop.idx
 	for len(b.groups) <= idx {
 		b.groups = append(b.groups, nil)
@@ -328,6 +338,9 @@ func (b *FanoutBatch) Add(c *Conn) {
 
 // Send posts f to every recipient of the batch.
 func (b *FanoutBatch) Send(f *protocol.Frame) {
+	for _, c := range b.streams {
+		c.Send(f)
+	}
 	for _, g := range b.groups {
 		if len(g) == 0 {
 			continue

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +36,9 @@ type config struct {
 	logFormat      string
 	drain          time.Duration
 	inline         bool
+
+	tlsCert string
+	tlsKey  string
 
 	messageRate  float64
 	messageBurst int
@@ -120,6 +124,8 @@ func parseFlags(args []string, out io.Writer) config {
 	fs.StringVar(&c.logFormat, "log-format", env("PONDSOCKET_LOG_FORMAT", "text"), "text or json (PONDSOCKET_LOG_FORMAT)")
 	fs.DurationVar(&c.drain, "drain-timeout", envDur("PONDSOCKET_DRAIN_TIMEOUT", 10*time.Second), "graceful shutdown budget (PONDSOCKET_DRAIN_TIMEOUT)")
 	fs.BoolVar(&c.inline, "inline-handlers", env("PONDSOCKET_INLINE_HANDLERS", "") == "true", "run the demo's handlers on the event loops (they never block) (PONDSOCKET_INLINE_HANDLERS)")
+	fs.StringVar(&c.tlsCert, "tls-cert", env("PONDSOCKET_TLS_CERT", ""), "serve wss:// with this PEM certificate (with --tls-key) (PONDSOCKET_TLS_CERT)")
+	fs.StringVar(&c.tlsKey, "tls-key", env("PONDSOCKET_TLS_KEY", ""), "PEM private key of --tls-cert (PONDSOCKET_TLS_KEY)")
 	fs.Float64Var(&c.messageRate, "message-rate", float64(envInt("PONDSOCKET_MESSAGE_RATE", 1000)), "events per second per connection, negative = unlimited (PONDSOCKET_MESSAGE_RATE)")
 	fs.IntVar(&c.messageBurst, "message-burst", envInt("PONDSOCKET_MESSAGE_BURST", 2000), "event burst per connection (PONDSOCKET_MESSAGE_BURST)")
 	fs.StringVar(&c.redisAddr, "redis-addr", env("PONDSOCKET_REDIS_ADDR", ""), "cluster over Redis at host:port or redis://… (PONDSOCKET_REDIS_ADDR)")
@@ -187,7 +193,15 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 	opts.Cluster = pondsocket.ClusterOptions{NodeID: c.nodeID, Namespace: c.namespace, HeartbeatInterval: c.heartbeat, HeartbeatTimeout: c.nodeTimeout}
 	mux := http.NewServeMux()
 	opts.HTTPHandler = mux
-	srv := pondsocket.NewServer(&pondsocket.ServerOptions{ServerAddr: c.addr, Options: opts})
+	so := &pondsocket.ServerOptions{ServerAddr: c.addr, Options: opts}
+	if c.tlsCert != "" || c.tlsKey != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		so.ServerTLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	srv := pondsocket.NewServer(so)
 	registerDemo(srv)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !srv.IsRunning() {
