@@ -163,11 +163,12 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 			return
 		}
 		prefix, err := buffered(brw)
+		deflate := m.o.EnableCompression && engine.NegotiateDeflate(r.Header)
 		if err == nil {
-			_, err = io.WriteString(conn, switchingProtocols(key))
+			_, err = io.WriteString(conn, switchingProtocols(key, deflate))
 		}
 		if err == nil {
-			err = m.eng.Adopt(conn, prefix, nil, engine.Decision{Accept: true, Context: d.Client, Greeting: d.Greeting})
+			err = m.eng.AdoptDeflate(conn, prefix, nil, engine.Decision{Accept: true, Context: d.Client, Greeting: d.Greeting}, deflate)
 		}
 		if err != nil {
 			m.eng.Unreserve()
@@ -181,10 +182,14 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 }
 
 // switchingProtocols is the 101 answer (RFC 6455 §4.2.2).
-func switchingProtocols(key string) string {
+func switchingProtocols(key string, deflate bool) string {
 	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	ext := ""
+	if deflate {
+		ext = "Sec-WebSocket-Extensions: " + engine.DeflateExtension + "\r\n"
+	}
 	return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
-		base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n"
+		base64.StdEncoding.EncodeToString(h[:]) + "\r\n" + ext + "\r\n"
 }
 
 // buffered returns what the HTTP server's reader holds beyond the request.

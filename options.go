@@ -36,8 +36,10 @@ type Options struct {
 	PongWait     time.Duration
 	WriteWait    time.Duration
 
-	// EnableCompression asks for permessage-deflate. Not negotiated yet:
-	// connections work uncompressed and a warning is logged.
+	// EnableCompression negotiates permessage-deflate (RFC 7692) with
+	// clients that offer it, without context takeover: each broadcast is
+	// compressed once and shared, no compression state is kept per
+	// connection, and messages under 256 bytes go uncompressed.
 	EnableCompression bool
 
 	// MaxConnections refuses upgrades beyond this many live connections

@@ -122,20 +122,21 @@ func engineConfig(addr string, so ServerOptions, o Options) engine.Config {
 		max = int(o.MaxMessageSize) + 64<<10
 	}
 	cfg := engine.Config{
-		Addr:             addr,
-		EventLoops:       o.EventLoops,
-		MaxMessageSize:   max,
-		MaxConnections:   o.MaxConnections,
-		MaxOutboundBytes: o.MaxOutboundBytes,
-		HandshakeTimeout: o.HandshakeTimeout,
-		PingInterval:     o.PingInterval,
-		PongWait:         o.PongWait,
-		IdleTimeout:      o.IdleTimeout,
-		CloseTimeout:     o.WriteWait,
-		CheckOrigin:      o.CheckOrigin,
-		AllowedOrigins:   o.AllowedOrigins,
-		HTTP:             o.HTTPHandler,
-		Logger:           o.Logger,
+		Addr:              addr,
+		EventLoops:        o.EventLoops,
+		MaxMessageSize:    max,
+		MaxConnections:    o.MaxConnections,
+		MaxOutboundBytes:  o.MaxOutboundBytes,
+		HandshakeTimeout:  o.HandshakeTimeout,
+		PingInterval:      o.PingInterval,
+		PongWait:          o.PongWait,
+		IdleTimeout:       o.IdleTimeout,
+		CloseTimeout:      o.WriteWait,
+		CheckOrigin:       o.CheckOrigin,
+		AllowedOrigins:    o.AllowedOrigins,
+		EnableCompression: o.EnableCompression,
+		HTTP:              o.HTTPHandler,
+		Logger:            o.Logger,
 	}
 	if so.ServerReadTimeout > 0 {
 		cfg.HandshakeTimeout = so.ServerReadTimeout
@@ -161,9 +162,6 @@ func (s *Server) Start() error {
 	defer s.mu.Unlock()
 	if s.state != 0 {
 		return errors.New("pondsocket: server already started")
-	}
-	if s.o.EnableCompression {
-		s.log.Warn("EnableCompression: permessage-deflate is not negotiated yet; connections are served uncompressed")
 	}
 	if err := s.startCluster(); err != nil {
 		return err
@@ -281,6 +279,7 @@ type Stats struct {
 	Accepted, Declined, HTTPRequests                               int64
 	MessagesIn, BytesIn, FramesOut, BytesOut, Writes               int64
 	SlowConsumers, ProtocolErrors, PongTimeouts, HandshakeTimeouts int64
+	CompressedConnections                                          int64
 	Joins, JoinsDeclined, Leaves, InvalidMessages, RateLimited     int64
 	HandlerErrors, Broadcasts, Deliveries, PresenceMessages        int64
 }
@@ -313,6 +312,7 @@ func collectStats(e *engine.Engine, c *channel.Server) Stats {
 		st.ProtocolErrors = es.ProtocolErrors.Load()
 		st.PongTimeouts = es.PongTimeouts.Load()
 		st.HandshakeTimeouts = es.HandshakeTimeouts.Load()
+		st.CompressedConnections = es.Deflate.Load()
 	}
 	return st
 }

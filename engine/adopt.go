@@ -20,6 +20,7 @@ type adoption struct {
 	d       Decision
 	prefix  []byte
 	request *Request
+	deflate bool
 }
 
 // ErrNotAdoptable is returned for connections the event loops cannot own
@@ -52,13 +53,19 @@ func (e *Engine) Unreserve() { e.upgraded.Add(-1) }
 // with Reserve. On success the engine owns conn (its descriptor is
 // duplicated and the original closed); on error the caller still owns it.
 func (e *Engine) Adopt(conn net.Conn, prefix []byte, r *Request, d Decision) error {
+	return e.AdoptDeflate(conn, prefix, r, d, false)
+}
+
+// AdoptDeflate is Adopt for a connection whose 101 accepted
+// permessage-deflate on the terms of DeflateExtension.
+func (e *Engine) AdoptDeflate(conn net.Conn, prefix []byte, r *Request, d Decision, deflate bool) error {
 	if !Adoptable(conn) {
 		return fmt.Errorf("%w (got %T)", ErrNotAdoptable, conn)
 	}
 	if e.draining.Load() {
 		return errors.New("engine: shutting down")
 	}
-	ad := &adoption{d: d, prefix: append([]byte(nil), prefix...), request: r}
+	ad := &adoption{d: d, prefix: append([]byte(nil), prefix...), request: r, deflate: deflate}
 	if e.cli != nil {
 		_, err := e.cli.EnrollContext(conn, ad)
 		return err
@@ -79,6 +86,10 @@ func (c *Conn) adopt(ad *adoption) {
 	c.state = stateOpen
 	c.opened = true
 	c.reserved = true
+	c.deflate = ad.deflate
+	if c.deflate {
+		e.stats.Deflate.Add(1)
+	}
 	c.req = ad.request
 	c.ctx = ad.d.Context
 	c.since, c.lastRead, c.lastData, c.lastPing = now, now, now, now

@@ -51,6 +51,8 @@ type Conn struct {
 	frag    *bytebufferpool.ByteBuffer // lazily taken for fragmented messages
 
 	closeCode uint16
+	deflate   bool // permessage-deflate negotiated
+	fragRSV1  bool // the message being reassembled is compressed
 	opened    bool // upgraded: Handler.OnOpen ran, OnClose will
 	reserved  bool // holds one MaxConnections slot
 	remote    net.Addr
@@ -115,6 +117,7 @@ type Stats struct {
 	PongTimeouts      atomic.Int64
 	HandshakeTimeouts atomic.Int64
 	IdleTimeouts      atomic.Int64
+	Deflate           atomic.Int64 // connections that negotiated permessage-deflate
 }
 
 // Stats exposes the engine counters.

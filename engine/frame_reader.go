@@ -120,7 +120,9 @@ func (c *Conn) parseFrames(buf []byte) (off int, _ gnet.Action) {
 				continue
 			}
 		} else {
-			if rsv != 0 {
+			// RSV1 marks a compressed message (permessage-deflate), on
+			// its first frame only
+			if rsv != 0 && (rsv != 0x40 || !c.deflate || (op != ws.OpText && op != ws.OpBinary)) {
 				reject(1002, "reserved bits set")
 				continue
 			}
@@ -187,13 +189,15 @@ func (c *Conn) parseFrames(buf []byte) (off int, _ gnet.Action) {
 		case ws.OpClose:
 			return off, c.peerClose(payload)
 		case ws.OpText, ws.OpBinary:
+			rsv1 := rsv == 0x40
 			if !fin {
 				c.fragOp = byte(op)
+				c.fragRSV1 = rsv1
 				c.frag = fragPool.Get()
 				c.frag.B = append(c.frag.B[:0], payload...)
 				continue
 			}
-			if a := c.deliver(byte(op), payload); a != gnet.None {
+			if a := c.deliver(byte(op), payload, rsv1); a != gnet.None {
 				return off, a
 			}
 		case ws.OpContinuation:
@@ -201,10 +205,10 @@ func (c *Conn) parseFrames(buf []byte) (off int, _ gnet.Action) {
 			if !fin {
 				continue
 			}
-			op := c.fragOp
+			op, rsv1 := c.fragOp, c.fragRSV1
 			fb := c.frag
-			c.frag, c.fragOp = nil, 0
-			a := c.deliver(op, fb.B)
+			c.frag, c.fragOp, c.fragRSV1 = nil, 0, false
+			a := c.deliver(op, fb.B, rsv1)
 			fragPool.Put(fb)
 			if a != gnet.None {
 				return off, a
@@ -216,7 +220,20 @@ func (c *Conn) parseFrames(buf []byte) (off int, _ gnet.Action) {
 	return off, gnet.None
 }
 
-func (c *Conn) deliver(op byte, data []byte) gnet.Action {
+func (c *Conn) deliver(op byte, data []byte, compressed bool) gnet.Action {
+	if compressed {
+		out, tooBig, ok := inflate(data, c.e.cfg.MaxMessageSize)
+		switch {
+		case tooBig:
+			c.protocolError(1009, "message too big once decompressed")
+			return gnet.None
+		case !ok:
+			c.protocolError(1007, "invalid compressed data")
+			return gnet.None
+		}
+		defer fragPool.Put(out)
+		data = out.B
+	}
 	if op == protocol.OpText && !utf8.Valid(data) {
 		c.protocolError(1007, "invalid UTF-8 in text message")
 		return gnet.None

@@ -167,8 +167,18 @@ func (c *Conn) applyDecision(d Decision) {
 	}
 	var out bytes.Buffer
 	u := ws.Upgrader{ReadBufferSize: len(c.req.head) + 1}
-	if len(d.Header) > 0 {
-		u.Header = ws.HandshakeHeaderHTTP(d.Header)
+	hdr := d.Header
+	if e.cfg.EnableCompression && NegotiateDeflate(c.req.Header) {
+		hdr = hdr.Clone()
+		if hdr == nil {
+			hdr = http.Header{}
+		}
+		hdr.Set("Sec-Websocket-Extensions", DeflateExtension)
+		c.deflate = true
+		e.stats.Deflate.Add(1)
+	}
+	if len(hdr) > 0 {
+		u.Header = ws.HandshakeHeaderHTTP(hdr)
 	}
 	rw := struct {
 		io.Reader

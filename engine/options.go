@@ -65,6 +65,12 @@ type Config struct {
 	// an event loop. Nil answers 404 (or 400 for malformed requests).
 	HTTP http.Handler
 
+	// EnableCompression negotiates permessage-deflate (deflate.go).
+	EnableCompression bool
+	// CompressionThreshold: smaller messages are sent uncompressed
+	// (default 256 bytes).
+	CompressionThreshold int
+
 	// InlineUpgrade runs Handler.Upgrade on the event loop. Only for
 	// handlers that never block.
 	InlineUpgrade bool
@@ -119,6 +125,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.CompressionThreshold <= 0 {
+		c.CompressionThreshold = 256
 	}
 	if c.FDHeadroom <= 0 {
 		c.FDHeadroom = 256

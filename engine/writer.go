@@ -135,11 +135,10 @@ func (l *loop) Run(context.Context) error {
 		c := &batch[i]
 		switch c.kind {
 		case cmdSend:
-			l.enqueue(c.c, c.f.Bytes())
+			l.enqueue(c.c, c.c.frameBytes(c.f))
 		case cmdFanout:
-			b := c.f.Bytes()
 			for _, cn := range c.cs.conns {
-				l.enqueue(cn, b)
+				l.enqueue(cn, cn.frameBytes(c.f))
 			}
 		case cmdClose:
 			if c.c.state == stateOpen {

@@ -147,6 +147,10 @@ func TestBrowserChat(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// Chromium offered permessage-deflate and both tabs got it
+	if st := srv.Stats(); st.CompressedConnections < 2 {
+		t.Fatalf("connections with permessage-deflate: %d, want the two tabs", st.CompressedConnections)
+	}
 }
 
 // startInProcess starts the command's server (defaults, demo, page,
@@ -156,7 +160,9 @@ func startInProcess(t *testing.T) (*pondsocket.Server, *syncBuffer) {
 	if os.Getenv("PONDSOCKET_ADDR") != "" {
 		t.Setenv("PONDSOCKET_ADDR", "") // it would override the address
 	}
-	cfg := parseFlags([]string{"--addr", "127.0.0.1:0", "--log-level", "debug"}, io.Discard)
+	// compression on: Chromium offers permessage-deflate, so the page's
+	// traffic is compressed both ways
+	cfg := parseFlags([]string{"--addr", "127.0.0.1:0", "--log-level", "debug", "--compression"}, io.Discard)
 	logs := &syncBuffer{}
 	srv, err := newServer(cfg, newLogger(cfg, logs))
 	if err != nil {

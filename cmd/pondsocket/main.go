@@ -37,8 +37,9 @@ type config struct {
 	drain          time.Duration
 	inline         bool
 
-	tlsCert string
-	tlsKey  string
+	tlsCert     string
+	tlsKey      string
+	compression bool
 
 	messageRate  float64
 	messageBurst int
@@ -124,6 +125,7 @@ func parseFlags(args []string, out io.Writer) config {
 	fs.StringVar(&c.logFormat, "log-format", env("PONDSOCKET_LOG_FORMAT", "text"), "text or json (PONDSOCKET_LOG_FORMAT)")
 	fs.DurationVar(&c.drain, "drain-timeout", envDur("PONDSOCKET_DRAIN_TIMEOUT", 10*time.Second), "graceful shutdown budget (PONDSOCKET_DRAIN_TIMEOUT)")
 	fs.BoolVar(&c.inline, "inline-handlers", env("PONDSOCKET_INLINE_HANDLERS", "") == "true", "run the demo's handlers on the event loops (they never block) (PONDSOCKET_INLINE_HANDLERS)")
+	fs.BoolVar(&c.compression, "compression", env("PONDSOCKET_COMPRESSION", "") == "true", "negotiate permessage-deflate with clients that offer it (PONDSOCKET_COMPRESSION)")
 	fs.StringVar(&c.tlsCert, "tls-cert", env("PONDSOCKET_TLS_CERT", ""), "serve wss:// with this PEM certificate (with --tls-key) (PONDSOCKET_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("PONDSOCKET_TLS_KEY", ""), "PEM private key of --tls-cert (PONDSOCKET_TLS_KEY)")
 	fs.Float64Var(&c.messageRate, "message-rate", float64(envInt("PONDSOCKET_MESSAGE_RATE", 1000)), "events per second per connection, negative = unlimited (PONDSOCKET_MESSAGE_RATE)")
@@ -160,6 +162,7 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 	if c.eventLoops > 0 {
 		opts.EventLoops = c.eventLoops
 	}
+	opts.EnableCompression = c.compression
 	opts.MessageRate = c.messageRate
 	opts.MessageBurst = c.messageBurst
 	opts.MaxConnections = c.maxConnections

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"bytes"
+	"compress/flate"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// permessage-deflate (RFC 7692) without per-connection compression state.
+//
+// The server always answers with server_no_context_takeover and
+// client_no_context_takeover, so every message is compressed and
+// decompressed on its own: a broadcast is compressed once (a derived form
+// of its Frame, shared by every recipient that negotiated the extension)
+// and an idle connection holds no zlib window. Messages shorter than
+// CompressionThreshold are sent uncompressed (RSV1 clear), which the
+// extension allows per message. Client messages are inflated with the size
+// limit applied to the decompressed bytes (a zip bomb gets 1009).
+
+// DeflateExtension is the negotiated response value.
+const DeflateExtension = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+// NegotiateDeflate reads a request's Sec-WebSocket-Extensions and reports
+// whether a permessage-deflate offer can be accepted on the terms above
+// (an offer that limits the server's window below 15 bits cannot: Go's
+// compressor always uses a 32 KiB window).
+func NegotiateDeflate(h http.Header) bool {
+	for _, v := range h.Values("Sec-Websocket-Extensions") {
+		for _, offer := range strings.Split(v, ",") {
+			params := strings.Split(offer, ";")
+			if strings.TrimSpace(params[0]) != "permessage-deflate" {
+				continue
+			}
+			ok := true
+			for _, p := range params[1:] {
+				k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+				val = strings.Trim(strings.TrimSpace(val), `"`)
+				switch strings.TrimSpace(k) {
+				case "server_no_context_takeover", "client_no_context_takeover", "client_max_window_bits":
+				case "server_max_window_bits":
+					if val != "15" {
+						ok = false
+					}
+				default:
+					ok = false // unknown parameter: decline this offer
+				}
+			}
+			if ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// deflateTail is the empty stored block each message ends with; the
+// extension strips it on the wire.
+var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
+
+var flateWriters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.BestSpeed)
+	return w
+}}
+
+var flateReaders = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
+
+// deflatedFrame is f's payload compressed and framed with RSV1 set,
+// computed once per frame and shared.
+func deflatedFrame(f *protocol.Frame) []byte {
+	return f.Derived("permessage-deflate", func(payload []byte) []byte {
+		var buf bytes.Buffer
+		buf.Grow(len(payload)/2 + 16)
+		w := flateWriters.Get().(*flate.Writer)
+		w.Reset(&buf)
+		_, _ = w.Write(payload)
+		_ = w.Flush()
+		flateWriters.Put(w)
+		c := bytes.TrimSuffix(buf.Bytes(), deflateTail)
+		return appendFrame(nil, 0x80|0x40|f.Op(), c)
+	})
+}
+
+// appendFrame appends an unmasked server frame (b0 = FIN|RSV|opcode).
+func appendFrame(dst []byte, b0 byte, payload []byte) []byte {
+	n := len(payload)
+	switch {
+	case n < 126:
+		dst = append(dst, b0, byte(n))
+	case n <= 0xffff:
+		dst = append(dst, b0, 126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, b0, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(dst, payload...)
+}
+
+// frameBytes picks the bytes of f for c: compressed when c negotiated
+// permessage-deflate and the message is worth it.
+func (c *Conn) frameBytes(f *protocol.Frame) []byte {
+	if c.deflate && (f.Op() == protocol.OpText || f.Op() == protocol.OpBinary) && f.Len() >= c.e.cfg.CompressionThreshold {
+		return deflatedFrame(f)
+	}
+	return f.Bytes()
+}
+
+// inflate decompresses a message into a pooled buffer; ok is false when
+// the result would exceed limit (the caller closes with 1009) or the data
+// is not valid deflate (1007: invalid payload data).
+func inflate(data []byte, limit int) (out *bytebufferpool.ByteBuffer, tooBig, ok bool) {
+	r := flateReaders.Get().(io.ReadCloser)
+	defer flateReaders.Put(r)
+	_ = r.(flate.Resetter).Reset(io.MultiReader(bytes.NewReader(data), bytes.NewReader(deflateTail)), nil)
+	out = fragPool.Get()
+	out.B = out.B[:0]
+	var chunk [4096]byte
+	for {
+		n, err := r.Read(chunk[:])
+		out.B = append(out.B, chunk[:n]...)
+		if len(out.B) > limit {
+			fragPool.Put(out)
+			return nil, true, false
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			// the stripped tail ends the stream without a final block
+			return out, false, true
+		}
+		if err != nil {
+			fragPool.Put(out)
+			return nil, false, false
+		}
+		if n == 0 {
+			return out, false, true
+		}
+	}
+}
