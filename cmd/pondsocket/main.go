@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/pondsocket/pondsocket"
+	"github.com/pondsocket/pondsocket/internal/demochat"
 )
 
 type config struct {
@@ -205,7 +206,7 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 		so.ServerTLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	srv := pondsocket.NewServer(so)
-	registerDemo(srv)
+	demochat.Register(srv)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !srv.IsRunning() {
 			http.Error(w, "stopping", http.StatusServiceUnavailable)

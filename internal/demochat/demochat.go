@@ -1,15 +1,22 @@
-package main
+// Package demochat is the demo application served by cmd/pondsocket (and by
+// bench/bridgeserver, the same app behind net/http): a chat with presence.
+package demochat
 
 import (
 	"github.com/pondsocket/pondsocket"
 )
 
-// registerDemo is the demo application: a chat with presence. The bench
+// EndpointCreator is a pondsocket.Server or a pondsocket.Manager.
+type EndpointCreator interface {
+	CreateEndpoint(path string, handler func(*pondsocket.ConnectionContext) error) *pondsocket.Endpoint
+}
+
+// Register installs the demo application: a chat with presence. The bench
 // tool relies on its events: "message" broadcasts the payload unchanged to
 // the whole room, "echo" replies with it, "typing" goes to everyone but the
 // sender, "status" updates the sender's presence; "whisper" {to, text}
 // goes to one user, "whoami" replies with the sender's id and name.
-func registerDemo(srv *pondsocket.Server) {
+func Register(srv EndpointCreator) {
 	endpoint := srv.CreateEndpoint("/api/socket", func(ctx *pondsocket.ConnectionContext) error {
 		name := ctx.Route.Query.Get("username")
 		if name == "" {
