@@ -43,7 +43,7 @@ func TestFrameworkExamples(t *testing.T) {
 		if bins["fiber"].err != nil {
 			t.Fatal(bins["fiber"].err)
 		}
-		fiberAdaptorFails(t, bins["fiber"].path)
+		frameworkScenario(t, bins["fiber"].path, "WS_MOUNT=adaptor")
 	})
 }
 
@@ -220,8 +220,8 @@ func checkNoTokenRefused(t *testing.T, addr string) {
 	}
 }
 
-func frameworkScenario(t *testing.T, bin string) {
-	p, addr := startFrameworkExample(t, bin)
+func frameworkScenario(t *testing.T, bin string, env ...string) {
+	p, addr := startFrameworkExample(t, bin, env...)
 	checkUsersRoute(t, addr)
 	checkNoTokenRefused(t, addr)
 
@@ -277,36 +277,5 @@ func frameworkScenario(t *testing.T, bin string) {
 	}
 	if err := <-closed; !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 		t.Fatalf("socket at shutdown: %v, want close 1001", err)
-	}
-}
-
-// fiberAdaptorFails pins down why the fiber example does not mount
-// PondSocket with adaptor.HTTPHandler: the adaptor (fasthttp v1.69) lets
-// the upgrade hijack, but hands over a *fasthttpadaptor.wrappedConn, which
-// the event loops cannot own. The manager checks the connection before it
-// answers the upgrade, so the client gets a plain 501 that says why (not a
-// 101 and a dropped socket). If this test fails because the upgrade now
-// succeeds, the library adopts such connections: mount the example with
-// adaptor.HTTPHandler as upstream does and drop hijack.go.
-func fiberAdaptorFails(t *testing.T, bin string) {
-	p, addr := startFrameworkExample(t, bin, "WS_MOUNT=adaptor")
-	checkUsersRoute(t, addr)
-	checkNoTokenRefused(t, addr) // a decline is a plain answer: no hijack needed
-
-	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws/api/socket?token=alice", nil)
-	if err == nil {
-		ws.Close()
-		t.Fatalf("the adaptor's connection is accepted now: switch the fiber example to adaptor.HTTPHandler")
-	}
-	if resp == nil || resp.StatusCode != http.StatusNotImplemented {
-		t.Fatalf("upgrade through the adaptor: %v %v, want 501 (with fiber's default fasthttp v1.51 the adaptor cannot hijack at all: 500 %q)", resp, err, "given http.ResponseWriter is not a http.Hijacker")
-	}
-	body, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(body), "not supported by the event-loop engine") {
-		t.Fatalf("501 body %q", body)
-	}
-	const why = "cannot serve this connection on the event loops"
-	if _, ok := p.logged(why, 5*time.Second); !ok {
-		t.Fatalf("no log line %q", why)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -114,7 +113,10 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 			http.Error(w, "Origin not allowed", http.StatusForbidden)
 			return
 		}
-		d := m.ch.Connect(&channel.Handshake{Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header, RemoteAddr: r.RemoteAddr})
+		// copies: some adaptors (fasthttp's) hand over strings that alias
+		// buffers they reuse after the handler returns
+		d := m.ch.Connect(&channel.Handshake{Path: strings.Clone(r.URL.Path), RawQuery: strings.Clone(r.URL.RawQuery),
+			Header: cloneHeader(r.Header), RemoteAddr: strings.Clone(r.RemoteAddr)})
 		if d.Client == nil {
 			http.Error(w, d.Message, d.Status)
 			return
@@ -151,24 +153,20 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 			m.log.Error("hijack failed", "remote", r.RemoteAddr, "err", err)
 			return
 		}
-		// Only plain sockets can ride the event loops: refuse anything else
-		// (TLS, wrapped connections) with an HTTP answer, before the 101.
-		if !engine.Adoptable(conn) {
-			m.eng.Unreserve()
-			release()
-			m.log.Error("cannot serve this connection on the event loops; terminate TLS at a proxy in front of the HTTP server", "remote", r.RemoteAddr, "type", fmt.Sprintf("%T", conn))
-			body := "WebSocket over TLS or a wrapped connection is not supported by the event-loop engine; terminate TLS at a proxy\n"
-			fmt.Fprintf(conn, "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
-			_ = conn.Close()
-			return
-		}
 		prefix, err := buffered(brw)
 		deflate := m.o.EnableCompression && engine.NegotiateDeflate(r.Header)
 		if err == nil {
 			_, err = io.WriteString(conn, switchingProtocols(key, deflate))
 		}
 		if err == nil {
-			err = m.eng.AdoptDeflate(conn, prefix, nil, engine.Decision{Accept: true, Context: d.Client, Greeting: d.Greeting}, deflate)
+			dec := engine.Decision{Accept: true, Context: d.Client, Greeting: d.Greeting}
+			if engine.Adoptable(conn) {
+				err = m.eng.AdoptDeflate(conn, prefix, nil, dec, deflate)
+			} else {
+				// TLS (an HTTPS server) or a framework's wrapped
+				// connection: the goroutine-based fallback transport
+				err = m.eng.AdoptStream(conn, prefix, nil, dec, deflate)
+			}
 		}
 		if err != nil {
 			m.eng.Unreserve()
@@ -190,6 +188,18 @@ func switchingProtocols(key string, deflate bool) string {
 	}
 	return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
 		base64.StdEncoding.EncodeToString(h[:]) + "\r\n" + ext + "\r\n"
+}
+
+func cloneHeader(h http.Header) http.Header {
+	out := make(http.Header, len(h))
+	for k, vs := range h {
+		c := make([]string, len(vs))
+		for i, v := range vs {
+			c[i] = strings.Clone(v)
+		}
+		out[strings.Clone(k)] = c
+	}
+	return out
 }
 
 // buffered returns what the HTTP server's reader holds beyond the request.

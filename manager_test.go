@@ -149,9 +149,9 @@ func maskedText(s string) []byte {
 }
 
 // Behind an HTTPS net/http server the hijacked connection is a *tls.Conn,
-// which the event loops cannot own: the upgrade is refused with a clear
-// HTTP answer before any 101 (not a 101 and a dropped socket).
-func TestManagerRefusesTLSConnectionsClearly(t *testing.T) {
+// which the event loops cannot own: it is served by the fallback transport
+// with the same protocol.
+func TestManagerOverHTTPS(t *testing.T) {
 	opts := pondsocket.DefaultOptions()
 	opts.Logger = quiet()
 	m := pondsocket.NewManager(context.Background(), *opts)
@@ -160,15 +160,18 @@ func TestManagerRefusesTLSConnectionsClearly(t *testing.T) {
 	ts := httptest.NewTLSServer(m.HTTPHandler())
 	defer ts.Close()
 	d := websocket.Dialer{TLSClientConfig: ts.Client().Transport.(*http.Transport).TLSClientConfig}
-	_, resp, err := d.Dial("wss"+strings.TrimPrefix(ts.URL, "https")+"/ws/api/socket?token=alice", nil)
-	if err == nil || resp == nil || resp.StatusCode != http.StatusNotImplemented {
-		t.Fatalf("TLS upgrade: %v %v", resp, err)
+	c, resp, err := d.Dial("wss"+strings.TrimPrefix(ts.URL, "https")+"/ws/api/socket?token=alice", nil)
+	if err != nil {
+		t.Fatalf("wss through net/http: %v %v", resp, err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(b), "terminate TLS at a proxy") {
-		t.Fatalf("body %q", b)
+	r := &raw{t: t, c: c, name: "https"}
+	t.Cleanup(func() { c.Close() })
+	if first := r.next(); first["action"] != "CONNECT" {
+		t.Fatalf("first frame %v", first)
 	}
-	if st := m.Stats(); st.Connections != 0 {
+	joinRaw(r, "/chat/https", "j")
+	r.sync("/chat/https")
+	if st := m.Stats(); st.Connections != 1 {
 		t.Fatalf("connections %d", st.Connections)
 	}
 }

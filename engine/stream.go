@@ -154,6 +154,23 @@ func (sc *streamConn) Close() error {
 	return sc.sl.Execute(context.Background(), runFunc(func(context.Context) error { sc.closeNow(nil); return nil }))
 }
 
+// AdoptStream hands an upgraded connection that cannot ride the event
+// loops (a *tls.Conn from an HTTPS server, a framework's wrapped
+// connection) to the fallback transport, after the 101 was written. Like
+// Adopt, the MaxConnections slot must have been taken with Reserve.
+func (e *Engine) AdoptStream(nc net.Conn, prefix []byte, r *Request, d Decision, deflate bool) error {
+	if e.draining.Load() || e.stopped.Load() {
+		return errors.New("engine: shutting down")
+	}
+	ad := &adoption{d: d, prefix: append([]byte(nil), prefix...), request: r, deflate: deflate}
+	e.streams.Add(1)
+	go func() {
+		defer e.streams.Done()
+		e.runStream(nc, ad)
+	}()
+	return nil
+}
+
 // serveStream runs one fallback connection until it closes.
 func (e *Engine) serveStream(nc net.Conn) {
 	if tc, ok := nc.(*tls.Conn); ok {
@@ -169,6 +186,12 @@ func (e *Engine) serveStream(nc net.Conn) {
 		}
 		_ = tc.SetDeadline(time.Time{})
 	}
+	e.runStream(nc, nil)
+}
+
+// runStream serves nc on its own stand-in loop; ad is set for a
+// connection whose upgrade another server already answered.
+func (e *Engine) runStream(nc net.Conn, ad *adoption) {
 	sl := &streamLoop{e: e, wake: make(chan struct{}, 1)}
 	sc := &streamConn{sl: sl, nc: nc, wait: e.cfg.CloseTimeout, owake: make(chan struct{}, 1),
 		reads: make(chan []byte, 4), errs: make(chan error, 1), quit: make(chan struct{})}
@@ -178,6 +201,9 @@ func (e *Engine) serveStream(nc net.Conn) {
 	defer e.removeStream(sl)
 
 	h := &gnetHandler{e}
+	if ad != nil {
+		sc.ctx = ad // OnOpen takes the adoption path
+	}
 	out, act := h.OnOpen(sc)
 	if len(out) > 0 {
 		_, _ = sc.Write(out)

@@ -18,8 +18,8 @@ import (
 // ResponseWriter cannot be hijacked at all (the upgrade answers 500 "given
 // http.ResponseWriter is not a http.Hijacker"), and with fasthttp v1.69 it
 // hijacks but hands over a *fasthttpadaptor.wrappedConn, which PondSocket's
-// event loops cannot own (they take *net.TCPConn and *net.UnixConn only):
-// the upgrade is refused with 501.
+// event loops cannot own (they take *net.TCPConn and *net.UnixConn only),
+// so it is served by the goroutine-based fallback transport.
 // fasthttp's RequestCtx.Conn is the plain *net.TCPConn, so this handler
 // hands that one over instead.
 //
