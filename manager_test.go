@@ -175,3 +175,26 @@ func TestManagerOverHTTPS(t *testing.T) {
 		t.Fatalf("connections %d", st.Connections)
 	}
 }
+
+// A ResponseWriter that cannot be hijacked gets a clear 500, and nothing
+// is left reserved.
+func TestManagerHijackFailure(t *testing.T) {
+	opts := pondsocket.DefaultOptions()
+	opts.Logger = quiet()
+	opts.MaxConnections = 1
+	m := pondsocket.NewManager(context.Background(), *opts)
+	defer m.Stop(time.Second)
+	registerReferenceDemoAt(m, "/ws/api/socket")
+	req := httptest.NewRequest("GET", "/ws/api/socket?token=alice", nil)
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	for i := 0; i < 3; i++ { // the slot of a failed hand-over is given back
+		rec := httptest.NewRecorder()
+		m.HTTPHandler()(rec, req)
+		if rec.Code != 500 || !strings.Contains(rec.Body.String(), "cannot hand connections over") {
+			t.Fatalf("attempt %d: %d %q", i, rec.Code, rec.Body.String())
+		}
+	}
+}
