@@ -30,8 +30,6 @@ func startDemo(t testing.TB, tweak func(*pondsocket.Options)) *pondsocket.Server
 	return srv
 }
 
-type kickErr struct{}
-
 type endpointCreator interface {
 	CreateEndpoint(path string, handler func(*pondsocket.ConnectionContext) error) *pondsocket.Endpoint
 }

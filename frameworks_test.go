@@ -154,25 +154,6 @@ func startFrameworkExample(t *testing.T, bin string, env ...string) (*fwProc, st
 	return nil, ""
 }
 
-// logged waits up to d for a log line containing s.
-func (p *fwProc) logged(s string, d time.Duration) (string, bool) {
-	deadline := time.Now().Add(d)
-	for {
-		p.mu.Lock()
-		for _, l := range p.logs {
-			if strings.Contains(l, s) {
-				p.mu.Unlock()
-				return l, true
-			}
-		}
-		p.mu.Unlock()
-		if time.Now().After(deadline) {
-			return "", false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // terminate sends SIGTERM and returns the exit status.
 func (p *fwProc) terminate(t *testing.T) error {
 	t.Helper()

@@ -68,11 +68,6 @@ func (p *pond) join(ch string, params map[string]any) {
 	p.d.Send(map[string]any{"op": "join", "channel": ch, "params": params})
 }
 
-func (p *pond) joined(ch string) {
-	p.t.Helper()
-	p.join(ch, nil)
-}
-
 func (p *pond) state(ch, state string) {
 	p.t.Helper()
 	p.expect("state", func(e pondEv) bool { return e.Channel == ch && e.State == state })

@@ -3,7 +3,6 @@ package channel
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"sync"
 
 	"github.com/pondsocket/pondsocket/cluster"
@@ -548,5 +547,3 @@ func (ch *Channel) Close(reason string) {
 		}
 	}
 }
-
-var errNotBound = errors.New("channel: handle is not bound to a live channel")

@@ -569,7 +569,6 @@ type OutgoingContext struct {
 	recipient   *member
 	transformed json.RawMessage
 	blocked     bool
-	decoded     bool
 }
 
 // User is the recipient.

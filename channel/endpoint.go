@@ -201,9 +201,6 @@ func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 
 func (s *Server) handlerError(kind, channel, event string, err error) {
 	s.stats.HandlerErrors.Add(1)
-	if s.hooks.OnHandlerError != nil {
-		s.hooks.OnHandlerError(kind, channel, event, err)
-	}
 	s.log.Debug("handler error", "kind", kind, "channel", channel, "event", event, "err", err)
 }
 

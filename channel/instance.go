@@ -154,12 +154,6 @@ func (in *instance) member(id string) *member {
 	return m
 }
 
-func (in *instance) size() int {
-	in.mu.RLock()
-	defer in.mu.RUnlock()
-	return len(in.list)
-}
-
 // recipients selects who gets a message.
 type recipients struct {
 	all     bool

@@ -54,15 +54,8 @@ type Server struct {
 	mu        sync.RWMutex
 	endpoints []*Endpoint
 
-	hooks Hooks
 	stats Stats
 	node  ClusterNode // nil on a single node
-}
-
-// Hooks are optional observers for metrics and logs; nil fields are skipped.
-// They run synchronously and must be fast.
-type Hooks struct {
-	OnHandlerError func(kind, channel, event string, err error)
 }
 
 // Stats are cumulative counters of the channel layer.
@@ -93,9 +86,6 @@ func NewServer(opts Options, t Transport) *Server {
 
 // Options returns the effective options.
 func (s *Server) Options() Options { return s.opts }
-
-// SetHooks installs observers; call before serving.
-func (s *Server) SetHooks(h Hooks) { s.hooks = h }
 
 // Stats exposes the counters.
 func (s *Server) Stats() *Stats { return &s.stats }

@@ -28,14 +28,6 @@ func (v *vconn) Send(f *protocol.Frame) {
 }
 func (v *vconn) Close(int, string) {}
 
-type virtualRoom struct {
-	srv     *Server
-	ep      *Endpoint
-	lobby   *Channel
-	clients []*Client
-	conns   []*vconn
-}
-
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // newVirtualServer builds a server whose handlers run inline (synchronous),

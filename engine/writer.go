@@ -309,48 +309,6 @@ func (e *Engine) postGroups(f *protocol.Frame, groups []*connList) {
 	}
 }
 
-// FanoutBatch is a reusable grouping of recipients for repeated fan-outs
-// (for example a room): Add once per member, then Send many frames.
-// Not safe for concurrent use; Send may be called from any goroutine that
-// owns the batch.
-type FanoutBatch struct {
-	e       *Engine
-	groups  [][]*Conn
-	streams []*Conn
-}
-
-// NewFanoutBatch returns an empty batch.
-func (e *Engine) NewFanoutBatch() *FanoutBatch { return &FanoutBatch{e: e} }
-
-// Add adds a recipient.
-func (b *FanoutBatch) Add(c *Conn) {
-	if c.loop.stream {
-		b.streams = append(b.streams, c)
-		return
-	}
-	idx := c.loop.idx
-	for len(b.groups) <= idx {
-		b.groups = append(b.groups, nil)
-	}
-	b.groups[idx] = append(b.groups[idx], c)
-}
-
-// Send posts f to every recipient of the batch.
-func (b *FanoutBatch) Send(f *protocol.Frame) {
-	for _, c := range b.streams {
-		c.Send(f)
-	}
-	for _, g := range b.groups {
-		if len(g) == 0 {
-			continue
-		}
-		cl := getConnList()
-		cl.conns = append(cl.conns, g...)
-		f.Retain(1)
-		g[0].loop.post(cmd{kind: cmdFanout, f: f, cs: cl})
-	}
-}
-
 // Exec runs fn on c's event loop after the frames already queued for it.
 func (c *Conn) exec(fn func()) {
 	c.loop.post(cmd{kind: cmdFunc, fn: fn})

@@ -95,23 +95,10 @@ func (f *Frame) WriteByte(c byte) error {
 	return nil
 }
 
-// B exposes the payload for in-place appends by encoders: callers do
-// f.SetPayload(append(f.Payload(), ...)). Only valid while building.
-func (f *Frame) SetPayload(p []byte) {
-	f.buf.B = f.buf.B[:Headroom]
-	f.buf.B = append(f.buf.B, p...)
-}
-
 // AppendTo gives encoders direct access to the underlying slice: fn gets
 // the current buffer (headroom included) and returns the grown one.
 func (f *Frame) AppendTo(fn func(dst []byte) []byte) {
 	f.buf.B = fn(f.buf.B)
-}
-
-// Truncate resets the payload to its first n bytes (used to roll back a
-// failed encode).
-func (f *Frame) Truncate(n int) {
-	f.buf.B = f.buf.B[:Headroom+n]
 }
 
 // Len is the payload length.
