@@ -104,10 +104,15 @@ func appendFrame(dst []byte, b0 byte, payload []byte) []byte {
 // frameBytes picks the bytes of f for c: compressed when c negotiated
 // permessage-deflate and the message is worth it.
 func (c *Conn) frameBytes(f *protocol.Frame) []byte {
-	if c.deflate && (f.Op() == protocol.OpText || f.Op() == protocol.OpBinary) && f.Len() >= c.e.cfg.CompressionThreshold {
+	if c.deflate && c.e.compressible(f) {
 		return deflatedFrame(f)
 	}
 	return f.Bytes()
+}
+
+// compressible reports whether f is a data message worth compressing.
+func (e *Engine) compressible(f *protocol.Frame) bool {
+	return e.cfg.EnableCompression && (f.Op() == protocol.OpText || f.Op() == protocol.OpBinary) && f.Len() >= e.cfg.CompressionThreshold
 }
 
 // inflate decompresses a message into a pooled buffer; ok is false when

@@ -137,8 +137,18 @@ func (l *loop) Run(context.Context) error {
 		case cmdSend:
 			l.enqueue(c.c, c.c.frameBytes(c.f))
 		case cmdFanout:
+			// both forms resolved once per batch, not per recipient
+			plain, z := c.f.Bytes(), []byte(nil)
+			compressible := l.e.compressible(c.f)
 			for _, cn := range c.cs.conns {
-				l.enqueue(cn, cn.frameBytes(c.f))
+				if compressible && cn.deflate {
+					if z == nil {
+						z = deflatedFrame(c.f)
+					}
+					l.enqueue(cn, z)
+				} else {
+					l.enqueue(cn, plain)
+				}
 			}
 		case cmdClose:
 			if c.c.state == stateOpen {
