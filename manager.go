@@ -104,12 +104,20 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 			http.Error(w, "WebSocket service unavailable", http.StatusServiceUnavailable)
 			return
 		}
-		if !isUpgrade(r) {
+		if !engine.WantsUpgrade(r.Header) {
 			w.Header().Set("Upgrade", "websocket")
 			http.Error(w, "Expected a WebSocket upgrade", http.StatusUpgradeRequired)
 			return
 		}
-		if m.o.CheckOrigin && !originAllowed(m.o.AllowedOrigins, r.Header.Get("Origin")) {
+		// the same checks as the engine's own listener, before any user code
+		if status, msg, hdr := engine.CheckUpgrade(r.Method, r.Proto, r.Host, r.Header); status != 0 {
+			for k, v := range hdr {
+				w.Header()[k] = v
+			}
+			http.Error(w, msg, status)
+			return
+		}
+		if !m.eng.OriginAllowed(r.Header.Get("Origin")) {
 			http.Error(w, "Origin not allowed", http.StatusForbidden)
 			return
 		}
@@ -137,15 +145,6 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 			http.Error(w, msg, status)
 		}
 		key := r.Header.Get("Sec-Websocket-Key")
-		if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
-			fail(http.StatusBadRequest, "Invalid Sec-WebSocket-Key")
-			return
-		}
-		if r.Header.Get("Sec-Websocket-Version") != "13" {
-			w.Header().Set("Sec-Websocket-Version", "13")
-			fail(http.StatusUpgradeRequired, "Unsupported WebSocket version")
-			return
-		}
 		// ResponseController follows Unwrap chains of middleware wrappers.
 		conn, brw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -216,37 +215,4 @@ func buffered(brw *bufio.ReadWriter) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
-}
-
-func isUpgrade(r *http.Request) bool {
-	return r.Method == http.MethodGet && headerToken(r.Header, "Upgrade", "websocket") && headerToken(r.Header, "Connection", "upgrade")
-}
-
-func headerToken(h http.Header, key, token string) bool {
-	for _, v := range h.Values(key) {
-		for _, t := range splitComma(v) {
-			if equalFold(t, token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func originAllowed(allowed []string, origin string) bool {
-	if origin == "" {
-		return true
-	}
-	for _, o := range allowed {
-		if o == "*" || equalFold(o, origin) {
-			return true
-		}
-	}
-	return false
-}
-
-func splitComma(s string) []string { return strings.Split(s, ",") }
-
-func equalFold(a, b string) bool {
-	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
 }

@@ -198,3 +198,40 @@ func TestManagerHijackFailure(t *testing.T) {
 		}
 	}
 }
+
+// The bridge applies the listener's upgrade checks before any user code.
+func TestManagerChecksTheUpgrade(t *testing.T) {
+	opts := pondsocket.DefaultOptions()
+	opts.Logger = quiet()
+	opts.CheckOrigin = true
+	opts.AllowedOrigins = []string{"http://ok.example"}
+	m := pondsocket.NewManager(context.Background(), *opts)
+	defer m.Stop(time.Second)
+	ran := 0
+	m.CreateEndpoint("/ws", func(ctx *pondsocket.ConnectionContext) error { ran++; return ctx.Accept() })
+	for _, c := range []struct {
+		name, key, version, origin string
+		status                     int
+	}{
+		{"bad key", "short", "13", "", 400},
+		{"old version", "dGhlIHNhbXBsZSBub25jZQ==", "8", "", 426},
+		{"foreign origin", "dGhlIHNhbXBsZSBub25jZQ==", "13", "http://evil.example", 403},
+	} {
+		req := httptest.NewRequest("GET", "/ws", nil)
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Sec-WebSocket-Version", c.version)
+		req.Header.Set("Sec-WebSocket-Key", c.key)
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+		}
+		rec := httptest.NewRecorder()
+		m.HTTPHandler()(rec, req)
+		if rec.Code != c.status {
+			t.Fatalf("%s: %d %q, want %d", c.name, rec.Code, rec.Body.String(), c.status)
+		}
+	}
+	if ran != 0 {
+		t.Fatalf("the connection handler ran %d times for refused upgrades", ran)
+	}
+}

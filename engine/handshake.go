@@ -227,34 +227,50 @@ func (c *Conn) answer(status int, msg string, hdr http.Header) gnet.Action {
 }
 
 func (e *Engine) validateUpgrade(r *Request) (int, string, http.Header) {
-	switch {
-	case e.draining.Load():
+	if e.draining.Load() {
 		return 503, "Server shutting down", nil
-	case r.Method != http.MethodGet:
-		return 405, "WebSocket upgrade requires GET", http.Header{"Allow": {"GET"}}
-	case r.Proto != "HTTP/1.1":
-		return 400, "WebSocket upgrade requires HTTP/1.1", nil
-	case r.Host == "":
-		return 400, "Missing Host header", nil
-	case !headerHasToken(r.Header, "Connection", "upgrade"):
-		return 400, "Connection header must contain Upgrade", nil
-	case r.Header.Get("Sec-Websocket-Version") != "13":
-		return 426, "Unsupported WebSocket version", http.Header{"Sec-Websocket-Version": {"13"}}
 	}
-	key := r.Header.Get("Sec-Websocket-Key")
-	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
-		return 400, "Invalid Sec-WebSocket-Key", nil
+	if status, msg, hdr := CheckUpgrade(r.Method, r.Proto, r.Host, r.Header); status != 0 {
+		return status, msg, hdr
 	}
-	if e.cfg.CheckOrigin && !e.originAllowed(r.Header.Get("Origin")) {
+	if !e.OriginAllowed(r.Header.Get("Origin")) {
 		return 403, "Origin not allowed", nil
 	}
 	return 0, "", nil
 }
 
-// originAllowed: a request without Origin (not a browser) passes; browsers
-// always send one.
-func (e *Engine) originAllowed(origin string) bool {
-	if origin == "" {
+// WantsUpgrade reports whether a request asks for a WebSocket upgrade.
+func WantsUpgrade(h http.Header) bool { return headerHasToken(h, "Upgrade", "websocket") }
+
+// CheckUpgrade validates a WebSocket upgrade request (RFC 6455 §4.2.1)
+// and returns the HTTP status, message and headers of the refusal, or
+// status 0. The engine's listener and the net/http bridge both use it.
+func CheckUpgrade(method, proto, host string, h http.Header) (int, string, http.Header) {
+	switch {
+	case method != http.MethodGet:
+		return 405, "WebSocket upgrade requires GET", http.Header{"Allow": {"GET"}}
+	case proto != "HTTP/1.1":
+		return 400, "WebSocket upgrade requires HTTP/1.1", nil
+	case host == "":
+		return 400, "Missing Host header", nil
+	case !WantsUpgrade(h):
+		return 400, "Upgrade header must be websocket", nil
+	case !headerHasToken(h, "Connection", "upgrade"):
+		return 400, "Connection header must contain Upgrade", nil
+	case h.Get("Sec-Websocket-Version") != "13":
+		return 426, "Unsupported WebSocket version", http.Header{"Sec-Websocket-Version": {"13"}}
+	}
+	key := h.Get("Sec-Websocket-Key")
+	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
+		return 400, "Invalid Sec-WebSocket-Key", nil
+	}
+	return 0, "", nil
+}
+
+// OriginAllowed applies CheckOrigin/AllowedOrigins. A request without
+// Origin (not a browser) passes; browsers always send one.
+func (e *Engine) OriginAllowed(origin string) bool {
+	if !e.cfg.CheckOrigin || origin == "" {
 		return true
 	}
 	for _, o := range e.cfg.AllowedOrigins {
