@@ -279,7 +279,7 @@ type Stats struct {
 	Accepted, Declined, HTTPRequests                               int64
 	MessagesIn, BytesIn, FramesOut, BytesOut, Writes               int64
 	SlowConsumers, ProtocolErrors, PongTimeouts, HandshakeTimeouts int64
-	CompressedConnections                                          int64
+	CompressedConnections, TLSFailures                             int64
 	Joins, JoinsDeclined, Leaves, InvalidMessages, RateLimited     int64
 	HandlerErrors, Broadcasts, Deliveries, PresenceMessages        int64
 }
@@ -313,6 +313,7 @@ func collectStats(e *engine.Engine, c *channel.Server) Stats {
 		st.PongTimeouts = es.PongTimeouts.Load()
 		st.HandshakeTimeouts = es.HandshakeTimeouts.Load()
 		st.CompressedConnections = es.Deflate.Load()
+		st.TLSFailures = es.TLSFailures.Load()
 	}
 	return st
 }

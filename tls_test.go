@@ -172,6 +172,9 @@ func TestTLSBadHandshakes(t *testing.T) {
 		t.Fatalf("plain text on the TLS port got %q", buf[:n])
 	}
 	good.sync("/chat/x")
+	if n := srv.Stats().TLSFailures; n < 3 {
+		t.Fatalf("TLS failures counted %d, want the 3 bad handshakes", n)
+	}
 }
 
 // Graceful stop closes TLS clients with 1001 and leaves no goroutine behind.

@@ -10,30 +10,31 @@ import (
 // connections there are. Ordering per connection is the mailbox's job
 // (client.go); the pool only supplies workers.
 type pool struct {
-	mu      sync.Mutex
-	q       []func()
-	head    int
-	idle    int
-	workers int
-	max     int
-	wake    chan struct{}
-	quit    chan struct{}
-	wg      sync.WaitGroup
-	closed  bool
+	mu       sync.Mutex
+	q        []func()
+	head     int
+	idle     int
+	workers  int
+	max      int
+	wake     chan struct{}
+	wg       sync.WaitGroup
+	quitting bool // close started: no new workers, idle ones leave
+	closed   bool // close finished: submit drops
 }
 
 func newPool(max int) *pool {
 	if max < 1 {
 		max = 1
 	}
-	return &pool{max: max, wake: make(chan struct{}, max), quit: make(chan struct{})}
+	return &pool{max: max, wake: make(chan struct{}, max)}
 }
 
-// submit queues fn; it never blocks.
+// submit queues fn; it never blocks. Work submitted while the pool closes
+// (a handler that yields and resubmits) still runs.
 func (p *pool) submit(fn func()) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.closed {
-		p.mu.Unlock()
 		return
 	}
 	p.q = append(p.q, fn)
@@ -41,12 +42,11 @@ func (p *pool) submit(fn func()) {
 	case p.idle > 0:
 		p.idle--
 		p.wake <- struct{}{} // buffered to max: never blocks under p.mu
-	case p.workers < p.max:
+	case p.workers < p.max && !p.quitting:
 		p.workers++
 		p.wg.Add(1)
 		go p.work()
 	}
-	p.mu.Unlock()
 }
 
 func (p *pool) next() (func(), bool) {
@@ -68,21 +68,14 @@ func (p *pool) work() {
 		p.mu.Lock()
 		fn, ok := p.next()
 		if !ok {
-			if p.closed {
+			if p.quitting {
 				p.workers--
 				p.mu.Unlock()
 				return
 			}
 			p.idle++
 			p.mu.Unlock()
-			select {
-			case <-p.wake:
-			case <-p.quit:
-				p.mu.Lock()
-				p.workers--
-				p.mu.Unlock()
-				return
-			}
+			<-p.wake
 			continue
 		}
 		p.mu.Unlock()
@@ -90,36 +83,29 @@ func (p *pool) work() {
 	}
 }
 
-// close stops the workers after the queued tasks ran.
+// close runs everything queued (and whatever that work submits), then
+// stops the workers; submit drops work after it returns.
 func (p *pool) close() {
 	p.mu.Lock()
-	if p.closed {
+	if p.quitting {
 		p.mu.Unlock()
 		return
 	}
-	p.closed = true
+	p.quitting = true
+	for ; p.idle > 0; p.idle-- {
+		p.wake <- struct{}{}
+	}
 	p.mu.Unlock()
-	// let workers drain what is queued, then stop idle ones
+	p.wg.Wait()
 	for {
 		p.mu.Lock()
-		empty := p.head >= len(p.q)
-		p.mu.Unlock()
-		if empty {
-			break
-		}
-		runOne := func() bool {
-			p.mu.Lock()
-			fn, ok := p.next()
+		fn, ok := p.next()
+		if !ok {
+			p.closed = true
 			p.mu.Unlock()
-			if ok {
-				fn()
-			}
-			return ok
+			return
 		}
-		if !runOne() {
-			break
-		}
+		p.mu.Unlock()
+		fn()
 	}
-	close(p.quit)
-	p.wg.Wait()
 }

@@ -162,11 +162,11 @@ func (s *Server) Open(c *Client, conn Conn) {
 // one client must be passed in order from one goroutine (its event loop).
 func (s *Server) Message(c *Client, data []byte) {
 	s.stats.MessagesIn.Add(1)
-	if protocol.IsClientPing(data) {
-		return
-	}
 	msg, err := protocol.DecodeClientMessage(data, s.opts.MaxMessageSize)
 	if err != nil {
+		if protocol.IsClientPing(data) {
+			return // the npm client's keep-alive: ignored (decision (d))
+		}
 		s.stats.InvalidIn.Add(1)
 		status, reqID := 500, ""
 		if de, ok := err.(*protocol.DecodeError); ok {

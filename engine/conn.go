@@ -118,6 +118,7 @@ type Stats struct {
 	HandshakeTimeouts atomic.Int64
 	IdleTimeouts      atomic.Int64
 	Deflate           atomic.Int64 // connections that negotiated permessage-deflate
+	TLSFailures       atomic.Int64 // TLS handshakes that failed or timed out
 }
 
 // Stats exposes the engine counters.

@@ -179,7 +179,7 @@ func (e *Engine) serveStream(nc net.Conn) {
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
-			e.stats.HandshakeTimeouts.Add(1)
+			e.stats.TLSFailures.Add(1)
 			e.log.Warn("TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
 			_ = nc.Close()
 			return

@@ -90,6 +90,8 @@ func newStatsCollector(stats func() pondsocket.Stats, node func() *cluster.Node)
 			counter("pondsocket_protocol_errors_total", "Connections failed for WebSocket protocol errors.", func(s *S) int64 { return s.ProtocolErrors }),
 			counter("pondsocket_pong_timeouts_total", "Connections dropped for missing pongs.", func(s *S) int64 { return s.PongTimeouts }),
 			counter("pondsocket_handshake_timeouts_total", "Connections dropped for not finishing the HTTP handshake in time.", func(s *S) int64 { return s.HandshakeTimeouts }),
+			counter("pondsocket_tls_handshake_failures_total", "TLS handshakes that failed or timed out.", func(s *S) int64 { return s.TLSFailures }),
+			counter("pondsocket_compressed_connections_total", "Connections that negotiated permessage-deflate.", func(s *S) int64 { return s.CompressedConnections }),
 			counter("pondsocket_broadcasts_total", "Messages fanned out to channel members.", func(s *S) int64 { return s.Broadcasts }),
 			counter("pondsocket_deliveries_total", "Messages times recipients.", func(s *S) int64 { return s.Deliveries }),
 			counter("pondsocket_presence_messages_total", "Presence messages fanned out.", func(s *S) int64 { return s.PresenceMessages }),
