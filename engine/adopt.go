@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -66,17 +65,8 @@ func (e *Engine) AdoptDeflate(conn net.Conn, prefix []byte, r *Request, d Decisi
 		return errors.New("engine: shutting down")
 	}
 	ad := &adoption{d: d, prefix: append([]byte(nil), prefix...), request: r, deflate: deflate}
-	if e.cli != nil {
-		_, err := e.cli.EnrollContext(conn, ad)
-		return err
-	}
-	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), ad), conn)
-	ch, err := e.eng.Register(ctx)
-	if err != nil {
-		return err
-	}
-	res := <-ch
-	return res.Err
+	_, err := e.cli.EnrollContext(conn, ad)
+	return err
 }
 
 // adopt runs in OnOpen for an adopted connection: it is open at once.

@@ -55,6 +55,7 @@ type Conn struct {
 	fragRSV1  bool // the message being reassembled is compressed
 	opened    bool // upgraded: Handler.OnOpen ran, OnClose will
 	reserved  bool // holds one MaxConnections slot
+	overCap   bool // accepted near the open-files limit: plain HTTP only
 	remote    net.Addr
 	req       *Request
 	ctx       any
@@ -118,6 +119,7 @@ type Stats struct {
 	HandshakeTimeouts atomic.Int64
 	IdleTimeouts      atomic.Int64
 	Deflate           atomic.Int64 // connections that negotiated permessage-deflate
+	AcceptErrors      atomic.Int64 // accepts that failed (e.g. out of descriptors)
 	TLSFailures       atomic.Int64 // TLS handshakes that failed or timed out
 }
 

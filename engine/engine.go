@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 
+	"github.com/pondsocket/pondsocket/internal/ratelog"
 	"github.com/pondsocket/pondsocket/protocol"
 )
 
@@ -41,12 +40,10 @@ type Engine struct {
 	h   Handler
 	log *slog.Logger
 
-	eng    gnet.Engine
-	cli    *gnet.Client // NoListener mode
-	addr   net.Addr
-	booted chan error
-	done   chan struct{}
-	runErr error
+	cli  *gnet.Client // the event loops (gnet's client mode: no gnet listener)
+	acc  *acceptor    // the listener (accept.go); nil with NoListener
+	addr net.Addr
+	done chan struct{}
 
 	loopsMu   sync.RWMutex
 	loops     map[gnet.EventLoop]*loop
@@ -60,13 +57,15 @@ type Engine struct {
 	stopped  atomic.Bool
 
 	live     atomic.Int64 // every accepted TCP connection
-	fdCap    int64        // live connections beyond this are refused at accept
+	fdCap    int64        // beyond this many live connections: plain HTTP only (accept.go)
+	fdHard   int64        // beyond this many: refused on the acceptor
 	upgraded atomic.Int64 // connections deciding or open (MaxConnections)
 	drained  chan struct{}
 	drainMu  sync.Mutex
 
 	stats Stats
 	ctx   context.Context
+	rlog  *slog.Logger // for lines remote input can trigger (rate-limited)
 }
 
 // New builds an engine; Start runs it.
@@ -76,20 +75,19 @@ func New(cfg Config, h Handler) *Engine {
 		cfg.Logger.Warn("PongWait should exceed PingInterval; using 1.5×PingInterval", "pingInterval", cfg.PingInterval, "pongWait", cfg.PongWait)
 		cfg.PongWait = cfg.PingInterval + cfg.PingInterval/2
 	}
-	fdCap := int64(1 << 62)
+	fdCap, fdHard := int64(1<<62), int64(1<<62)
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < 1<<62 {
-		fdCap = int64(rl.Cur) - int64(cfg.FDHeadroom)
-		if fdCap < 16 {
-			fdCap = 16
-		}
+		fdCap = max(int64(rl.Cur)-int64(cfg.FDHeadroom), 16)
+		fdHard = max(int64(rl.Cur)-int64(cfg.FDHeadroom)/2, fdCap+1)
 	}
 	return &Engine{
 		fdCap:  fdCap,
+		fdHard: fdHard,
+		rlog:   ratelog.New(cfg.Logger, 0, 0),
 		cfg:    cfg,
 		h:      h,
 		log:    cfg.Logger,
-		booted: make(chan error, 1),
 		done:   make(chan struct{}),
 		loops:  make(map[gnet.EventLoop]*loop),
 		ctx:    context.Background(),
@@ -118,39 +116,29 @@ func (e *Engine) Start() error {
 		gnet.WithLogger(gnetLogger{e.log}),
 		gnet.WithReadBufferCap(64 << 10),
 	}
-	if e.cfg.NoListener {
-		cli, err := gnet.NewClient(&gnetHandler{e}, opts...)
-		if err == nil {
-			err = cli.Start()
-		}
-		if err != nil {
-			close(e.done)
-			return fmt.Errorf("engine: start event loops: %w", err)
-		}
-		e.cli = cli
-		return nil
+	// The event loops run in gnet's client mode: gnet owns no listener,
+	// connections arrive through the acceptor (accept.go) or Adopt.
+	cli, err := gnet.NewClient(&gnetHandler{e}, opts...)
+	if err == nil {
+		err = cli.Start()
 	}
-	go func() {
-		err := gnet.Run(&gnetHandler{e}, "tcp://"+e.cfg.Addr, opts...)
-		e.runErr = err
-		select {
-		case e.booted <- err:
-		default:
-		}
+	if err != nil {
 		close(e.done)
-	}()
-	select {
-	case err := <-e.booted:
-		if err != nil {
-			return fmt.Errorf("engine: listen %s: %w", e.cfg.Addr, err)
-		}
-		return nil
-	case <-e.done:
-		if e.runErr != nil {
-			return fmt.Errorf("engine: listen %s: %w", e.cfg.Addr, e.runErr)
-		}
-		return errors.New("engine: stopped during start")
+		return fmt.Errorf("engine: start event loops: %w", err)
 	}
+	e.cli = cli
+	if e.cfg.NoListener {
+		return nil
+	}
+	ln, err := e.listen()
+	if err != nil {
+		_ = cli.Stop()
+		close(e.done)
+		return fmt.Errorf("engine: listen %s: %w", e.cfg.Addr, err)
+	}
+	e.addr = ln.Addr()
+	e.acc = e.startAcceptor(ln)
+	return nil
 }
 
 // Addr is the bound listen address (useful with ":0").
@@ -206,26 +194,14 @@ func (e *Engine) Stop(ctx context.Context) error {
 		_ = sl.Execute(context.Background(), runFunc(func(context.Context) error { sl.sc.closeNow(nil); return nil }))
 	}
 	e.streams.Wait()
-	// Stop the loops. A loop task returning ErrEngineShutdown makes gnet
-	// shut the whole engine down at once; without any known loop fall back
-	// to gnet's own (polling) Stop.
-	if e.cli != nil {
-		stopErr := e.cli.Stop()
-		close(e.done)
-		if err == nil && stopErr != nil {
-			err = stopErr
-		}
-		return err
+	// Stop accepting, then stop the loops (gnet closes what is left).
+	if e.acc != nil {
+		e.acc.stop()
 	}
-	if ls := e.loopSnapshot(); len(ls) > 0 {
-		_ = ls[0].el.Execute(e.ctx, runFunc(func(context.Context) error { return gerrors.ErrEngineShutdown }))
-		<-e.done
-	} else {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = e.eng.Stop(stopCtx)
-		cancel()
-		<-e.done
+	if stopErr := e.cli.Stop(); err == nil && stopErr != nil {
+		err = stopErr
 	}
+	close(e.done)
 	return err
 }
 
@@ -274,23 +250,7 @@ func (f runFunc) Run(ctx context.Context) error { return f(ctx) }
 // event loop except OnTick (gnet's ticker goroutine) and OnBoot/OnShutdown.
 type gnetHandler struct{ e *Engine }
 
-func (g *gnetHandler) OnBoot(eng gnet.Engine) gnet.Action {
-	e := g.e
-	e.eng = eng
-	if fd, err := eng.Dup(); err == nil {
-		f := os.NewFile(uintptr(fd), "listener")
-		if ln, err := net.FileListener(f); err == nil {
-			e.addr = ln.Addr()
-			_ = ln.Close()
-		}
-		_ = f.Close()
-	}
-	select {
-	case e.booted <- nil:
-	default:
-	}
-	return gnet.None
-}
+func (g *gnetHandler) OnBoot(gnet.Engine) gnet.Action { return gnet.None }
 
 func (g *gnetHandler) OnShutdown(gnet.Engine) {}
 
@@ -305,6 +265,7 @@ func (g *gnetHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	now := time.Now().UnixNano()
 	ad, adopted := gc.Context().(*adoption)
+	_, over := gc.Context().(overCap)
 	c := &Conn{gc: gc, loop: l, e: e, state: stateHandshake, since: now, lastRead: now, lastData: now, qhead: -1, qtail: -1}
 	c.remote = gc.RemoteAddr()
 	gc.SetContext(c)
@@ -317,12 +278,9 @@ func (g *gnetHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		c.state = stateDone
 		return httpResponse(503, "Server shutting down", nil), gnet.Close
 	}
-	if e.live.Load() > e.fdCap {
-		// close to the open-files limit: refuse now rather than let accept
-		// fail (which would stop the listener)
-		c.state = stateDone
-		e.stats.Declined.Add(1)
-		return httpResponse(503, "Server at its connection limit", nil), gnet.Close
+	if over {
+		// close to the open-files limit (accept.go): plain HTTP only
+		c.overCap = true
 	}
 	return nil, gnet.None
 }

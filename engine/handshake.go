@@ -88,6 +88,10 @@ func (c *Conn) readHandshake() gnet.Action {
 		return c.readPlainHTTP(req, buf, end)
 	}
 	_, _ = gc.Discard(-1)
+	if c.overCap {
+		e.stats.Declined.Add(1)
+		return c.answer(503, "Server at its connection limit", nil)
+	}
 	if status, msg, hdr := e.validateUpgrade(req); status != 0 {
 		e.stats.Declined.Add(1)
 		return c.answer(status, msg, hdr)

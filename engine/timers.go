@@ -16,6 +16,10 @@ var pingFrame = func() []byte {
 	return append([]byte(nil), f.Bytes()...)
 }()
 
+// overCapHandshake bounds the handshake of a connection accepted near the
+// open-files limit (accept.go).
+const overCapHandshake = time.Second
+
 func (l *loop) sweep() {
 	e := l.e
 	cfg := &e.cfg
@@ -30,7 +34,13 @@ func (l *loop) sweep() {
 	for _, c := range l.conns {
 		switch c.state {
 		case stateHandshake, stateDeciding, stateHTTP:
-			if now-c.since > hs {
+			limit := hs
+			if c.overCap && limit > int64(overCapHandshake) {
+				// the band near the open-files limit is kept for health
+				// checks, which send their request at once
+				limit = int64(overCapHandshake)
+			}
+			if now-c.since > limit {
 				e.stats.HandshakeTimeouts.Add(1)
 				kill = append(kill, c)
 			}
