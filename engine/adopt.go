@@ -104,6 +104,7 @@ func (c *Conn) adopt(ad *adoption) {
 		if len(c.pre) == 0 {
 			c.pre = nil
 		}
+		c.flushPong()
 		if act == gnet.Close {
 			_ = c.loop.el.Close(c.gc)
 		}

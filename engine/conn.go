@@ -36,6 +36,8 @@ type Conn struct {
 	// outbound queue: a linked list through loop.q, drained at each flush
 	qhead, qtail int32
 	qbytes       int
+	pending      int   // gnet's outbound buffer as last observed (writer.go)
+	overSince    int64 // since when pending has exceeded MaxOutboundBytes
 
 	// timers (unix nanoseconds, loop clock)
 	since    int64 // entered current state
@@ -49,11 +51,14 @@ type Conn struct {
 	skip    uint64 // closing: payload bytes of a rejected frame still to drop
 	fragOp  byte
 	frag    *bytebufferpool.ByteBuffer // lazily taken for fragmented messages
+	pong    *[2 + 125]byte             // the pong for the latest ping, if due
+	pongDue bool
 
 	closeCode uint16
 	deflate   bool // permessage-deflate negotiated
 	fragRSV1  bool // the message being reassembled is compressed
 	opened    bool // upgraded: Handler.OnOpen ran, OnClose will
+	notified  bool // Handler.OnClose ran
 	reserved  bool // holds one MaxConnections slot
 	overCap   bool // accepted near the open-files limit: plain HTTP only
 	remote    net.Addr
@@ -114,6 +119,7 @@ type Stats struct {
 	BytesOut          atomic.Int64
 	Writes            atomic.Int64 // write/writev calls on sockets
 	SlowConsumers     atomic.Int64
+	PongsCollapsed    atomic.Int64 // pings answered by a later pong (RFC 6455 §5.5.3)
 	ProtocolErrors    atomic.Int64
 	PongTimeouts      atomic.Int64
 	HandshakeTimeouts atomic.Int64

@@ -298,13 +298,12 @@ func (g *gnetHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 		c.reserved = false
 		e.upgraded.Add(-1)
 	}
-	if c.opened {
-		code := int(c.closeCode)
-		if code == 0 {
-			code = 1006
-		}
-		e.h.OnClose(c, code, err)
+	c.forget()
+	code := int(c.closeCode)
+	if code == 0 {
+		code = 1006
 	}
+	c.notifyClosed(code, err)
 	e.connGone()
 	return gnet.None
 }

@@ -28,12 +28,14 @@ func (c *Conn) readFrames() gnet.Action {
 		if len(c.pre) == 0 {
 			c.pre = nil
 		}
+		c.flushPong()
 		return act
 	}
 	n, act := c.parseFrames(buf)
 	if n > 0 {
 		_, _ = gc.Discard(n)
 	}
+	c.flushPong()
 	return act
 }
 
@@ -184,7 +186,7 @@ func (c *Conn) parseFrames(buf []byte) (off int, _ gnet.Action) {
 
 		switch op {
 		case ws.OpPing:
-			c.writePong(payload)
+			c.setPong(payload)
 		case ws.OpPong:
 		case ws.OpClose:
 			return off, c.peerClose(payload)
@@ -242,14 +244,6 @@ func (c *Conn) deliver(op byte, data []byte, compressed bool) gnet.Action {
 	c.e.stats.MessagesIn.Add(1)
 	c.e.h.OnMessage(c, op, data)
 	return gnet.None
-}
-
-func (c *Conn) writePong(payload []byte) {
-	var b [2 + 125]byte
-	b[0] = 0x80 | protocol.OpPong
-	b[1] = byte(len(payload))
-	n := copy(b[2:], payload)
-	c.writeNow(b[:2+n])
 }
 
 // peerClose answers the peer's close frame by echoing its code, then closes
@@ -315,6 +309,19 @@ func (c *Conn) startClose(code uint16, reason string) {
 	c.closeCode = code
 	c.state = stateClosing
 	c.since = time.Now().UnixNano()
+	// The connection takes no more messages: the layer above learns it now,
+	// not when the peer's close frame or CloseTimeout ends it, so a member
+	// being cut leaves its channels at once.
+	c.notifyClosed(int(code), nil)
+}
+
+// notifyClosed runs Handler.OnClose once for an opened connection.
+func (c *Conn) notifyClosed(code int, err error) {
+	if !c.opened || c.notified {
+		return
+	}
+	c.notified = true
+	c.e.h.OnClose(c, code, err)
 }
 
 func closeFrame(code uint16, reason string) []byte {

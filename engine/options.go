@@ -35,9 +35,20 @@ type Config struct {
 	// serving at its limit. Default 256.
 	FDHeadroom int
 	// MaxOutboundBytes is the per-connection limit of bytes written but not
-	// yet accepted by the kernel. A connection over it is a slow consumer
-	// and is closed with 1008.
+	// yet taken by the kernel (writer.go). A connection that stays over it
+	// for SlowConsumerTimeout is a slow consumer and is closed with 1008;
+	// one that would go over MaxOutboundBurst is closed at once.
 	MaxOutboundBytes int
+	// MaxOutboundBurst bounds what a momentary burst may leave pending for
+	// one connection (default 4 × MaxOutboundBytes).
+	MaxOutboundBurst int
+	// MaxTotalOutboundBytes bounds the pending bytes of all connections
+	// together. Over it, a connection over MaxOutboundBytes is cut at once
+	// instead of after SlowConsumerTimeout (default 1 GiB).
+	MaxTotalOutboundBytes int64
+	// SlowConsumerTimeout is how long a connection may stay over
+	// MaxOutboundBytes (default 5 s).
+	SlowConsumerTimeout time.Duration
 
 	// HandshakeTimeout closes a connection whose upgrade request has not
 	// completed (slowloris) or whose upgrade decision did not come in time.
@@ -93,6 +104,9 @@ const (
 	DefaultPingInterval     = 30 * time.Second
 	DefaultPongWait         = 60 * time.Second
 	DefaultCloseTimeout     = 5 * time.Second
+
+	DefaultSlowConsumerTimeout   = 5 * time.Second
+	DefaultMaxTotalOutboundBytes = 1 << 30
 )
 
 func (c Config) withDefaults() Config {
@@ -110,6 +124,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxOutboundBytes <= 0 {
 		c.MaxOutboundBytes = DefaultMaxOutboundBytes
+	}
+	if c.MaxOutboundBurst < c.MaxOutboundBytes {
+		c.MaxOutboundBurst = 4 * c.MaxOutboundBytes
+	}
+	if c.MaxTotalOutboundBytes <= 0 {
+		c.MaxTotalOutboundBytes = DefaultMaxTotalOutboundBytes
+	}
+	if c.SlowConsumerTimeout <= 0 {
+		c.SlowConsumerTimeout = DefaultSlowConsumerTimeout
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
@@ -142,7 +165,7 @@ func (c Config) withDefaults() Config {
 // the shortest configured timeout, never busier than 10ms nor lazier than 1s.
 func (c Config) tickInterval() time.Duration {
 	d := time.Second
-	for _, t := range []time.Duration{c.HandshakeTimeout, c.PingInterval, c.PongWait, c.IdleTimeout, c.CloseTimeout} {
+	for _, t := range []time.Duration{c.HandshakeTimeout, c.PingInterval, c.PongWait, c.IdleTimeout, c.CloseTimeout, c.SlowConsumerTimeout} {
 		if t > 0 && t/4 < d {
 			d = t / 4
 		}

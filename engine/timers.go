@@ -54,11 +54,18 @@ func (l *loop) sweep() {
 			case idle > 0 && now-c.lastData > idle:
 				e.stats.IdleTimeouts.Add(1)
 				c.startClose(1001, "idle timeout")
-			case now-c.lastRead >= ping && now-c.lastPing >= ping:
+			case now-c.lastRead >= ping && now-c.lastPing >= ping && c.pending <= cfg.MaxOutboundBytes:
 				c.lastPing = now
 				c.writeNow(pingFrame)
 			}
+			if c.state == stateOpen && (c.pending > 0 || c.pongDue) {
+				c.observe(now) // gnet drains its buffer without telling us
+				c.flushPong()
+			}
 		case stateClosing, stateDone:
+			if c.pending > 0 {
+				c.observe(now)
+			}
 			if now-c.since > closeTO {
 				kill = append(kill, c)
 			}

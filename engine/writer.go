@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -67,6 +69,8 @@ type loop struct {
 	dirty   []*Conn
 	iov     [][]byte
 	closing []*Conn
+
+	pending atomic.Int64 // sum of conns' pending outbound bytes
 }
 
 func newLoop(e *Engine, el gnet.EventLoop, idx int) *loop {
@@ -219,10 +223,8 @@ func (l *loop) flushConn(c *Conn) {
 		return
 	}
 	e := l.e
-	if c.gc.OutboundBuffered()+n > e.cfg.MaxOutboundBytes {
-		e.stats.SlowConsumers.Add(1)
-		e.log.Warn("slow consumer closed", "remote", c.remote, "buffered", c.gc.OutboundBuffered(), "queued", n, "limit", e.cfg.MaxOutboundBytes)
-		c.startClose(1008, "slow consumer: outbound buffer limit exceeded")
+	if c.pending > e.cfg.MaxOutboundBurst {
+		c.slowConsumer("pending bytes over MaxOutboundBurst")
 		return
 	}
 	iov := l.iov[:0]
@@ -245,6 +247,65 @@ func (l *loop) flushConn(c *Conn) {
 	l.iov = iov[:0]
 	e.stats.FramesOut.Add(int64(frames))
 	e.stats.BytesOut.Add(int64(n))
+	c.observe(time.Now().UnixNano())
+}
+
+// Slow consumers. A connection is slow when the kernel does not take what
+// is written to it: what gnet could not write stays in its outbound buffer
+// (OutboundBuffered). That is measured after each write and at each sweep,
+// never from what is merely queued, so a burst to a reader that keeps up
+// is not mistaken for slowness. Over MaxOutboundBytes for longer than
+// SlowConsumerTimeout, over MaxOutboundBurst at any time, or over
+// MaxOutboundBytes while all connections together hold more than
+// MaxTotalOutboundBytes: the connection is closed with 1008.
+
+// observe records c's pending outbound bytes and judges them.
+func (c *Conn) observe(now int64) {
+	p := c.gc.OutboundBuffered()
+	if d := p - c.pending; d != 0 {
+		c.loop.pending.Add(int64(d))
+		c.pending = p
+	}
+	cfg := &c.e.cfg
+	switch {
+	case p <= cfg.MaxOutboundBytes:
+		c.overSince = 0
+		return
+	case c.state != stateOpen:
+		return
+	case p > cfg.MaxOutboundBurst:
+		c.slowConsumer("pending bytes over MaxOutboundBurst")
+	case c.e.pendingTotal() > cfg.MaxTotalOutboundBytes:
+		c.slowConsumer("all connections together over MaxTotalOutboundBytes")
+	case c.overSince == 0:
+		c.overSince = now
+	case now-c.overSince > int64(cfg.SlowConsumerTimeout):
+		c.slowConsumer("over MaxOutboundBytes for SlowConsumerTimeout")
+	}
+}
+
+// forget removes a closed connection's pending bytes from the totals.
+func (c *Conn) forget() {
+	if c.pending != 0 {
+		c.loop.pending.Add(-int64(c.pending))
+		c.pending = 0
+	}
+}
+
+func (c *Conn) slowConsumer(why string) {
+	e := c.e
+	e.stats.SlowConsumers.Add(1)
+	e.rlog.Warn("slow consumer closed", "remote", c.remote, "pending", c.pending, "limit", e.cfg.MaxOutboundBytes, "why", why)
+	c.startClose(1008, "slow consumer: outbound buffer limit exceeded")
+}
+
+// pendingTotal is the outbound bytes pending on every loop.
+func (e *Engine) pendingTotal() int64 {
+	var n int64
+	for _, l := range e.loopSnapshot() {
+		n += l.pending.Load()
+	}
+	return n
 }
 
 func (l *loop) writev(c *Conn, iov [][]byte) {
@@ -262,6 +323,40 @@ func (c *Conn) writeNow(b []byte) {
 	c.loop.flushConn(c)
 	c.e.stats.Writes.Add(1)
 	_, _ = c.gc.Write(b)
+}
+
+// Pongs. A ping is not answered on its own: the latest ping's payload is
+// kept and one pong leaves after the bytes of one read are parsed (RFC
+// 6455 §5.5.3 allows answering only the most recent ping), so a ping
+// flood costs one write per read, not one per ping. A pong is written only
+// while the connection is under its outbound limit: a peer that sends
+// pings and never reads gets no more bytes than any other slow consumer.
+
+func (c *Conn) setPong(payload []byte) {
+	if c.pong == nil {
+		c.pong = new([2 + 125]byte)
+	}
+	if c.pongDue {
+		c.e.stats.PongsCollapsed.Add(1)
+	}
+	c.pong[0] = 0x80 | protocol.OpPong
+	c.pong[1] = byte(len(payload))
+	copy(c.pong[2:], payload)
+	c.pongDue = true
+}
+
+// flushPong writes the due pong, if the connection has room for it.
+func (c *Conn) flushPong() {
+	if !c.pongDue || c.state != stateOpen {
+		return
+	}
+	if c.gc.OutboundBuffered() > c.e.cfg.MaxOutboundBytes {
+		c.observe(time.Now().UnixNano())
+		return // stays due; the sweep retries or cuts
+	}
+	c.pongDue = false
+	c.writeNow(c.pong[:2+int(c.pong[1])])
+	c.observe(time.Now().UnixNano())
 }
 
 // connList is a pooled slice of recipients for one loop of a fan-out.
