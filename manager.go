@@ -3,8 +3,6 @@ package pondsocket
 import (
 	"bufio"
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
@@ -155,7 +153,7 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 		prefix, err := buffered(brw)
 		deflate := m.o.EnableCompression && engine.NegotiateDeflate(r.Header)
 		if err == nil {
-			_, err = io.WriteString(conn, switchingProtocols(key, deflate))
+			_, err = conn.Write(engine.SwitchingProtocols(key, deflate, nil))
 		}
 		if err == nil {
 			dec := engine.Decision{Accept: true, Context: d.Client, Greeting: d.Greeting}
@@ -176,17 +174,6 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 			_ = conn.Close()
 		}
 	}
-}
-
-// switchingProtocols is the 101 answer (RFC 6455 §4.2.2).
-func switchingProtocols(key string, deflate bool) string {
-	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	ext := ""
-	if deflate {
-		ext = "Sec-WebSocket-Extensions: " + engine.DeflateExtension + "\r\n"
-	}
-	return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
-		base64.StdEncoding.EncodeToString(h[:]) + "\r\n" + ext + "\r\n"
 }
 
 func cloneHeader(h http.Header) http.Header {

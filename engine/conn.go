@@ -52,6 +52,7 @@ type Conn struct {
 	fragOp  byte
 	frag    *bytebufferpool.ByteBuffer // lazily taken for fragmented messages
 	pong    *[2 + 125]byte             // the pong for the latest ping, if due
+	inflate *inflateBudget             // permessage-deflate connections only
 	pongDue bool
 
 	closeCode uint16

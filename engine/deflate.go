@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/valyala/bytebufferpool"
 
@@ -144,4 +145,27 @@ func inflate(data []byte, limit int) (out *bytebufferpool.ByteBuffer, tooBig, ok
 			return out, false, true
 		}
 	}
+}
+
+// inflateBudget is a token bucket in decompressed bytes: permessage-deflate
+// lets a client send a 1 MiB message as 1 KiB, so the bytes a connection
+// may make the server inflate are bounded per second, not only per message.
+type inflateBudget struct {
+	tokens float64
+	at     int64 // unix nanoseconds of the last refill
+}
+
+// inflateAllowed refills c's budget and reports whether it is positive.
+// The last message may overdraw it; the debt delays the next one.
+func (c *Conn) inflateAllowed() bool {
+	cfg := &c.e.cfg
+	burst := float64(4 * cfg.MaxMessageSize)
+	now := time.Now().UnixNano()
+	if c.inflate == nil {
+		c.inflate = &inflateBudget{tokens: burst, at: now}
+	}
+	b := c.inflate
+	b.tokens = min(burst, b.tokens+float64(now-b.at)/1e9*float64(cfg.MaxInflateRate))
+	b.at = now
+	return b.tokens > 0
 }

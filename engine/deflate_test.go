@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,4 +159,40 @@ func BenchmarkDeflateBroadcast(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(payload)), "bytes-plain")
 	b.ReportMetric(float64(wire), "bytes-deflated")
+}
+
+// The bytes a client may make the server inflate are bounded per second:
+// 60 KiB messages that arrive as a few hundred bytes each, sent as fast as
+// possible, end with close 1008 once the budget is spent; before, every
+// one was inflated (1 MB of upload could cost a gigabyte of work).
+func TestInflateRateBounded(t *testing.T) {
+	h := &countingEcho{echoHandler: newEchoHandler()}
+	e := startEngine(t, oneLoop(Config{EnableCompression: true, MaxMessageSize: 64 << 10, MaxInflateRate: 1 << 20}), h)
+	by := dialRaw(t, e, "/bystander").pump()
+	r := dialRaw(t, e, "/x", "Sec-WebSocket-Extensions: permessage-deflate")
+	z := frame(true, 4, 1, deflateRaw(make([]byte, 60<<10)), true)
+	// budget: 4 × 64 KiB burst + 1 MiB/s; 200 messages of 60 KiB = 12 MiB
+	for range 200 {
+		if _, err := r.c.Write(z); err != nil {
+			break
+		}
+	}
+	r.expectClose(1008)
+	if n := h.messages.Load(); n >= 200 || n < 4 {
+		t.Fatalf("%d of 200 compressed messages were inflated", n)
+	}
+	bystanderOK(t, by, "after-inflate-flood")
+}
+
+type countingEcho struct {
+	*echoHandler
+	messages atomic.Int64
+}
+
+func (h *countingEcho) OnMessage(c *Conn, op byte, data []byte) {
+	if len(data) < 1024 {
+		h.echoHandler.OnMessage(c, op, data)
+		return
+	}
+	h.messages.Add(1)
 }

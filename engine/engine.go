@@ -60,6 +60,7 @@ type Engine struct {
 	fdCap    int64        // beyond this many live connections: plain HTTP only (accept.go)
 	fdHard   int64        // beyond this many: refused on the acceptor
 	upgraded atomic.Int64 // connections deciding or open (MaxConnections)
+	deciding atomic.Int64 // Handler.Upgrade calls running (MaxPendingUpgrades)
 	drained  chan struct{}
 	drainMu  sync.Mutex
 

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,6 +56,9 @@ func TestHandshakeRules(t *testing.T) {
 		{"origin refused", upgradeRequest(host, "/x", "Origin: http://evil.example"), 403, "Origin not allowed\n", [2]string{}},
 		{"plain GET without HTTP hook", "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n", 404, "", [2]string{}},
 		{"chunked body", "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 411, "", [2]string{}},
+		{"duplicate host", "GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 400, "", [2]string{}},
+		// answered at once, not after the handshake timeout
+		{"bare LF line endings", "GET /x HTTP/1.1\nHost: h\nUpgrade: websocket\n", 400, "Header lines must end in CRLF\n", [2]string{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -522,4 +527,98 @@ func TestFDCapRefusesAtAccept(t *testing.T) {
 	waitFor(t, func() bool { return e.Connections() < 5 })
 	dialRaw(t, e, "/again")
 	bystanderOK(t, open[1], "after-cap")
+}
+
+// countingHandler counts Upgrade calls.
+type countingHandler struct {
+	*echoHandler
+	upgrades atomic.Int64
+}
+
+func (h *countingHandler) Upgrade(r *Request) Decision {
+	h.upgrades.Add(1)
+	return h.echoHandler.Upgrade(r)
+}
+
+// One validator: a request the engine lets reach the application's
+// connection handler is upgraded. Before, "Upgrade: websocket, foo" passed
+// the engine's checks, ran the handler, then failed gobwas' own checks and
+// wrote an ERROR line per request.
+func TestUpgradeHandlerRunsOnlyForUpgrades(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelError}))
+	h := &countingHandler{echoHandler: newEchoHandler()}
+	e := startEngine(t, oneLoop(Config{Logger: log}), h)
+	host := e.Addr().String()
+	key := "dGhlIHNhbXBsZSBub25jZQ=="
+	for _, up := range []string{"websocket, foo", "foo, WebSocket", "WEBSOCKET"} {
+		req := "GET /x HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: " + up + "\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		before := h.upgrades.Load()
+		resp, _ := rawHTTP(t, e, req)
+		if resp.StatusCode != 101 {
+			t.Fatalf("Upgrade: %s → %d, want 101", up, resp.StatusCode)
+		}
+		if h.upgrades.Load() != before+1 {
+			t.Fatalf("handler ran %d times", h.upgrades.Load()-before)
+		}
+		if got := resp.Header.Get("Sec-Websocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+			t.Fatalf("Sec-WebSocket-Accept %q", got)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if logs.Len() > 0 {
+		t.Fatalf("ERROR lines for valid upgrades:\n%s", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// blockingHandler's Upgrade blocks until release is closed.
+type blockingHandler struct {
+	*echoHandler
+	release chan struct{}
+	running atomic.Int64
+}
+
+func (h *blockingHandler) Upgrade(r *Request) Decision {
+	if r.Path == "/slow" {
+		h.running.Add(1)
+		<-h.release
+		h.running.Add(-1)
+	}
+	return h.echoHandler.Upgrade(r)
+}
+
+// Connection handlers that block run at most MaxPendingUpgrades at once;
+// the rest are answered 503 at once instead of piling up goroutines.
+func TestPendingUpgradesBounded(t *testing.T) {
+	h := &blockingHandler{echoHandler: newEchoHandler(), release: make(chan struct{})}
+	e := startEngine(t, oneLoop(Config{MaxPendingUpgrades: 8}), h)
+	by := dialRaw(t, e, "/bystander").pump()
+	for range 8 {
+		c := dialTCP(t, e)
+		io.WriteString(c, upgradeRequest(e.Addr().String(), "/slow"))
+	}
+	waitFor(t, func() bool { return h.running.Load() == 8 })
+	g := goroutines()
+	for range 20 {
+		resp, body := rawHTTP(t, e, upgradeRequest(e.Addr().String(), "/slow"))
+		if resp.StatusCode != 503 {
+			t.Fatalf("upgrade beyond the bound: %d %q", resp.StatusCode, body)
+		}
+	}
+	if h.running.Load() != 8 || goroutines() > g+4 {
+		t.Fatalf("running %d handlers, %d goroutines (was %d)", h.running.Load(), goroutines(), g)
+	}
+	bystanderOK(t, by, "pending-upgrades")
+	close(h.release)
+	dialRaw(t, e, "/slow") // slots free again
 }

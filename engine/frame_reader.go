@@ -224,6 +224,10 @@ func (c *Conn) parseFrames(buf []byte) (off int, _ gnet.Action) {
 
 func (c *Conn) deliver(op byte, data []byte, compressed bool) gnet.Action {
 	if compressed {
+		if !c.inflateAllowed() {
+			c.protocolError(1008, "compressed input rate exceeded")
+			return gnet.None
+		}
 		out, tooBig, ok := inflate(data, c.e.cfg.MaxMessageSize)
 		switch {
 		case tooBig:
@@ -235,6 +239,7 @@ func (c *Conn) deliver(op byte, data []byte, compressed bool) gnet.Action {
 		}
 		defer fragPool.Put(out)
 		data = out.B
+		c.inflate.tokens -= float64(len(data))
 	}
 	if op == protocol.OpText && !utf8.Valid(data) {
 		c.protocolError(1007, "invalid UTF-8 in text message")

@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha1"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -10,11 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/pondsocket/pondsocket/protocol"
@@ -55,6 +56,25 @@ type Decision struct {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
+// bareLF reports whether buf has, from index from on, a line feed not
+// preceded by a carriage return. Such a head would never complete (the
+// engine looks for CRLFCRLF) and would wait for the handshake timeout;
+// it is refused at once instead (RFC 9112 §2.2 lets a server reject it).
+func bareLF(buf []byte, from int) bool {
+	for i := from; i < len(buf); {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i == 0 || buf[i-1] != '\r' {
+			return true
+		}
+		i++
+	}
+	return false
+}
+
 // readHandshake accumulates the request head in gnet's inbound buffer (it
 // may arrive a byte at a time) and acts on it once complete.
 func (c *Conn) readHandshake() gnet.Action {
@@ -65,6 +85,9 @@ func (c *Conn) readHandshake() gnet.Action {
 	from := c.scanned - 3
 	if from < 0 {
 		from = 0
+	}
+	if bareLF(buf, from) {
+		return c.answer(400, "Header lines must end in CRLF", nil)
 	}
 	i := bytes.Index(buf[from:], crlfcrlf)
 	if i < 0 {
@@ -108,8 +131,17 @@ func (c *Conn) readHandshake() gnet.Action {
 		c.applyDecision(e.decide(req))
 		return gnet.None
 	}
+	// Connection handlers may block (a database, an auth service): each
+	// runs on its own goroutine, and at most MaxPendingUpgrades at once, so
+	// a slow dependency cannot pile up goroutines without bound.
+	if e.deciding.Add(1) > int64(e.cfg.MaxPendingUpgrades) {
+		e.deciding.Add(-1)
+		e.stats.Declined.Add(1)
+		return c.answer(503, "Too many upgrades in progress", nil)
+	}
 	go func() {
 		d := e.decide(req)
+		e.deciding.Add(-1)
 		c.exec(func() { c.applyDecision(d) })
 	}()
 	return gnet.None
@@ -119,7 +151,7 @@ func (c *Conn) readHandshake() gnet.Action {
 func (e *Engine) decide(r *Request) (d Decision) {
 	defer func() {
 		if p := recover(); p != nil {
-			e.log.Error("upgrade handler panicked", "path", r.Path, "panic", p)
+			e.rlog.Error("upgrade handler panicked", "path", r.Path, "panic", p, "stack", string(debug.Stack()))
 			d = Decision{Status: 500, Message: "Internal Server Error"}
 		}
 	}()
@@ -169,40 +201,19 @@ func (c *Conn) applyDecision(d Decision) {
 		}
 		return
 	}
-	var out bytes.Buffer
-	u := ws.Upgrader{ReadBufferSize: len(c.req.head) + 1}
 	hdr := d.Header
 	if e.cfg.EnableCompression && NegotiateDeflate(c.req.Header) {
-		hdr = hdr.Clone()
-		if hdr == nil {
-			hdr = http.Header{}
-		}
-		hdr.Set("Sec-Websocket-Extensions", DeflateExtension)
 		c.deflate = true
 		e.stats.Deflate.Add(1)
 	}
-	if len(hdr) > 0 {
-		u.Header = ws.HandshakeHeaderHTTP(hdr)
-	}
-	rw := struct {
-		io.Reader
-		io.Writer
-	}{bytes.NewReader(c.req.head), &out}
-	if _, err := u.Upgrade(rw); err != nil {
-		// validateUpgrade accepted it, so this is a bug rather than input.
-		e.log.Error("upgrade failed after validation", "err", err)
-		if c.answer(400, "Bad WebSocket handshake", nil) == gnet.Close {
-			_ = c.loop.el.Close(c.gc)
-		}
-		return
-	}
+	out := SwitchingProtocols(c.req.Header.Get("Sec-Websocket-Key"), c.deflate, hdr)
 	now := time.Now().UnixNano()
 	c.state = stateOpen
 	c.opened = true
 	c.ctx = d.Context
 	c.since, c.lastRead, c.lastData, c.lastPing = now, now, now, now
 	iov := make([][]byte, 0, 1+len(d.Greeting))
-	iov = append(iov, out.Bytes())
+	iov = append(iov, out)
 	for _, f := range d.Greeting {
 		iov = append(iov, f.Bytes())
 	}
@@ -269,6 +280,31 @@ func CheckUpgrade(method, proto, host string, h http.Header) (int, string, http.
 		return 400, "Invalid Sec-WebSocket-Key", nil
 	}
 	return 0, "", nil
+}
+
+// SwitchingProtocols is the 101 response to a request CheckUpgrade
+// accepted (RFC 6455 §4.2.2), with the permessage-deflate agreement when
+// deflate is set and the application's extra headers (values are
+// sanitised by http.Header.Write, so they cannot inject lines). The
+// engine's listener and the net/http bridge both answer with it.
+func SwitchingProtocols(key string, deflate bool, extra http.Header) []byte {
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")
+	b.WriteString(base64.StdEncoding.EncodeToString(sum[:]))
+	b.WriteString("\r\n")
+	if deflate {
+		b.WriteString("Sec-WebSocket-Extensions: " + DeflateExtension + "\r\n")
+	}
+	if len(extra) > 0 {
+		extra = extra.Clone()
+		for _, k := range []string{"Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Extensions", "Content-Length", "Transfer-Encoding"} {
+			extra.Del(k)
+		}
+		_ = extra.Write(&b)
+	}
+	b.WriteString("\r\n")
+	return b.Bytes()
 }
 
 // OriginAllowed applies CheckOrigin/AllowedOrigins. A request without
@@ -341,7 +377,7 @@ func (e *Engine) runHTTP(r *Request) (out []byte) {
 	rec := &recorder{header: http.Header{}}
 	defer func() {
 		if p := recover(); p != nil {
-			e.log.Error("HTTP handler panicked", "path", r.Path, "panic", p)
+			e.rlog.Error("HTTP handler panicked", "path", r.Path, "panic", p, "stack", string(debug.Stack()))
 			out = httpResponse(500, "Internal Server Error", nil)
 		}
 	}()
@@ -460,6 +496,9 @@ func parseHead(b []byte) (*Request, error) {
 			return nil, fmt.Errorf("malformed header line %q", truncate(l, 40))
 		}
 		r.Header.Add(textproto.CanonicalMIMEHeaderKey(k), strings.Trim(v, " \t"))
+	}
+	if hosts := r.Header.Values("Host"); len(hosts) > 1 {
+		return nil, errors.New("duplicate Host header")
 	}
 	r.Host = r.Header.Get("Host")
 	return r, nil

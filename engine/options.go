@@ -78,9 +78,18 @@ type Config struct {
 
 	// EnableCompression negotiates permessage-deflate (deflate.go).
 	EnableCompression bool
+	// MaxInflateRate bounds the bytes per second one connection may make
+	// the server decompress (a 1 MiB message can arrive as 1 KiB), with a
+	// burst of 4 × MaxMessageSize. Beyond it: close 1008. Default 32 MiB/s.
+	MaxInflateRate int
 	// CompressionThreshold: smaller messages are sent uncompressed
 	// (default 256 bytes).
 	CompressionThreshold int
+
+	// MaxPendingUpgrades bounds the Handler.Upgrade calls running at once
+	// (connection handlers may block, each on its own goroutine); beyond it
+	// upgrades are answered 503 at once. Default 1024.
+	MaxPendingUpgrades int
 
 	// InlineUpgrade runs Handler.Upgrade on the event loop. Only for
 	// handlers that never block.
@@ -106,6 +115,8 @@ const (
 	DefaultCloseTimeout     = 5 * time.Second
 
 	DefaultSlowConsumerTimeout   = 5 * time.Second
+	DefaultMaxInflateRate        = 32 << 20
+	DefaultMaxPendingUpgrades    = 1024
 	DefaultMaxTotalOutboundBytes = 1 << 30
 )
 
@@ -133,6 +144,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SlowConsumerTimeout <= 0 {
 		c.SlowConsumerTimeout = DefaultSlowConsumerTimeout
+	}
+	if c.MaxInflateRate <= 0 {
+		c.MaxInflateRate = DefaultMaxInflateRate
+	}
+	if c.MaxPendingUpgrades <= 0 {
+		c.MaxPendingUpgrades = DefaultMaxPendingUpgrades
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout

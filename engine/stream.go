@@ -180,7 +180,7 @@ func (e *Engine) serveStream(nc net.Conn) {
 		cancel()
 		if err != nil {
 			e.stats.TLSFailures.Add(1)
-			e.log.Warn("TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
+			e.rlog.Warn("TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
 			_ = nc.Close()
 			return
 		}
@@ -347,7 +347,7 @@ func (e *Engine) acceptStreams(ln net.Listener) {
 			if errors.Is(err, net.ErrClosed) || e.stopped.Load() {
 				return
 			}
-			e.log.Warn("accept failed", "err", err)
+			e.rlog.Warn("accept failed", "err", err)
 			time.Sleep(backoff)
 			if backoff < time.Second {
 				backoff *= 2
