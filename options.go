@@ -61,8 +61,27 @@ type Options struct {
 
 	// EventLoops is the number of event loops (default: one per core).
 	EventLoops int
-	// MaxOutboundBytes is the per-connection outbound limit in bytes.
-	MaxOutboundBytes int
+	// MaxOutboundBytes is the per-connection outbound limit in bytes: what
+	// the kernel has not taken yet. A connection that stays over it for
+	// SlowConsumerTimeout (default 5 s) is a slow consumer, closed with
+	// 1008; one over MaxOutboundBurst (default 4×) is closed at once, and
+	// so is one over the limit while all connections together hold more
+	// than MaxTotalOutboundBytes (default 1 GiB).
+	MaxOutboundBytes      int
+	MaxOutboundBurst      int
+	MaxTotalOutboundBytes int64
+	SlowConsumerTimeout   time.Duration
+	// MaxInflateRate bounds the decompressed bytes per second one
+	// permessage-deflate connection may cause (default 32 MiB/s, burst of
+	// 8 × MaxMessageSize); beyond it the connection is closed with 1008.
+	MaxInflateRate int
+	// MaxPendingUpgrades bounds the connection handlers running at once
+	// (they may block); further upgrades get HTTP 503 (default 1024).
+	MaxPendingUpgrades int
+	// FDHeadroom: this many file descriptors below the open-files limit
+	// the server stops upgrading (503); the upper half of it is kept for
+	// plain HTTP such as /healthz and /metrics (default 256).
+	FDHeadroom int
 	// HandshakeTimeout bounds the HTTP upgrade (slowloris protection).
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes connections that sent no message for this long

@@ -122,21 +122,27 @@ func engineConfig(addr string, so ServerOptions, o Options) engine.Config {
 		max = int(o.MaxMessageSize) + 64<<10
 	}
 	cfg := engine.Config{
-		Addr:              addr,
-		EventLoops:        o.EventLoops,
-		MaxMessageSize:    max,
-		MaxConnections:    o.MaxConnections,
-		MaxOutboundBytes:  o.MaxOutboundBytes,
-		HandshakeTimeout:  o.HandshakeTimeout,
-		PingInterval:      o.PingInterval,
-		PongWait:          o.PongWait,
-		IdleTimeout:       o.IdleTimeout,
-		CloseTimeout:      o.WriteWait,
-		CheckOrigin:       o.CheckOrigin,
-		AllowedOrigins:    o.AllowedOrigins,
-		EnableCompression: o.EnableCompression,
-		HTTP:              o.HTTPHandler,
-		Logger:            o.Logger,
+		Addr:                  addr,
+		EventLoops:            o.EventLoops,
+		MaxMessageSize:        max,
+		MaxConnections:        o.MaxConnections,
+		MaxOutboundBytes:      o.MaxOutboundBytes,
+		MaxOutboundBurst:      o.MaxOutboundBurst,
+		MaxTotalOutboundBytes: o.MaxTotalOutboundBytes,
+		SlowConsumerTimeout:   o.SlowConsumerTimeout,
+		MaxInflateRate:        o.MaxInflateRate,
+		MaxPendingUpgrades:    o.MaxPendingUpgrades,
+		FDHeadroom:            o.FDHeadroom,
+		HandshakeTimeout:      o.HandshakeTimeout,
+		PingInterval:          o.PingInterval,
+		PongWait:              o.PongWait,
+		IdleTimeout:           o.IdleTimeout,
+		CloseTimeout:          o.WriteWait,
+		CheckOrigin:           o.CheckOrigin,
+		AllowedOrigins:        o.AllowedOrigins,
+		EnableCompression:     o.EnableCompression,
+		HTTP:                  o.HTTPHandler,
+		Logger:                o.Logger,
 	}
 	if so.ServerReadTimeout > 0 {
 		cfg.HandshakeTimeout = so.ServerReadTimeout
@@ -279,6 +285,7 @@ type Stats struct {
 	Accepted, Declined, HTTPRequests                               int64
 	MessagesIn, BytesIn, FramesOut, BytesOut, Writes               int64
 	SlowConsumers, ProtocolErrors, PongTimeouts, HandshakeTimeouts int64
+	IdleTimeouts, AcceptErrors, PongsCollapsed                     int64
 	CompressedConnections, TLSFailures                             int64
 	Joins, JoinsDeclined, Leaves, InvalidMessages, RateLimited     int64
 	HandlerErrors, Broadcasts, Deliveries, PresenceMessages        int64
@@ -312,6 +319,9 @@ func collectStats(e *engine.Engine, c *channel.Server) Stats {
 		st.ProtocolErrors = es.ProtocolErrors.Load()
 		st.PongTimeouts = es.PongTimeouts.Load()
 		st.HandshakeTimeouts = es.HandshakeTimeouts.Load()
+		st.IdleTimeouts = es.IdleTimeouts.Load()
+		st.AcceptErrors = es.AcceptErrors.Load()
+		st.PongsCollapsed = es.PongsCollapsed.Load()
 		st.CompressedConnections = es.Deflate.Load()
 		st.TLSFailures = es.TLSFailures.Load()
 	}
