@@ -117,3 +117,40 @@ func TestStalledReaderIsCut(t *testing.T) {
 	}
 	bystanderOK(t, by, "after-cut")
 }
+
+// Without waiting for SlowConsumerTimeout, a stalled reader is cut at once
+// when its pending bytes pass MaxOutboundBurst, or when it is over
+// MaxOutboundBytes while all connections together pass
+// MaxTotalOutboundBytes.
+func TestOutboundHardLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"burst", Config{MaxOutboundBytes: 1 << 20, MaxOutboundBurst: 2 << 20}},
+		{"total", Config{MaxOutboundBytes: 1 << 20, MaxOutboundBurst: 64 << 20, MaxTotalOutboundBytes: 2 << 20}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := burstHandler{newEchoHandler()}
+			cfg := tc.cfg
+			cfg.SlowConsumerTimeout = time.Hour
+			cfg.CloseTimeout = time.Minute
+			e := startEngine(t, oneLoop(cfg), h)
+			by := dialRaw(t, e, "/bystander").pump()
+			r := dialRaw(t, e, "/stalled")
+			if tc, ok := r.c.(*net.TCPConn); ok {
+				_ = tc.SetReadBuffer(4 << 10)
+			}
+			r.send(protocol.OpText, "burst:"+strings.Repeat("x", 12))
+			select {
+			case code := <-h.closeC:
+				if code != 1008 {
+					t.Fatalf("closed with %d, want 1008", code)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a stalled reader over the hard limit was not cut")
+			}
+			bystanderOK(t, by, "after-"+tc.name)
+		})
+	}
+}

@@ -355,6 +355,13 @@ func (e *Engine) acceptStreams(ln net.Listener) {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		if e.live.Load() >= e.fdHard {
+			// at the descriptor limit (accept.go); before the TLS
+			// handshake there is no way to answer, so close at once
+			e.stats.Declined.Add(1)
+			_ = nc.Close()
+			continue
+		}
 		e.streams.Add(1)
 		go func() {
 			defer e.streams.Done()
