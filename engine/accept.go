@@ -34,6 +34,13 @@ import (
 // purpose, accepts one connection, answers it 503 and closes it, takes the
 // spare back, and waits before accepting again, so the backlog is answered
 // rather than left hanging and the loop never spins.
+//
+// The price: gnet registers only sockets it accepted itself or gets as a
+// net.Conn, which it duplicates; so each connection costs a dup, a close
+// and Go's poller registration on top of the accept. Measured with
+// `pondbench conns` on the 2-core machine, the connect rate of a saturated
+// machine drops by about a third (bench/results). A hook for accept errors
+// in gnet would let the engine go back to gnet's own acceptor.
 
 // acceptors is how many goroutines accept: the hand-over to an event loop
 // waits for the loop, so one goroutine per loop keeps the loops fed.
@@ -61,7 +68,11 @@ type acceptor struct {
 var errNoSpare = errors.New("no spare descriptor")
 
 func (e *Engine) listen() (*net.TCPListener, error) {
-	lc := net.ListenConfig{}
+	// Go's defaults for accepted sockets cost syscalls per connection the
+	// engine does not want: keep-alive probes (the engine pings), so they
+	// are off; TCP_NODELAY stays on (Go sets it, and the descriptor gnet
+	// gets is a duplicate of the same socket, so gnet need not set it again).
+	lc := net.ListenConfig{KeepAlive: -1}
 	if e.cfg.ReusePort {
 		lc.Control = func(_, _ string, c syscall.RawConn) error {
 			var serr error

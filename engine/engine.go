@@ -113,7 +113,9 @@ func (e *Engine) Start() error {
 		gnet.WithReuseAddr(true),
 		gnet.WithReusePort(e.cfg.ReusePort),
 		gnet.WithTicker(true),
-		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		// Sockets reach the loops from Go's listener or an application's
+		// HTTP server, both of which set TCP_NODELAY already (accept.go).
+		gnet.WithTCPNoDelay(gnet.TCPDelay),
 		gnet.WithLogger(gnetLogger{e.log}),
 		gnet.WithReadBufferCap(64 << 10),
 	}
