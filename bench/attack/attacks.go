@@ -150,10 +150,20 @@ func drainUntil(c *Conn, deadline time.Time) string {
 	return closeDesc(c, err)
 }
 
+// getStatus counts the outcome of a GET of path under key, keeping the
+// first error text of each kind.
+func getStatus(ctx context.Context, e *env, t *tally, key, path string) {
+	st, err := e.probe.status(ctx, path)
+	t.add(key + " " + st)
+	if err != nil && ctx.Err() == nil {
+		t.note(key+" "+st, err.Error())
+	}
+}
+
 // pollHealth counts /healthz statuses under key every interval until ctx ends.
 func pollHealth(ctx context.Context, e *env, t *tally, key string, interval time.Duration) {
 	for ctx.Err() == nil {
-		t.add(key + " " + e.probe.status(ctx, "/healthz"))
+		getStatus(ctx, e, t, key, "/healthz")
 		sleepCtx(ctx, interval)
 	}
 }
@@ -206,7 +216,7 @@ func connburst(ctx context.Context, e *env, r *Report) error {
 	closeAll(open)
 	// After the burst: does the server still answer?
 	for i := 0; i < 5 && ctx.Err() == nil; i++ {
-		t.add("healthz after: " + e.probe.status(ctx, "/healthz"))
+		getStatus(ctx, e, t, "healthz after:", "/healthz")
 		sleepCtx(ctx, 200*time.Millisecond)
 	}
 	t.into(r)

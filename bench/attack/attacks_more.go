@@ -274,8 +274,8 @@ func capblind(ctx context.Context, e *env, r *Report) error {
 	r.Set("connections attempted", float64(e.cfg.Conns), "")
 	r.Set("upgraded (101)", float64(len(open)), "")
 	for i := 0; i < e.cfg.Count && ctx.Err() == nil; i++ {
-		t.add("healthz: " + e.probe.status(ctx, "/healthz"))
-		t.add("metrics: " + e.probe.status(ctx, "/metrics"))
+		getStatus(ctx, e, t, "healthz:", "/healthz")
+		getStatus(ctx, e, t, "metrics:", "/metrics")
 		sleepCtx(ctx, 100*time.Millisecond)
 	}
 	sleepCtx(ctx, e.cfg.Hold)

@@ -105,12 +105,13 @@ func (p *prober) get(ctx context.Context, path string, limit int64) (int, string
 }
 
 // status is the outcome of one GET as a count key: "200", "503", "timeout", …
-func (p *prober) status(ctx context.Context, path string) string {
+// and the error when there was no response.
+func (p *prober) status(ctx context.Context, path string) (string, error) {
 	code, _, err := p.get(ctx, path, 1<<22)
 	if err != nil {
-		return errKind(err)
+		return errKind(err), err
 	}
-	return strconv.Itoa(code)
+	return strconv.Itoa(code), nil
 }
 
 // sampleUntil records a sample every interval until ctx ends.
