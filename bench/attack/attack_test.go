@@ -180,12 +180,29 @@ func TestMedianAndJSON(t *testing.T) {
 	if f, _ := m.Figure("f"); f != 5 || m.Counts["x"] != 5 || m.Server.Peak.RSSBytes != 20 || m.Bystander.P50ms != 5 || m.Runs != 3 || !m.Server.Alive {
 		t.Fatalf("median %+v", m)
 	}
-	path := filepath.Join(t.TempDir(), "r.json")
-	if err := attack.WriteJSON(path, []*attack.Report{m}); err != nil {
+	// Runs written one file each come back as the same medians, and a
+	// median written beside its runs is not counted again.
+	dir := t.TempDir()
+	var paths []string
+	for i, r := range []*attack.Report{mk(1, 10), mk(9, 30), mk(5, 20)} {
+		p := filepath.Join(dir, fmt.Sprintf("r%d.json", i))
+		if err := attack.WriteJSON(p, []*attack.Report{r}); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	both := filepath.Join(dir, "both.json")
+	if err := attack.WriteJSON(both, []*attack.Report{mk(100, 100), m}); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(path)
-	if !bytes.Contains(b, []byte(`"attack": "leak"`)) {
-		t.Fatalf("json %s", b)
+	rs, err := attack.ReadJSON(append(paths, both)...)
+	if err != nil || len(rs) != 5 {
+		t.Fatalf("read %d reports, %v", len(rs), err)
+	}
+	var md bytes.Buffer
+	attack.WriteSuiteMarkdown(&md, rs)
+	// Four runs (1, 9, 5, 100): the figure's median is 7.
+	if !strings.Contains(md.String(), "| leak | 4 |") || !strings.Contains(md.String(), "| f | 7 |") {
+		t.Fatalf("suite markdown:\n%s", md.String())
 	}
 }

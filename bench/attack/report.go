@@ -3,6 +3,7 @@
 package attack
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -230,4 +231,68 @@ func oneLine(s string, n int) string {
 		s = s[:n] + "…"
 	}
 	return s
+}
+
+// ReadJSON reads reports written by WriteJSON (one object or an array).
+func ReadJSON(paths ...string) ([]*Report, error) {
+	var out []*Report
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		b = bytes.TrimSpace(b)
+		if len(b) > 0 && b[0] == '[' {
+			var rs []*Report
+			if err := json.Unmarshal(b, &rs); err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			out = append(out, rs...)
+			continue
+		}
+		var r Report
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		out = append(out, &r)
+	}
+	return out, nil
+}
+
+// WriteSuiteMarkdown writes a summary table, then each attack's medians
+// (runs already combined by Median are taken as they are), in the order
+// of Names.
+func WriteSuiteMarkdown(w io.Writer, rs []*Report) {
+	by := map[string][]*Report{}
+	for _, r := range rs {
+		if r.Runs > 1 {
+			continue // a median written next to its runs
+		}
+		by[r.Attack] = append(by[r.Attack], r)
+	}
+	var ms []*Report
+	for _, n := range Names {
+		if len(by[n]) > 0 {
+			ms = append(ms, Median(by[n]))
+		}
+	}
+	fmt.Fprintf(w, "| attack | runs | RSS before → peak → after | goroutines before → peak → after | fds before → peak → after | alive | bystander p50 / p99 | bystander failures |\n")
+	fmt.Fprintf(w, "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n")
+	for _, m := range ms {
+		s := m.Server
+		alive := "yes"
+		if !s.Alive {
+			alive = "**no**"
+		}
+		fmt.Fprintf(w, "| %s | %d | %s → %s → %s | %s → %s → %s | %s → %s → %s | %s | %.1f / %.1f ms | %d |\n",
+			m.Attack, max(1, m.Runs),
+			mib(s.Before.RSSBytes), mib(s.Peak.RSSBytes), mib(s.After.RSSBytes),
+			num(int64(s.Before.Goroutines)), num(int64(s.Peak.Goroutines)), num(int64(s.After.Goroutines)),
+			num(int64(s.Before.FDs)), num(int64(s.Peak.FDs)), num(int64(s.After.FDs)),
+			alive, m.Bystander.P50ms, m.Bystander.P99ms, m.Bystander.Failures)
+	}
+	fmt.Fprintln(w)
+	for _, m := range ms {
+		WriteMarkdown(w, m)
+	}
 }

@@ -21,6 +21,7 @@ func attackUsage(w io.Writer) {
 	for _, n := range attack.Names {
 		fmt.Fprintf(w, "  %-13s %s\n", n, attack.Description(n))
 	}
+	fmt.Fprintf(w, "\n  pondbench attack report [--md out.md] [--preamble notes.md] files.json...\n      medians of the runs in --json files, grouped by attack\n")
 	fmt.Fprintf(w, "\nFlags (defaults differ per attack; \"pondbench attack <name> -h\" shows them):\n")
 	fs, _, _ := attackFlags("connburst", io.Discard)
 	fs.SetOutput(w)
@@ -80,6 +81,9 @@ func attackCmd(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	name := args[0]
+	if name == "report" {
+		return attackReportCmd(args[1:], stdout, stderr)
+	}
 	fs, o, err := attackFlags(name, stderr)
 	if err != nil {
 		attackUsage(stderr)
@@ -140,4 +144,36 @@ func attackCmd(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+func attackReportCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("attack report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mdOut := fs.String("md", "", "write the Markdown to this file (default stdout)")
+	preamble := fs.String("preamble", "", "Markdown file to put before the tables")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("attack report: no JSON files given")
+	}
+	rs, err := attack.ReadJSON(fs.Args()...)
+	if err != nil {
+		return err
+	}
+	var md bytes.Buffer
+	if *preamble != "" {
+		b, err := os.ReadFile(*preamble)
+		if err != nil {
+			return err
+		}
+		md.Write(b)
+		md.WriteString("\n")
+	}
+	attack.WriteSuiteMarkdown(&md, rs)
+	if *mdOut == "" {
+		_, err = stdout.Write(md.Bytes())
+		return err
+	}
+	return os.WriteFile(*mdOut, md.Bytes(), 0o644)
 }
