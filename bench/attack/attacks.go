@@ -61,7 +61,9 @@ func init() {
 	registry["badupgrade"] = def{
 		desc: "sends --count upgrade requests of each malformed kind (Upgrade: websocket, foo; duplicate Host; bare-LF line endings) and reports the statuses",
 		run:  badupgrade,
-		cfg:  func(c *Config) { c.Count, c.Concurrency = 200, 8 },
+		// A request the server never answers costs DialTimeout: a shorter
+		// one and more at once keep the attack within its bounds.
+		cfg: func(c *Config) { c.Count, c.Concurrency, c.DialTimeout = 200, 50, 2*time.Second },
 	}
 }
 

@@ -370,10 +370,10 @@ func presencespam(ctx context.Context, e *env, r *Report) error {
 
 // badUpgrades are the malformed upgrade requests of issue 10 point 10.
 var badUpgrades = []struct{ name, req string }{
+	{"valid (control)", "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"},
 	{"Upgrade: websocket, foo", "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket, foo\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"},
 	{"duplicate Host", "GET {path} HTTP/1.1\r\nHost: {host}\r\nHost: evil.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"},
 	{"bare LF", "GET {path} HTTP/1.1\nHost: {host}\nUpgrade: websocket\nConnection: Upgrade\nSec-WebSocket-Version: 13\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\n\n"},
-	{"valid (control)", "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"},
 }
 
 // badupgrade: issue 10 point 10, upgrade validation.

@@ -165,7 +165,7 @@ func WriteMarkdown(w io.Writer, r *Report) {
 		title += fmt.Sprintf(" (medians of %d runs)", r.Runs)
 	}
 	fmt.Fprintf(w, "### %s\n\n", title)
-	fmt.Fprintf(w, "%s against `%s`, attack phase %.1f s.\n\n", registry[r.Attack].desc, r.Config.Target, r.Seconds)
+	fmt.Fprintf(w, "What it does: %s. Target `%s`; the attack phase took %.1f s.\n\n", registry[r.Attack].desc, r.Config.Target, r.Seconds)
 	fmt.Fprintf(w, "| server (pid %d) | before | peak | %.0f s after |\n| --- | ---: | ---: | ---: |\n", r.Server.Pid, r.Server.AfterSeconds)
 	s := r.Server
 	fmt.Fprintf(w, "| RSS | %s | %s | %s |\n", mib(s.Before.RSSBytes), mib(s.Peak.RSSBytes), mib(s.After.RSSBytes))
