@@ -31,6 +31,7 @@ type Config struct {
 	Count       int           `json:"count,omitempty"`       // channels, messages, calls, updates, requests (per attack)
 	Size        int           `json:"size,omitempty"`        // bytes of a name, presence field, message or status
 	Bytes       int64         `json:"bytes,omitempty"`       // pingflood: bytes of pings to send
+	Rate        float64       `json:"rate,omitempty"`        // presencespam: updates per second, 0 = as fast as possible
 	Event       string        `json:"event,omitempty"`       // the event the attack sends
 	HandlerMS   int           `json:"handler_ms,omitempty"`  // mailbox, slowhandlers: "ms" asked of the slow event
 	Hold        time.Duration `json:"hold,omitempty"`        // connburst, capblind: keep the connections this long

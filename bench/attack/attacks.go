@@ -54,9 +54,12 @@ func init() {
 		cfg:  func(c *Config) { c.Conns, c.Count, c.Concurrency = 1100, 20, 128 },
 	}
 	registry["presencespam"] = def{
-		desc: "one member sends --count presence updates of --size bytes to a room of --listeners members; reports the bytes the room received per byte sent",
+		desc: "one member sends --count presence updates of --size bytes, --rate a second, to a room of --listeners members; reports the bytes the room received per byte sent",
 		run:  presencespam,
-		cfg:  func(c *Config) { c.Listeners, c.Count, c.Size, c.Event = 300, 5000, 100, "status" },
+		cfg: func(c *Config) {
+			// 1000 a second is the demo's message rate per connection.
+			c.Listeners, c.Count, c.Size, c.Rate, c.Event = 300, 5000, 100, 1000, "status"
+		},
 	}
 	registry["badupgrade"] = def{
 		desc: "sends --count upgrade requests of each malformed kind (Upgrade: websocket, foo; duplicate Host; bare-LF line endings) and reports the statuses",

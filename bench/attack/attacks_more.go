@@ -339,7 +339,13 @@ func presencespam(ctx context.Context, e *env, r *Report) error {
 	}()
 	pad := strings.Repeat("s", max(0, e.cfg.Size-8))
 	sent := 0
+	start := time.Now()
 	for i := 0; i < e.cfg.Count && ctx.Err() == nil && time.Now().Before(end); i++ {
+		if e.cfg.Rate > 0 {
+			if d := time.Until(start.Add(time.Duration(float64(i) / e.cfg.Rate * float64(time.Second)))); d > 0 {
+				time.Sleep(d)
+			}
+		}
 		st := fmt.Sprintf("%s%08d", pad, i)
 		if err := sp.Send("BROADCAST", room, e.cfg.Event, "ps-u"+strconv.Itoa(i), map[string]any{"status": st}, end); err != nil {
 			t.add("send: " + errKind(err))
@@ -347,6 +353,7 @@ func presencespam(ctx context.Context, e *env, r *Report) error {
 		}
 		sent++
 	}
+	sendSecs := time.Since(start).Seconds()
 	out := sp.BytesOut.Load() - out0
 	// Wait until the room has received everything.
 	waitQuiet(ctx, in, 500*time.Millisecond, end)
@@ -359,6 +366,7 @@ func presencespam(ctx context.Context, e *env, r *Report) error {
 	<-spDone
 	r.Set("listeners", float64(len(listeners)), "")
 	r.Set("updates sent", float64(sent), "")
+	r.Set("seconds sending", sendSecs, "s")
 	r.Set("bytes sent by the spammer", float64(out), "bytes")
 	r.Set("bytes received by the room", float64(got), "bytes")
 	if out > 0 {
