@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -95,8 +96,8 @@ func (t *Target) WithQuery(q url.Values) string {
 	return t.Path + sep + q.Encode()
 }
 
-// appendUpgradeRequest appends the HTTP upgrade request.
-func appendUpgradeRequest(dst []byte, host, path, key string) []byte {
+// AppendUpgradeRequest appends the HTTP upgrade request.
+func AppendUpgradeRequest(dst []byte, host, path, key string) []byte {
 	dst = append(dst, "GET "...)
 	dst = append(dst, path...)
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
@@ -107,10 +108,25 @@ func appendUpgradeRequest(dst []byte, host, path, key string) []byte {
 	return dst
 }
 
-// parseUpgradeResponse looks for a complete HTTP response head in b. It
+// StatusError is the upgrade failure of a server that answered with a
+// status other than 101 (a 503 at the connection cap, say). It wraps
+// ErrHandshake.
+type StatusError struct {
+	Code int    // the status code, 0 when it is not a number
+	Line string // the status line after the HTTP version
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%v: status %q", ErrHandshake, e.Line)
+}
+
+func (e *StatusError) Unwrap() error { return ErrHandshake }
+
+// ParseUpgradeResponse looks for a complete HTTP response head in b. It
 // returns n = 0 while the head is incomplete, and the head's length once it
-// is complete and valid for the expected accept value.
-func parseUpgradeResponse(b []byte, accept string) (n int, err error) {
+// is complete and valid for the expected accept value. A status other than
+// 101 is a *StatusError.
+func ParseUpgradeResponse(b []byte, accept string) (n int, err error) {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(b) > 16<<10 {
@@ -126,7 +142,8 @@ func parseUpgradeResponse(b []byte, accept string) (n int, err error) {
 		return 0, fmt.Errorf("%w: bad status line %q", ErrHandshake, line)
 	}
 	if string(parts[1]) != "101" {
-		return 0, fmt.Errorf("%w: status %q", ErrHandshake, bytes.TrimSpace(line[len(parts[0]):]))
+		code, _ := strconv.Atoi(string(parts[1]))
+		return 0, &StatusError{Code: code, Line: string(bytes.TrimSpace(line[len(parts[0]):]))}
 	}
 	gotAccept := false
 	upgrade := false

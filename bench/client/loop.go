@@ -383,7 +383,7 @@ func (l *Loop) startConnect(c *Conn, d Dial, path string) error {
 	}
 	k := base64.StdEncoding.EncodeToString(key)
 	c.accept = AcceptKey(k)
-	c.out = appendUpgradeRequest(c.out[:0], d.Target.Host, path, k)
+	c.out = AppendUpgradeRequest(c.out[:0], d.Target.Host, path, k)
 	err = unix.Connect(fd, sa)
 	if err != nil && err != unix.EINPROGRESS {
 		return fmt.Errorf("connect %s: %w", d.Target.Addr, err)
@@ -475,7 +475,7 @@ func (l *Loop) onReadable(c *Conn) {
 func (l *Loop) process(c *Conn, data []byte, now int64) (int, error) {
 	consumed := 0
 	if c.state == stateHandshake {
-		n, err := parseUpgradeResponse(data, c.accept)
+		n, err := ParseUpgradeResponse(data, c.accept)
 		if err != nil || n == 0 {
 			return 0, err
 		}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -134,7 +135,7 @@ func TestUpgradeResponse(t *testing.T) {
 	}
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nsec-websocket-accept: " + accept + "\r\n\r\n\x81\x02hi"
 	for i := 0; i < len(resp); i++ {
-		n, err := parseUpgradeResponse([]byte(resp[:i]), accept)
+		n, err := ParseUpgradeResponse([]byte(resp[:i]), accept)
 		if err != nil {
 			t.Fatalf("prefix %d: %v", i, err)
 		}
@@ -142,9 +143,14 @@ func TestUpgradeResponse(t *testing.T) {
 			t.Fatalf("prefix %d: complete at %d", i, n)
 		}
 	}
-	n, err := parseUpgradeResponse([]byte(resp), accept)
+	n, err := ParseUpgradeResponse([]byte(resp), accept)
 	if err != nil || resp[n:] != "\x81\x02hi" {
 		t.Fatalf("n=%d err=%v", n, err)
+	}
+	_, err = ParseUpgradeResponse([]byte("HTTP/1.1 503 Service Unavailable\r\n\r\n"), accept)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != 503 || !errors.Is(err, ErrHandshake) {
+		t.Fatalf("503: err = %v, want a StatusError with code 503", err)
 	}
 	for _, bad := range []string{
 		"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
@@ -152,7 +158,7 @@ func TestUpgradeResponse(t *testing.T) {
 		"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n",
 		"SSH-2.0\r\n\r\n",
 	} {
-		if _, err := parseUpgradeResponse([]byte(bad), accept); err == nil {
+		if _, err := ParseUpgradeResponse([]byte(bad), accept); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
 	}

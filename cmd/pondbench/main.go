@@ -55,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return ceiling.Main(args[1:], stderr)
 	case "report":
 		return reportCmd(args[1:], stdout, stderr)
+	case "attack":
+		return attackCmd(args[1:], stdout, stderr)
 	default:
 		for _, n := range scenario.Names {
 			if n == cmd {
@@ -73,6 +75,7 @@ Usage:
   pondbench <scenario> [flags]        run a scenario and print a Markdown table
   pondbench report [flags] files...   merge JSON results (medians of repeats) into Markdown and HTML
   pondbench ceiling-server [flags]    run the bare gnet ceiling server
+  pondbench attack <name> [flags]     run a hostile client against a server (bench/attack/README.md)
   pondbench help                      this text
 
 Scenarios:

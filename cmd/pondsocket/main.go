@@ -37,6 +37,7 @@ type config struct {
 	logFormat      string
 	drain          time.Duration
 	inline         bool
+	testEvents     bool
 
 	tlsCert     string
 	tlsKey      string
@@ -126,6 +127,7 @@ func parseFlags(args []string, out io.Writer) config {
 	fs.StringVar(&c.logFormat, "log-format", env("PONDSOCKET_LOG_FORMAT", "text"), "text or json (PONDSOCKET_LOG_FORMAT)")
 	fs.DurationVar(&c.drain, "drain-timeout", envDur("PONDSOCKET_DRAIN_TIMEOUT", 10*time.Second), "graceful shutdown budget (PONDSOCKET_DRAIN_TIMEOUT)")
 	fs.BoolVar(&c.inline, "inline-handlers", env("PONDSOCKET_INLINE_HANDLERS", "") == "true", "run the demo's handlers on the event loops (they never block) (PONDSOCKET_INLINE_HANDLERS)")
+	fs.BoolVar(&c.testEvents, "test-events", env("PONDSOCKET_TEST_EVENTS", "") == "true", "add the demo's misbehaving events slow, fail and crash for the attack kit (bench/attack); never on a public server (PONDSOCKET_TEST_EVENTS)")
 	fs.BoolVar(&c.compression, "compression", env("PONDSOCKET_COMPRESSION", "") == "true", "negotiate permessage-deflate with clients that offer it (PONDSOCKET_COMPRESSION)")
 	fs.StringVar(&c.tlsCert, "tls-cert", env("PONDSOCKET_TLS_CERT", ""), "serve wss:// with this PEM certificate (with --tls-key) (PONDSOCKET_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("PONDSOCKET_TLS_KEY", ""), "PEM private key of --tls-cert (PONDSOCKET_TLS_KEY)")
@@ -206,7 +208,7 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 		so.ServerTLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	srv := pondsocket.NewServer(so)
-	demochat.Register(srv)
+	demochat.RegisterWith(srv, demochat.Config{TestEvents: c.testEvents})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !srv.IsRunning() {
 			http.Error(w, "stopping", http.StatusServiceUnavailable)

@@ -3,6 +3,9 @@
 package demochat
 
 import (
+	"errors"
+	"time"
+
 	"github.com/pondsocket/pondsocket"
 )
 
@@ -16,7 +19,21 @@ type EndpointCreator interface {
 // the whole room, "echo" replies with it, "typing" goes to everyone but the
 // sender, "status" updates the sender's presence; "whisper" {to, text}
 // goes to one user, "whoami" replies with the sender's id and name.
-func Register(srv EndpointCreator) {
+func Register(srv EndpointCreator) { RegisterWith(srv, Config{}) }
+
+// Config changes what RegisterWith installs.
+type Config struct {
+	// TestEvents adds events that misbehave on purpose, for the attack kit
+	// (bench/attack) and tests: "slow" sleeps payload.ms milliseconds (at
+	// most 30 s, default 5 s) and then replies "slow"; "fail" returns a plain
+	// Go error whose text names an internal host and must not reach the
+	// client; "crash" panics. Never on a public server: "slow" lets any
+	// client occupy a worker.
+	TestEvents bool
+}
+
+// RegisterWith installs the demo application with cfg.
+func RegisterWith(srv EndpointCreator, cfg Config) {
 	endpoint := srv.CreateEndpoint("/api/socket", func(ctx *pondsocket.ConnectionContext) error {
 		name := ctx.Route.Query.Get("username")
 		if name == "" {
@@ -73,5 +90,29 @@ func Register(srv EndpointCreator) {
 		}
 		name, _ := ctx.GetAssign("username")
 		return ctx.UpdatePresence(map[string]any{"username": name, "status": s.Status}).Err()
+	})
+	if cfg.TestEvents {
+		registerTestEvents(rooms)
+	}
+}
+
+func registerTestEvents(rooms *pondsocket.Channel) {
+	rooms.OnEvent("slow", func(ctx *pondsocket.EventContext) error {
+		var p struct {
+			MS *int `json:"ms"`
+		}
+		_ = ctx.ParsePayload(&p)
+		d := 5 * time.Second
+		if p.MS != nil {
+			d = min(time.Duration(max(*p.MS, 0))*time.Millisecond, 30*time.Second)
+		}
+		time.Sleep(d)
+		return ctx.Reply("slow", map[string]any{"slept_ms": d.Milliseconds()}).Err()
+	})
+	rooms.OnEvent("fail", func(ctx *pondsocket.EventContext) error {
+		return errors.New(`pq: password authentication failed for user "app" (host=10.0.3.7 port=5432)`)
+	})
+	rooms.OnEvent("crash", func(ctx *pondsocket.EventContext) error {
+		panic("demochat: the crash event panics on purpose")
 	})
 }
