@@ -106,7 +106,7 @@ func (c *Conn) adopt(ad *adoption) {
 		}
 		c.flushPong()
 		if act == gnet.Close {
-			_ = c.loop.el.Close(c.gc)
+			_ = c.loop.el.closeSocket(c.gc)
 		}
 	}
 }

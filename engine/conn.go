@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"net"
 	"sync/atomic"
 
@@ -8,6 +9,39 @@ import (
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/pondsocket/pondsocket/protocol"
+)
+
+// socket is what the engine uses of a connection: gnet's connection on
+// the event loops, streamConn on the fallback transport (stream.go). Both
+// implement it, so the compiler checks that the fallback keeps up with
+// every method the engine calls.
+type socket interface {
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+	Write(b []byte) (int, error)
+	Writev(bs [][]byte) (int, error)
+	OutboundBuffered() int
+	RemoteAddr() net.Addr
+}
+
+// executor is what the engine uses of an event loop: a gnet loop
+// (gnetLoop) or a fallback connection's own goroutine (streamLoop).
+type executor interface {
+	Execute(ctx context.Context, r gnet.Runnable) error
+	closeSocket(s socket) error
+}
+
+// gnetLoop adapts a gnet event loop to executor.
+type gnetLoop struct{ el gnet.EventLoop }
+
+func (g gnetLoop) Execute(ctx context.Context, r gnet.Runnable) error { return g.el.Execute(ctx, r) }
+func (g gnetLoop) closeSocket(s socket) error                         { return g.el.Close(s.(gnet.Conn)) }
+
+var (
+	_ socket   = gnet.Conn(nil)
+	_ socket   = (*streamConn)(nil)
+	_ executor = gnetLoop{}
+	_ executor = (*streamLoop)(nil)
 )
 
 type connState uint8
@@ -27,7 +61,7 @@ const (
 //
 // Safe from any goroutine: Send, Close, Context, RemoteAddr.
 type Conn struct {
-	gc    gnet.Conn
+	gc    socket
 	loop  *loop
 	e     *Engine
 	state connState

@@ -224,7 +224,7 @@ func (e *Engine) loopOf(el gnet.EventLoop) *loop {
 	e.loopsMu.Lock()
 	defer e.loopsMu.Unlock()
 	if l = e.loops[el]; l == nil {
-		l = newLoop(e, el, len(e.loopList))
+		l = newLoop(e, gnetLoop{el}, len(e.loopList))
 		e.loops[el] = l
 		e.loopList = append(e.loopList, l)
 	}
@@ -258,42 +258,52 @@ func (g *gnetHandler) OnBoot(gnet.Engine) gnet.Action { return gnet.None }
 func (g *gnetHandler) OnShutdown(gnet.Engine) {}
 
 func (g *gnetHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
-	e := g.e
-	e.live.Add(1)
-	var l *loop
-	if sc, ok := gc.(*streamConn); ok {
-		l = sc.sl.l
-	} else {
-		l = e.loopOf(gc.EventLoop())
-	}
-	now := time.Now().UnixNano()
-	ad, adopted := gc.Context().(*adoption)
-	_, over := gc.Context().(overCap)
-	c := &Conn{gc: gc, loop: l, e: e, state: stateHandshake, since: now, lastRead: now, lastData: now, qhead: -1, qtail: -1}
-	c.remote = gc.RemoteAddr()
+	c, out, act := g.e.open(gc, g.e.loopOf(gc.EventLoop()), gc.Context())
 	gc.SetContext(c)
-	l.add(c)
-	if adopted {
-		c.adopt(ad)
-		return nil, gnet.None
-	}
-	if e.draining.Load() {
-		c.state = stateDone
-		return httpResponse(503, "Server shutting down", nil), gnet.Close
-	}
-	if over {
-		// close to the open-files limit (accept.go): plain HTTP only
-		c.overCap = true
-	}
-	return nil, gnet.None
+	return out, act
 }
 
 func (g *gnetHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
+	if c, _ := gc.Context().(*Conn); c != nil {
+		c.socketClosed(err)
+	}
+	return gnet.None
+}
+
+func (g *gnetHandler) OnTraffic(gc gnet.Conn) gnet.Action {
 	c, _ := gc.Context().(*Conn)
 	if c == nil {
-		return gnet.None
+		return gnet.Close
 	}
-	e := g.e
+	return c.traffic()
+}
+
+// open runs when a socket reaches its loop: accepted (ctx nil or
+// overCap) or adopted (ctx *adoption). Both transports call it.
+func (e *Engine) open(s socket, l *loop, ctx any) (*Conn, []byte, gnet.Action) {
+	e.live.Add(1)
+	now := time.Now().UnixNano()
+	c := &Conn{gc: s, loop: l, e: e, state: stateHandshake, since: now, lastRead: now, lastData: now, qhead: -1, qtail: -1}
+	c.remote = s.RemoteAddr()
+	l.add(c)
+	switch v := ctx.(type) {
+	case *adoption:
+		c.adopt(v)
+		return c, nil, gnet.None
+	case overCap:
+		// close to the open-files limit (accept.go): plain HTTP only
+		c.overCap = true
+	}
+	if e.draining.Load() {
+		c.state = stateDone
+		return c, httpResponse(503, "Server shutting down", nil), gnet.Close
+	}
+	return c, nil, gnet.None
+}
+
+// socketClosed runs once the socket is closed, on its loop.
+func (c *Conn) socketClosed(err error) {
+	e := c.e
 	c.state = stateClosed
 	c.loop.remove(c)
 	c.releaseFrag()
@@ -308,14 +318,10 @@ func (g *gnetHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 	}
 	c.notifyClosed(code, err)
 	e.connGone()
-	return gnet.None
 }
 
-func (g *gnetHandler) OnTraffic(gc gnet.Conn) gnet.Action {
-	c, _ := gc.Context().(*Conn)
-	if c == nil {
-		return gnet.Close
-	}
+// traffic handles the bytes waiting in the socket's inbound buffer.
+func (c *Conn) traffic() gnet.Action {
 	switch c.state {
 	case stateHandshake:
 		return c.readHandshake()
@@ -324,7 +330,7 @@ func (g *gnetHandler) OnTraffic(gc gnet.Conn) gnet.Action {
 	default:
 		// Deciding, serving plain HTTP or done: a client must not send
 		// before the answer; drop what arrives rather than buffer it.
-		_, _ = gc.Discard(-1)
+		_, _ = c.gc.Discard(-1)
 		return gnet.None
 	}
 }

@@ -197,7 +197,7 @@ func (c *Conn) applyDecision(d Decision) {
 			msg = http.StatusText(status)
 		}
 		if c.answer(status, msg, d.Header) == gnet.Close {
-			_ = c.loop.el.Close(c.gc)
+			_ = c.loop.el.closeSocket(c.gc)
 		}
 		return
 	}
@@ -361,7 +361,7 @@ func (e *Engine) serveHTTP(c *Conn, r *Request) {
 		}
 		c.writeNow(out)
 		c.state = stateDone
-		_ = c.loop.el.Close(c.gc)
+		_ = c.loop.el.closeSocket(c.gc)
 	})
 }
 

@@ -38,16 +38,6 @@ type streamLoop struct {
 	done bool
 }
 
-func (sl *streamLoop) Register(context.Context, net.Addr) (<-chan gnet.RegisteredResult, error) {
-	return nil, errors.New("engine: not supported on a TLS connection's loop")
-}
-func (sl *streamLoop) Enroll(context.Context, net.Conn) (<-chan gnet.RegisteredResult, error) {
-	return nil, errors.New("engine: not supported on a TLS connection's loop")
-}
-func (sl *streamLoop) Schedule(context.Context, gnet.Runnable, time.Duration) error {
-	return errors.New("engine: not supported on a TLS connection's loop")
-}
-
 // Execute queues r to run on the connection's goroutine.
 func (sl *streamLoop) Execute(_ context.Context, r gnet.Runnable) error {
 	sl.mu.Lock()
@@ -64,20 +54,18 @@ func (sl *streamLoop) Execute(_ context.Context, r gnet.Runnable) error {
 	return nil
 }
 
-// Close closes the connection; like gnet's, it runs on the loop.
-func (sl *streamLoop) Close(gnet.Conn) error {
+// closeSocket closes the connection; like gnet's Close, it runs on the loop.
+func (sl *streamLoop) closeSocket(socket) error {
 	sl.sc.closeNow(nil)
 	return nil
 }
 
 // streamConn is the stand-in for a gnet connection over a net.Conn.
 type streamConn struct {
-	gnet.Conn // the methods the engine never calls; nil
-
 	sl   *streamLoop
+	c    *Conn
 	nc   net.Conn
-	in   []byte // loop-owned inbound bytes
-	ctx  any
+	in   []byte        // loop-owned inbound bytes
 	wait time.Duration // write deadline
 
 	omu    sync.Mutex
@@ -145,14 +133,7 @@ func (sc *streamConn) OutboundBuffered() int {
 	return len(sc.out)
 }
 
-func (sc *streamConn) Context() any              { return sc.ctx }
-func (sc *streamConn) SetContext(v any)          { sc.ctx = v }
-func (sc *streamConn) RemoteAddr() net.Addr      { return sc.nc.RemoteAddr() }
-func (sc *streamConn) LocalAddr() net.Addr       { return sc.nc.LocalAddr() }
-func (sc *streamConn) EventLoop() gnet.EventLoop { return sc.sl }
-func (sc *streamConn) Close() error {
-	return sc.sl.Execute(context.Background(), runFunc(func(context.Context) error { sc.closeNow(nil); return nil }))
-}
+func (sc *streamConn) RemoteAddr() net.Addr { return sc.nc.RemoteAddr() }
 
 // AdoptStream hands an upgraded connection that cannot ride the event
 // loops (a *tls.Conn from an HTTPS server, a framework's wrapped
@@ -200,11 +181,12 @@ func (e *Engine) runStream(nc net.Conn, ad *adoption) {
 	e.addStream(sl)
 	defer e.removeStream(sl)
 
-	h := &gnetHandler{e}
+	var ctx any
 	if ad != nil {
-		sc.ctx = ad // OnOpen takes the adoption path
+		ctx = ad // open takes the adoption path
 	}
-	out, act := h.OnOpen(sc)
+	c, out, act := e.open(sc, sl.l, ctx)
+	sc.c = c
 	if len(out) > 0 {
 		_, _ = sc.Write(out)
 	}
@@ -220,7 +202,7 @@ func (e *Engine) runStream(nc net.Conn, ad *adoption) {
 			sl.runTasks()
 		case b := <-sc.reads:
 			sc.in = append(sc.in, b...)
-			if h.OnTraffic(sc) == gnet.Close {
+			if c.traffic() == gnet.Close {
 				sc.closeNow(nil)
 			}
 		case err := <-sc.errs:
@@ -255,7 +237,7 @@ func (sc *streamConn) closeNow(err error) {
 		sc.sl.mu.Lock()
 		sc.sl.done = true
 		sc.sl.mu.Unlock()
-		(&gnetHandler{sc.sl.e}).OnClose(sc, err)
+		sc.c.socketClosed(err)
 		sc.omu.Lock()
 		sc.closed = true
 		sc.omu.Unlock()

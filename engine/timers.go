@@ -73,7 +73,7 @@ func (l *loop) sweep() {
 	}
 	for i, c := range kill {
 		if c.state != stateClosed {
-			_ = l.el.Close(c.gc)
+			_ = l.el.closeSocket(c.gc)
 		}
 		kill[i] = nil
 	}
@@ -94,7 +94,7 @@ func (l *loop) drainAll() {
 	}
 	for i, c := range kill {
 		if c.state != stateClosed {
-			_ = l.el.Close(c.gc)
+			_ = l.el.closeSocket(c.gc)
 		}
 		kill[i] = nil
 	}

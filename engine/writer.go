@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/panjf2000/gnet/v2"
-
 	"github.com/pondsocket/pondsocket/protocol"
 )
 
@@ -54,7 +52,7 @@ type qent struct {
 
 type loop struct {
 	e      *Engine
-	el     gnet.EventLoop
+	el     executor
 	idx    int
 	stream bool // a fallback connection's own loop (stream.go)
 
@@ -73,7 +71,7 @@ type loop struct {
 	pending atomic.Int64 // sum of conns' pending outbound bytes
 }
 
-func newLoop(e *Engine, el gnet.EventLoop, idx int) *loop {
+func newLoop(e *Engine, el executor, idx int) *loop {
 	return &loop{e: e, el: el, idx: idx}
 }
 
