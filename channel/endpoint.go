@@ -108,12 +108,7 @@ func (in *instance) isDead() bool {
 func (ep *Endpoint) connect(h *Handshake, route Route) (d Decision) {
 	ctx := &ConnectionContext{Route: route, ep: ep, hs: h, id: newID()}
 	err := func() (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				ep.srv.log.Error("connection handler panicked", "path", h.Path, "panic", p)
-				err = InternalError("Internal Server Error")
-			}
-		}()
+		defer ep.srv.catch(&err, "connection", "path", h.Path)
 		return ep.handler(ctx)
 	}()
 	switch {
@@ -127,12 +122,7 @@ func (ep *Endpoint) connect(h *Handshake, route Route) (d Decision) {
 	case ctx.declined:
 		return Decision{Status: ctx.status, Message: ctx.message}
 	case err != nil:
-		status, msg := statusOf(err, 500)
-		var e *Error
-		if !errors.As(err, &e) {
-			ep.srv.log.Warn("connection handler failed", "path", h.Path, "err", err)
-			msg = "Internal Server Error"
-		}
+		status, msg := ep.srv.clientError(err, "connection", "path", h.Path)
 		return Decision{Status: status, Message: msg}
 	default:
 		return Decision{Status: 500, Message: "Connection handler completed without accepting or declining the request"}
@@ -175,33 +165,26 @@ func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 	}
 	ctx := newJoinContext(c, l, route, msg)
 	err := func() (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				s.log.Error("join handler panicked", "channel", name, "panic", p)
-				err = InternalError("Internal Server Error")
-			}
-		}()
+		defer s.catch(&err, "join", "channel", name, "user", c.id)
 		return l.join(ctx)
 	}()
 	switch {
 	case ctx.accepted:
-		if err != nil {
-			s.handlerError("join", name, "", err)
-		}
 		s.stats.Joins.Add(1)
+		if err != nil {
+			// the user is in, but something the handler did after Accept
+			// failed (a presence too large, a broken reply): say so
+			status, text := s.clientError(err, "join", "channel", name, "user", c.id)
+			c.sendMessage(protocol.ActionError, protocol.ErrChannelError, name, reqID,
+				protocol.ErrorPayload(protocol.ErrChannelError, text, status))
+		}
 	case ctx.declined:
 	case err != nil:
-		s.handlerError("join", name, "", err)
-		status, text := statusOf(err, 500)
+		status, text := s.clientError(err, "join", "channel", name, "user", c.id)
 		c.declineJoin(name, reqID, protocol.ErrChannelError, text, status)
 	default:
 		c.declineJoin(name, reqID, protocol.ErrUnauthorizedJoinRequest, "Join handler completed without accepting or declining the request", 500)
 	}
-}
-
-func (s *Server) handlerError(kind, channel, event string, err error) {
-	s.stats.HandlerErrors.Add(1)
-	s.log.Debug("handler error", "kind", kind, "channel", channel, "event", event, "err", err)
 }
 
 // admit makes c a member of the channel name (creating the instance when
@@ -268,7 +251,7 @@ func (ep *Endpoint) removeMember(in *instance, id, reason string) bool {
 		func() {
 			defer func() {
 				if p := recover(); p != nil {
-					ep.srv.log.Error("leave handler panicked", "channel", in.name, "panic", p)
+					ep.srv.recovered(p, "leave", "channel", in.name, "user", id)
 				}
 			}()
 			fn(ctx)
@@ -322,10 +305,10 @@ func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage) {
 	if err == nil {
 		return
 	}
+	status, text := 500, errNoHandler.Error() // the reference's answer to an unknown event
 	if !errors.Is(err, errNoHandler) {
-		s.handlerError("event", in.name, msg.Event, err)
+		status, text = s.clientError(err, "event", "channel", in.name, "event", msg.Event, "user", c.id)
 	}
-	status, text := statusOf(err, 500)
 	// goes through the channel (outgoing hooks apply), to the sender only
 	in.lobby.send(in, protocol.ActionError, protocol.ErrHandlerNotFound, msg.RequestID,
 		protocol.HandlerErrorPayload(text, status), recipients{only: []string{c.id}})

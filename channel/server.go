@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pondsocket/pondsocket/internal/ratelog"
 	"github.com/pondsocket/pondsocket/protocol"
 )
 
@@ -48,6 +49,7 @@ func (DirectTransport) Fanout(f *protocol.Frame, conns []Conn) {
 type Server struct {
 	opts      Options
 	log       *slog.Logger
+	rlog      *slog.Logger // for lines remote input can trigger (rate limited)
 	transport Transport
 	pool      *pool
 
@@ -81,7 +83,7 @@ func NewServer(opts Options, t Transport) *Server {
 	if t == nil {
 		t = DirectTransport{}
 	}
-	return &Server{opts: opts, log: opts.Logger, transport: t, pool: newPool(opts.Workers)}
+	return &Server{opts: opts, log: opts.Logger, rlog: ratelog.New(opts.Logger, 0, 0), transport: t, pool: newPool(opts.Workers)}
 }
 
 // Options returns the effective options.
