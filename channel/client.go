@@ -31,6 +31,8 @@ type Client struct {
 	// buckets are only touched by the client's serial handler execution
 	msgBucket  bucket
 	joinBucket bucket
+
+	st clientState // limits.go
 }
 
 type mailbox struct {

@@ -111,6 +111,12 @@ func (ep *Endpoint) connect(h *Handshake, route Route) (d Decision) {
 		defer ep.srv.catch(&err, "connection", "path", h.Path)
 		return ep.handler(ctx)
 	}()
+	if ctx.accepted { // assigns set after Accept count too
+		if _, err := ep.srv.checkAssigns(ctx.assigns); err != nil {
+			e := err.(*Error)
+			return Decision{Status: e.Status, Message: e.Message}
+		}
+	}
 	switch {
 	case ctx.accepted:
 		c := &Client{id: ctx.id, ep: ep, remote: h.RemoteAddr, assigns: ctx.assigns}
@@ -138,6 +144,9 @@ func connectPayload(id string) json.RawMessage {
 func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 	s := ep.srv
 	name, reqID := msg.ChannelName, msg.RequestID
+	if c.gone.Load() {
+		return // the connection is closing: it joins nothing
+	}
 	if !c.joinBucket.allow(s.opts.JoinRate, s.opts.JoinBurst, s.opts.Now()) {
 		s.stats.RateLimited.Add(1)
 		c.declineJoin(name, reqID, protocol.ErrChannelError, "Too many join requests", 429)
@@ -156,6 +165,11 @@ func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 		s.stats.RateLimited.Add(1)
 		c.declineJoin(name, reqID, protocol.ErrChannelError,
 			fmt.Sprintf("Too many channels for this connection (limit %d)", s.opts.MaxChannelsPerConnection), 429)
+		return
+	}
+	if c.st.bytes.Load()+int64(len(name)) > int64(s.opts.MaxConnectionStateBytes) {
+		s.stats.RateLimited.Add(1)
+		c.declineJoin(name, reqID, protocol.ErrChannelError, ErrConnectionStateFull.Message, ErrConnectionStateFull.Status)
 		return
 	}
 	l, route, ok := ep.matchLobby(name)
@@ -189,21 +203,31 @@ func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 
 // admit makes c a member of the channel name (creating the instance when
 // needed) and sends the ACKNOWLEDGE.
-func (ep *Endpoint) admit(c *Client, l *lobby, name string, route Route, reqID string, assigns map[string]any, shared bool) (*instance, error) {
+// abytes is the JSON size of assigns when they are not shared.
+func (ep *Endpoint) admit(c *Client, l *lobby, name string, route Route, reqID string, assigns map[string]any, shared bool, abytes int64) (*instance, error) {
 	ack := protocol.Encode(protocol.ActionSystem, protocol.EventAcknowledge, name, reqID, emptyObject)
 	defer ack.Release()
 	for {
+		// the gauge counts an instance from its creation until it dies
+		// (instance.remove, instance.add), once each
 		in := ep.instances.getOrCreate(name, func() *instance {
 			ep.srv.stats.Channels.Add(1)
 			return newInstance(l, name, route)
 		}, (*instance).isDead)
-		m, first, dup := in.add(c, assigns, shared, ack)
-		if m != nil {
+		m, first, killed, err := in.add(c, assigns, shared, abytes, ack)
+		if killed {
+			ep.instances.deleteIf(in.name, func(v *instance) bool { return v == in })
+		}
+		switch {
+		case m != nil:
 			ep.clusterJoined(in, m, first)
 			return in, nil
-		}
-		if dup {
-			return nil, fmt.Errorf("ChannelEngine: User with id %s already exists in channel %s", c.id, name)
+		case err == errDuplicate:
+			return nil, BadRequest(fmt.Sprintf("ChannelEngine: User with id %s already exists in channel %s", c.id, name))
+		case err == errClosing:
+			return nil, ServiceUnavailable("The connection is closing")
+		case err != nil:
+			return nil, err
 		}
 		// the instance emptied and died between lookup and add: retry
 	}
@@ -224,6 +248,24 @@ func (ep *Endpoint) leave(c *Client, msg *protocol.ClientMessage) {
 	ep.removeMember(in, c.id, LeaveExplicit)
 }
 
+// leaveAll removes a closing connection from every channel at once (see
+// Server.Disconnect); the leave handlers and cluster notifications wait for
+// disconnect, on the worker pool.
+func (ep *Endpoint) leaveAll(c *Client) {
+	c.mu.Lock()
+	ms := c.chans.all()
+	c.mu.Unlock()
+	var left []leftMember
+	for _, m := range ms {
+		if rm, empty := m.in.remove(c.id); rm != nil {
+			left = append(left, leftMember{in: m.in, m: rm, empty: empty})
+		}
+	}
+	c.mu.Lock()
+	c.st.left = append(c.st.left, left...)
+	c.mu.Unlock()
+}
+
 // Leave reasons given to leave handlers.
 const (
 	LeaveExplicit = "explicit_leave"
@@ -239,13 +281,18 @@ func (ep *Endpoint) removeMember(in *instance, id, reason string) bool {
 	if m == nil {
 		return false
 	}
+	ep.left(in, m, empty, reason)
+	return true
+}
+
+// left finishes a removal: the table, the cluster, the leave handler.
+func (ep *Endpoint) left(in *instance, m *member, empty bool, reason string) {
+	id := m.c.id
 	ep.srv.stats.Leaves.Add(1)
-	ep.clusterLeft(in, id, empty)
 	if empty {
-		if ep.instances.deleteIf(in.name, func(v *instance) bool { return v == in }) {
-			ep.srv.stats.Channels.Add(-1)
-		}
+		ep.instances.deleteIf(in.name, func(v *instance) bool { return v == in })
 	}
+	ep.clusterLeft(in, id, empty)
 	if fn := in.lobby.leaveHandler(); fn != nil {
 		ctx := &LeaveContext{User: m.user(), Reason: reason, Route: in.route, ch: &Channel{l: in.lobby, in: in}}
 		func() {
@@ -257,16 +304,18 @@ func (ep *Endpoint) removeMember(in *instance, id, reason string) bool {
 			fn(ctx)
 		}()
 	}
-	return true
 }
 
-// disconnect removes a closed connection from every channel.
+// disconnect finishes a closed connection's removal (leaveAll did the
+// immediate part): leave handlers, cluster, the client table.
 func (ep *Endpoint) disconnect(c *Client) {
+	ep.leaveAll(c) // memberships a racing join may have added: none, but cheap
 	c.mu.Lock()
-	ms := c.chans.all()
+	left := c.st.left
+	c.st.left = nil
 	c.mu.Unlock()
-	for _, m := range ms {
-		ep.removeMember(m.in, c.id, LeaveClosed)
+	for _, l := range left {
+		ep.left(l.in, l.m, l.empty, LeaveClosed)
 	}
 	if ep.clients.deleteIf(c.id, func(v *Client) bool { return v == c }) {
 		ep.srv.stats.Connections.Add(-1)

@@ -97,6 +97,17 @@ func (s *Server) catch(err *error, kind string, attrs ...any) {
 	}
 }
 
+// Limit errors: returned to the code that crossed a limit and, when that
+// code is a handler acting for a client, sent to the client with their
+// status. Compare with errors.Is.
+var (
+	ErrPresenceTooLarge    = PayloadTooLarge("Presence exceeds the size limit")
+	ErrAssignsTooLarge     = PayloadTooLarge("Assigns exceed the size limit")
+	ErrPresenceRate        = TooManyRequests("Too many presence changes: rate limit exceeded")
+	ErrConnectionStateFull = TooManyRequests("This connection holds too much channel state (names, presence, assigns)")
+	ErrServerStateFull     = ServiceUnavailable("The server holds too much channel state")
+)
+
 // Sentinel errors callers can branch on with errors.Is.
 var (
 	ErrNotMember        = errors.New("user is not a member of the channel")
