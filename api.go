@@ -45,4 +45,11 @@ var (
 	ErrNoPresence     = channel.ErrNoPresence
 	ErrPresenceExists = channel.ErrPresenceExists
 	ErrChannelClosed  = channel.ErrChannelClosed
+
+	// limits (issue 10): *Error values with status 413, 429 or 503
+	ErrPresenceTooLarge    = channel.ErrPresenceTooLarge
+	ErrAssignsTooLarge     = channel.ErrAssignsTooLarge
+	ErrPresenceRate        = channel.ErrPresenceRate
+	ErrConnectionStateFull = channel.ErrConnectionStateFull
+	ErrServerStateFull     = channel.ErrServerStateFull
 )

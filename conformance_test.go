@@ -198,7 +198,7 @@ func TestRawTranscript(t *testing.T) {
 
 	// S6: malformed frames; decision (d) for {"action":"ping"}
 	a.send(`not json`)
-	a.expect(`{"event":"INVALID_MESSAGE","action":"ERROR","channelName":"ENDPOINT","requestId":"<uuid>","payload":{"code":"INVALID_MESSAGE","message":"<any>","status":500,"statusCode":500,"error":{"message":"<any>","status":500}}}`, nil)
+	a.expect(`{"event":"INVALID_MESSAGE","action":"ERROR","channelName":"ENDPOINT","requestId":"<uuid>","payload":{"code":"INVALID_MESSAGE","message":"<any>","status":400,"statusCode":400,"error":{"message":"<any>","status":400}}}`, nil)
 	a.send(`{"action":"ping"}`)
 	a.send(`{"action":"SHOUT","event":"x","channelName":"/chat/lobby","requestId":"r","payload":{}}`)
 	a.expect(`{"event":"INVALID_MESSAGE","action":"ERROR","channelName":"ENDPOINT","requestId":"r","payload":{"code":"INVALID_MESSAGE","message":"action: Expected one of [JOIN_CHANNEL, LEAVE_CHANNEL, BROADCAST], got \"SHOUT\"","status":500,"statusCode":500,"error":{"message":"action: Expected one of [JOIN_CHANNEL, LEAVE_CHANNEL, BROADCAST], got \"SHOUT\"","status":500}}}`, nil)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"runtime"
 	"time"
+
+	"github.com/pondsocket/pondsocket/channel"
 )
 
 // Options configures connections and channels. Start from DefaultOptions;
@@ -103,6 +105,25 @@ type Options struct {
 	// PresenceBudget bounds the bytes per second a channel spends on
 	// presence messages during a storm (changes are coalesced).
 	PresenceBudget int
+	// PresenceRate/PresenceBurst: per-connection token bucket for the
+	// presence changes a client's event handlers make (negative rate
+	// disables); beyond it the change fails with status 429.
+	PresenceRate  float64
+	PresenceBurst int
+	// MaxChannelNameBytes, MaxEventNameBytes, MaxRequestIDBytes bound those
+	// fields of a client message (protocol error 413 beyond).
+	MaxChannelNameBytes int
+	MaxEventNameBytes   int
+	MaxRequestIDBytes   int
+	// MaxPresenceBytes bounds one presence entry, MaxAssignsBytes one
+	// user's assigns (JSON bytes; status 413 beyond).
+	MaxPresenceBytes int
+	MaxAssignsBytes  int
+	// MaxConnectionStateBytes bounds the channel names, presence and
+	// channel assigns one connection makes the server hold (status 429
+	// beyond); MaxStateBytes the same over all connections (status 503).
+	MaxConnectionStateBytes int
+	MaxStateBytes           int64
 	// HTTPHandler serves plain HTTP requests on the same port (for example
 	// /healthz, /metrics, a web page). Nil answers 404.
 	HTTPHandler http.Handler
@@ -137,6 +158,15 @@ func DefaultOptions() *Options {
 		MessageBurst:             2000,
 		JoinRate:                 100,
 		JoinBurst:                200,
+		PresenceRate:             channel.DefaultPresenceRate,
+		PresenceBurst:            channel.DefaultPresenceBurst,
+		MaxChannelNameBytes:      channel.DefaultMaxChannelNameBytes,
+		MaxEventNameBytes:        channel.DefaultMaxEventNameBytes,
+		MaxRequestIDBytes:        channel.DefaultMaxRequestIDBytes,
+		MaxPresenceBytes:         channel.DefaultMaxPresenceBytes,
+		MaxAssignsBytes:          channel.DefaultMaxAssignsBytes,
+		MaxConnectionStateBytes:  channel.DefaultMaxConnectionStateBytes,
+		MaxStateBytes:            channel.DefaultMaxStateBytes,
 	}
 }
 

@@ -112,6 +112,15 @@ func channelOptions(o Options) channel.Options {
 		Workers:                  o.Workers,
 		InlineHandlers:           o.InlineHandlers,
 		PresenceBudget:           o.PresenceBudget,
+		PresenceRate:             o.PresenceRate,
+		PresenceBurst:            o.PresenceBurst,
+		MaxChannelNameBytes:      o.MaxChannelNameBytes,
+		MaxEventNameBytes:        o.MaxEventNameBytes,
+		MaxRequestIDBytes:        o.MaxRequestIDBytes,
+		MaxPresenceBytes:         o.MaxPresenceBytes,
+		MaxAssignsBytes:          o.MaxAssignsBytes,
+		MaxConnectionStateBytes:  o.MaxConnectionStateBytes,
+		MaxStateBytes:            o.MaxStateBytes,
 		Logger:                   o.Logger,
 	}
 }
@@ -289,6 +298,7 @@ type Stats struct {
 	CompressedConnections, TLSFailures                             int64
 	Joins, JoinsDeclined, Leaves, InvalidMessages, RateLimited     int64
 	HandlerErrors, Broadcasts, Deliveries, PresenceMessages        int64
+	StateBytes                                                     int64 // channel names, presence, assigns held for clients
 }
 
 func collectStats(e *engine.Engine, c *channel.Server) Stats {
@@ -305,6 +315,7 @@ func collectStats(e *engine.Engine, c *channel.Server) Stats {
 	st.Broadcasts = cs.Broadcasts.Load()
 	st.Deliveries = cs.Deliveries.Load()
 	st.PresenceMessages = cs.PresenceSent.Load()
+	st.StateBytes = c.StateBytes()
 	if e != nil {
 		es := e.Stats()
 		st.Accepted = es.Accepted.Load()

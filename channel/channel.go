@@ -283,8 +283,8 @@ func (l *lobby) sendLocal(in *instance, action, event, reqID string, payload jso
 		}
 		ctx := &OutgoingContext{Action: action, Event: &Event{Event: event, RequestID: reqID, Params: route.Params, Query: route.Query},
 			raw: payload, ch: &Channel{l: l, in: in}, recipient: m}
-		if err := runOutgoing(h.fn, ctx); err != nil {
-			l.ep.srv.handlerError("outgoing", in.name, event, err)
+		if err := l.ep.srv.runOutgoing(h.fn, ctx); err != nil {
+			l.ep.srv.clientError(err, "outgoing", "channel", in.name, "event", event, "user", m.c.id)
 			continue
 		}
 		if ctx.blocked {
@@ -301,12 +301,8 @@ func (l *lobby) sendLocal(in *instance, action, event, reqID string, payload jso
 	return nil
 }
 
-func runOutgoing(fn func(*OutgoingContext) error, ctx *OutgoingContext) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = InternalError("outgoing handler panicked")
-		}
-	}()
+func (s *Server) runOutgoing(fn func(*OutgoingContext) error, ctx *OutgoingContext) (err error) {
+	defer s.catch(&err, "outgoing", "channel", ctx.ch.in.name, "event", ctx.Event.Event)
 	return fn(ctx)
 }
 
@@ -325,8 +321,10 @@ func (l *lobby) dispatch(ctx *EventContext) error {
 		}
 		return errNoHandler
 	}
+	s := l.ep.srv
+	attrs := []any{"channel", ctx.in.name, "event", ctx.msg.Event, "user", ctx.c.id}
 	if len(mws) == 0 {
-		return runHandler(final)
+		return s.runHandler(final, attrs)
 	}
 	req := &MessageEvent{User: ctx.GetUser(), Event: ctx.Event()}
 	var step func(i int) error
@@ -336,15 +334,12 @@ func (l *lobby) dispatch(ctx *EventContext) error {
 		}
 		return mws[i](context.Background(), req, ctx.Channel(), func() error { return step(i + 1) })
 	}
-	return runHandler(func() error { return step(0) })
+	return s.runHandler(func() error { return step(0) }, attrs)
 }
 
-func runHandler(fn func() error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = InternalError("Internal Server Error")
-		}
-	}()
+// runHandler runs an event's middleware and handler under the panic policy.
+func (s *Server) runHandler(fn func() error, attrs []any) (err error) {
+	defer s.catch(&err, "event", attrs...)
 	return fn()
 }
 

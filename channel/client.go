@@ -31,6 +31,8 @@ type Client struct {
 	// buckets are only touched by the client's serial handler execution
 	msgBucket  bucket
 	joinBucket bucket
+
+	st clientState // limits.go
 }
 
 type mailbox struct {
@@ -166,11 +168,10 @@ func (c *Client) drain() {
 func (c *Client) run(j job) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.ep.srv.log.Error("handler panicked", "user", c.id, "channel", j.msg.ChannelName, "event", j.msg.Event, "panic", p)
-			c.ep.srv.stats.HandlerErrors.Add(1)
+			e := c.ep.srv.recovered(p, "message", "user", c.id, "channel", j.msg.ChannelName, "event", j.msg.Event)
 			if !j.disconnect && j.msg.Action == protocol.ActionBroadcast {
 				c.sendMessage(protocol.ActionError, protocol.ErrHandlerNotFound, j.msg.ChannelName, j.msg.RequestID,
-					protocol.HandlerErrorPayload("Internal Server Error", 500))
+					protocol.HandlerErrorPayload(e.Message, e.Status))
 			}
 		}
 	}()

@@ -71,6 +71,9 @@ func (ctx *ConnectionContext) Accept(assigns ...map[string]any) error {
 			ctx.SetAssigns(k, v)
 		}
 	}
+	if _, err := ctx.ep.srv.checkAssigns(ctx.assigns); err != nil {
+		return err
+	}
 	ctx.accepted = true
 	return nil
 }
@@ -214,7 +217,7 @@ func (ctx *JoinContext) Accept(assigns ...map[string]any) *JoinContext {
 	c.mu.Lock()
 	base := c.assigns
 	c.mu.Unlock()
-	merged, shared := base, true
+	merged, shared, abytes := base, true, int64(0)
 	if len(ctx.pending) > 0 || len(assigns) > 0 {
 		merged, shared = copyMap(base), false
 		for k, v := range ctx.pending {
@@ -225,8 +228,12 @@ func (ctx *JoinContext) Accept(assigns ...map[string]any) *JoinContext {
 				merged[k] = v
 			}
 		}
+		var err error
+		if abytes, err = ctx.l.ep.srv.checkAssigns(merged); err != nil {
+			return ctx.fail(err)
+		}
 	}
-	in, err := ctx.l.ep.admit(c, ctx.l, ctx.msg.ChannelName, ctx.Route, ctx.msg.RequestID, merged, shared)
+	in, err := ctx.l.ep.admit(c, ctx.l, ctx.msg.ChannelName, ctx.Route, ctx.msg.RequestID, merged, shared, abytes)
 	if err != nil {
 		return ctx.fail(err)
 	}
@@ -497,9 +504,24 @@ func (ctx *EventContext) SetAssigns(key string, value any) *EventContext {
 	return ctx
 }
 
+// presenceAllowed spends one token of the sender's presence bucket.
+func (ctx *EventContext) presenceAllowed() bool {
+	o := &ctx.in.ep.srv.opts
+	if ctx.c.st.presence.allow(o.PresenceRate, o.PresenceBurst, o.Now()) {
+		return true
+	}
+	ctx.in.ep.srv.stats.RateLimited.Add(1)
+	return false
+}
+
 // UpdatePresence replaces the sender's presence, tracking it when it was
-// not tracked yet.
+// not tracked yet. Presence changes of a sender are rate limited
+// (Options.PresenceRate: ErrPresenceRate) and bounded in size
+// (ErrPresenceTooLarge).
 func (ctx *EventContext) UpdatePresence(presence any) *EventContext {
+	if !ctx.presenceAllowed() {
+		return ctx.fail(ErrPresenceRate)
+	}
 	raw, err := encodePresence(presence)
 	if err != nil {
 		return ctx.fail(err)
@@ -515,6 +537,9 @@ func (ctx *EventContext) Update(presence any) *EventContext { return ctx.UpdateP
 
 // Track starts presence for the sender.
 func (ctx *EventContext) Track(presence any) *EventContext {
+	if !ctx.presenceAllowed() {
+		return ctx.fail(ErrPresenceRate)
+	}
 	raw, err := encodePresence(presence)
 	if err != nil {
 		return ctx.fail(err)
@@ -527,6 +552,9 @@ func (ctx *EventContext) Track(presence any) *EventContext {
 
 // RemovePresence stops the sender's presence.
 func (ctx *EventContext) RemovePresence() *EventContext {
+	if !ctx.presenceAllowed() {
+		return ctx.fail(ErrPresenceRate)
+	}
 	if err := ctx.in.setPresence(ctx.c.id, nil, "remove"); err != nil {
 		return ctx.fail(err)
 	}

@@ -108,14 +108,15 @@ func (in *instance) isDead() bool {
 func (ep *Endpoint) connect(h *Handshake, route Route) (d Decision) {
 	ctx := &ConnectionContext{Route: route, ep: ep, hs: h, id: newID()}
 	err := func() (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				ep.srv.log.Error("connection handler panicked", "path", h.Path, "panic", p)
-				err = InternalError("Internal Server Error")
-			}
-		}()
+		defer ep.srv.catch(&err, "connection", "path", h.Path)
 		return ep.handler(ctx)
 	}()
+	if ctx.accepted { // assigns set after Accept count too
+		if _, err := ep.srv.checkAssigns(ctx.assigns); err != nil {
+			e := err.(*Error)
+			return Decision{Status: e.Status, Message: e.Message}
+		}
+	}
 	switch {
 	case ctx.accepted:
 		c := &Client{id: ctx.id, ep: ep, remote: h.RemoteAddr, assigns: ctx.assigns}
@@ -127,12 +128,7 @@ func (ep *Endpoint) connect(h *Handshake, route Route) (d Decision) {
 	case ctx.declined:
 		return Decision{Status: ctx.status, Message: ctx.message}
 	case err != nil:
-		status, msg := statusOf(err, 500)
-		var e *Error
-		if !errors.As(err, &e) {
-			ep.srv.log.Warn("connection handler failed", "path", h.Path, "err", err)
-			msg = "Internal Server Error"
-		}
+		status, msg := ep.srv.clientError(err, "connection", "path", h.Path)
 		return Decision{Status: status, Message: msg}
 	default:
 		return Decision{Status: 500, Message: "Connection handler completed without accepting or declining the request"}
@@ -148,6 +144,9 @@ func connectPayload(id string) json.RawMessage {
 func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 	s := ep.srv
 	name, reqID := msg.ChannelName, msg.RequestID
+	if c.gone.Load() {
+		return // the connection is closing: it joins nothing
+	}
 	if !c.joinBucket.allow(s.opts.JoinRate, s.opts.JoinBurst, s.opts.Now()) {
 		s.stats.RateLimited.Add(1)
 		c.declineJoin(name, reqID, protocol.ErrChannelError, "Too many join requests", 429)
@@ -168,6 +167,11 @@ func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 			fmt.Sprintf("Too many channels for this connection (limit %d)", s.opts.MaxChannelsPerConnection), 429)
 		return
 	}
+	if c.st.bytes.Load()+int64(len(name)) > int64(s.opts.MaxConnectionStateBytes) {
+		s.stats.RateLimited.Add(1)
+		c.declineJoin(name, reqID, protocol.ErrChannelError, ErrConnectionStateFull.Message, ErrConnectionStateFull.Status)
+		return
+	}
 	l, route, ok := ep.matchLobby(name)
 	if !ok {
 		c.declineJoin(name, reqID, protocol.ErrChannelNotFound, fmt.Sprintf("GatewayEngine: Channel %s does not exist", name), 404)
@@ -175,52 +179,55 @@ func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 	}
 	ctx := newJoinContext(c, l, route, msg)
 	err := func() (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				s.log.Error("join handler panicked", "channel", name, "panic", p)
-				err = InternalError("Internal Server Error")
-			}
-		}()
+		defer s.catch(&err, "join", "channel", name, "user", c.id)
 		return l.join(ctx)
 	}()
 	switch {
 	case ctx.accepted:
-		if err != nil {
-			s.handlerError("join", name, "", err)
-		}
 		s.stats.Joins.Add(1)
+		if err != nil {
+			// the user is in, but something the handler did after Accept
+			// failed (a presence too large, a broken reply): say so
+			status, text := s.clientError(err, "join", "channel", name, "user", c.id)
+			c.sendMessage(protocol.ActionError, protocol.ErrChannelError, name, reqID,
+				protocol.ErrorPayload(protocol.ErrChannelError, text, status))
+		}
 	case ctx.declined:
 	case err != nil:
-		s.handlerError("join", name, "", err)
-		status, text := statusOf(err, 500)
+		status, text := s.clientError(err, "join", "channel", name, "user", c.id)
 		c.declineJoin(name, reqID, protocol.ErrChannelError, text, status)
 	default:
 		c.declineJoin(name, reqID, protocol.ErrUnauthorizedJoinRequest, "Join handler completed without accepting or declining the request", 500)
 	}
 }
 
-func (s *Server) handlerError(kind, channel, event string, err error) {
-	s.stats.HandlerErrors.Add(1)
-	s.log.Debug("handler error", "kind", kind, "channel", channel, "event", event, "err", err)
-}
-
 // admit makes c a member of the channel name (creating the instance when
 // needed) and sends the ACKNOWLEDGE.
-func (ep *Endpoint) admit(c *Client, l *lobby, name string, route Route, reqID string, assigns map[string]any, shared bool) (*instance, error) {
+// abytes is the JSON size of assigns when they are not shared.
+func (ep *Endpoint) admit(c *Client, l *lobby, name string, route Route, reqID string, assigns map[string]any, shared bool, abytes int64) (*instance, error) {
 	ack := protocol.Encode(protocol.ActionSystem, protocol.EventAcknowledge, name, reqID, emptyObject)
 	defer ack.Release()
 	for {
+		// the gauge counts an instance from its creation until it dies
+		// (instance.remove, instance.add), once each
 		in := ep.instances.getOrCreate(name, func() *instance {
 			ep.srv.stats.Channels.Add(1)
 			return newInstance(l, name, route)
 		}, (*instance).isDead)
-		m, first, dup := in.add(c, assigns, shared, ack)
-		if m != nil {
+		m, first, killed, err := in.add(c, assigns, shared, abytes, ack)
+		if killed {
+			ep.instances.deleteIf(in.name, func(v *instance) bool { return v == in })
+		}
+		switch {
+		case m != nil:
 			ep.clusterJoined(in, m, first)
 			return in, nil
-		}
-		if dup {
-			return nil, fmt.Errorf("ChannelEngine: User with id %s already exists in channel %s", c.id, name)
+		case err == errDuplicate:
+			return nil, BadRequest(fmt.Sprintf("ChannelEngine: User with id %s already exists in channel %s", c.id, name))
+		case err == errClosing:
+			return nil, ServiceUnavailable("The connection is closing")
+		case err != nil:
+			return nil, err
 		}
 		// the instance emptied and died between lookup and add: retry
 	}
@@ -241,6 +248,24 @@ func (ep *Endpoint) leave(c *Client, msg *protocol.ClientMessage) {
 	ep.removeMember(in, c.id, LeaveExplicit)
 }
 
+// leaveAll removes a closing connection from every channel at once (see
+// Server.Disconnect); the leave handlers and cluster notifications wait for
+// disconnect, on the worker pool.
+func (ep *Endpoint) leaveAll(c *Client) {
+	c.mu.Lock()
+	ms := c.chans.all()
+	c.mu.Unlock()
+	var left []leftMember
+	for _, m := range ms {
+		if rm, empty := m.in.remove(c.id); rm != nil {
+			left = append(left, leftMember{in: m.in, m: rm, empty: empty})
+		}
+	}
+	c.mu.Lock()
+	c.st.left = append(c.st.left, left...)
+	c.mu.Unlock()
+}
+
 // Leave reasons given to leave handlers.
 const (
 	LeaveExplicit = "explicit_leave"
@@ -256,34 +281,41 @@ func (ep *Endpoint) removeMember(in *instance, id, reason string) bool {
 	if m == nil {
 		return false
 	}
+	ep.left(in, m, empty, reason)
+	return true
+}
+
+// left finishes a removal: the table, the cluster, the leave handler.
+func (ep *Endpoint) left(in *instance, m *member, empty bool, reason string) {
+	id := m.c.id
 	ep.srv.stats.Leaves.Add(1)
-	ep.clusterLeft(in, id, empty)
 	if empty {
-		if ep.instances.deleteIf(in.name, func(v *instance) bool { return v == in }) {
-			ep.srv.stats.Channels.Add(-1)
-		}
+		ep.instances.deleteIf(in.name, func(v *instance) bool { return v == in })
 	}
+	ep.clusterLeft(in, id, empty)
 	if fn := in.lobby.leaveHandler(); fn != nil {
 		ctx := &LeaveContext{User: m.user(), Reason: reason, Route: in.route, ch: &Channel{l: in.lobby, in: in}}
 		func() {
 			defer func() {
 				if p := recover(); p != nil {
-					ep.srv.log.Error("leave handler panicked", "channel", in.name, "panic", p)
+					ep.srv.recovered(p, "leave", "channel", in.name, "user", id)
 				}
 			}()
 			fn(ctx)
 		}()
 	}
-	return true
 }
 
-// disconnect removes a closed connection from every channel.
+// disconnect finishes a closed connection's removal (leaveAll did the
+// immediate part): leave handlers, cluster, the client table.
 func (ep *Endpoint) disconnect(c *Client) {
+	ep.leaveAll(c) // memberships a racing join may have added: none, but cheap
 	c.mu.Lock()
-	ms := c.chans.all()
+	left := c.st.left
+	c.st.left = nil
 	c.mu.Unlock()
-	for _, m := range ms {
-		ep.removeMember(m.in, c.id, LeaveClosed)
+	for _, l := range left {
+		ep.left(l.in, l.m, l.empty, LeaveClosed)
 	}
 	if ep.clients.deleteIf(c.id, func(v *Client) bool { return v == c }) {
 		ep.srv.stats.Connections.Add(-1)
@@ -322,10 +354,10 @@ func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage) {
 	if err == nil {
 		return
 	}
+	status, text := 500, errNoHandler.Error() // the reference's answer to an unknown event
 	if !errors.Is(err, errNoHandler) {
-		s.handlerError("event", in.name, msg.Event, err)
+		status, text = s.clientError(err, "event", "channel", in.name, "event", msg.Event, "user", c.id)
 	}
-	status, text := statusOf(err, 500)
 	// goes through the channel (outgoing hooks apply), to the sender only
 	in.lobby.send(in, protocol.ActionError, protocol.ErrHandlerNotFound, msg.RequestID,
 		protocol.HandlerErrorPayload(text, status), recipients{only: []string{c.id}})

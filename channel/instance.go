@@ -2,6 +2,7 @@ package channel
 
 import (
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -50,6 +51,8 @@ type member struct {
 	pres    *presenceRec // nil when not tracked
 	idx     int32        // in instance.list
 	shared  bool         // assigns is the client's map: copy before writing
+	abytes  int32        // JSON size of assigns when not shared
+	held    int64        // state bytes charged to the client: name + presence + abytes
 }
 
 // presenceRec is a tracked user's presence: its encoded JSON object and
@@ -73,30 +76,59 @@ func newInstance(l *lobby, name string, route Route) *instance {
 	return &instance{name: name, lobby: l, ep: l.ep, route: route}
 }
 
+// errDuplicate and errClosing are add's refusals: c is already a member
+// (here or, with the same id, on another node), or its connection is
+// closing.
+var (
+	errDuplicate = errors.New("already a member")
+	errClosing   = errors.New("connection closing")
+)
+
 // add makes c a member and sends its ACKNOWLEDGE (under the lock, see the
-// type doc). It fails when the instance died meanwhile (the caller retries
-// with a fresh one) or when c is already a member.
-func (in *instance) add(c *Client, assigns map[string]any, shared bool, ack *protocol.Frame) (m *member, first, dup bool) {
+// type doc), charging the channel name and abytes of assigns to c's state
+// budget. It returns a nil member with a nil error when the instance died
+// meanwhile (the caller retries with a fresh one). When it refuses an
+// instance that has no member, the instance dies (killed: the caller
+// removes it from the table).
+func (in *instance) add(c *Client, assigns map[string]any, shared bool, abytes int64, ack *protocol.Frame) (m *member, first, killed bool, err error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.dead {
-		return nil, false, false
+		return nil, false, false, nil
 	}
+	defer func() {
+		if err != nil && len(in.list) == 0 && len(in.remote) == 0 {
+			in.dead, killed = true, true
+			in.pres.stop()
+			in.ep.srv.stats.Channels.Add(-1)
+		}
+	}()
 	if _, remote := in.remote[c.id]; remote {
-		return nil, false, true // the same user id on another node
+		return nil, false, false, errDuplicate // the same user id on another node
 	}
+	cost := int64(len(in.name)) + abytes
 	c.mu.Lock()
-	if c.chans.get(in.name) != nil {
-		c.mu.Unlock()
-		return nil, false, true
+	// a closing connection joins nothing: Disconnect sets gone before it
+	// reads c.chans under c.mu
+	switch {
+	case c.gone.Load():
+		err = errClosing
+	case c.chans.get(in.name) != nil:
+		err = errDuplicate
+	default:
+		err = in.ep.srv.charge(c, cost)
 	}
-	m = &member{c: c, in: in, assigns: assigns, shared: shared, idx: int32(len(in.list))}
+	if err != nil {
+		c.mu.Unlock()
+		return nil, false, false, err
+	}
+	m = &member{c: c, in: in, assigns: assigns, shared: shared, abytes: int32(abytes), held: cost, idx: int32(len(in.list))}
 	c.chans.add(m)
 	c.mu.Unlock()
 	first = len(in.list) == 0
 	in.list = append(in.list, m)
 	c.send(ack)
-	return m, first, false
+	return m, first, false, nil
 }
 
 // remove drops a member. It returns the member (nil when not a member) and
@@ -124,10 +156,13 @@ func (in *instance) remove(id string) (*member, bool) {
 	if empty {
 		in.dead = true
 		in.pres.stop()
+		in.ep.srv.stats.Channels.Add(-1)
 	}
 	m.c.mu.Lock()
 	m.c.chans.remove(m)
 	m.c.mu.Unlock()
+	_ = in.ep.srv.charge(m.c, -m.held)
+	m.held = 0
 	in.mu.Unlock()
 	return m, empty
 }
@@ -269,13 +304,20 @@ func (in *instance) setAssigns(id string, kv map[string]any) error {
 		in.mu.Unlock()
 		return ErrNotMember
 	}
-	if m.shared || m.assigns == nil {
-		m.assigns = copyMap(m.assigns)
-		m.shared = false
-	}
+	next := copyMap(m.assigns)
 	for k, v := range kv {
-		m.assigns[k] = v
+		next[k] = v
 	}
+	n, err := in.ep.srv.checkAssigns(next)
+	if err == nil {
+		err = in.ep.srv.charge(m.c, n-int64(m.abytes))
+	}
+	if err != nil {
+		in.mu.Unlock()
+		return err
+	}
+	m.held += n - int64(m.abytes)
+	m.assigns, m.shared, m.abytes = next, false, int32(n)
 	var full json.RawMessage
 	if in.ep.srv.node != nil {
 		full = marshalAssigns(m.assigns)
@@ -331,37 +373,50 @@ func (in *instance) untrackLocked(rec *presenceRec) {
 
 // setPresence tracks, updates or removes (p == nil) a member's presence.
 // mode: "track" fails if tracked, "update" fails if not, "upsert" either.
+// The entry is bounded by MaxPresenceBytes and charged to the member's
+// connection.
 func (in *instance) setPresence(id string, p json.RawMessage, mode string) error {
+	if len(p) > in.ep.srv.opts.MaxPresenceBytes {
+		return ErrPresenceTooLarge
+	}
 	in.mu.Lock()
 	m := in.lookupLocked(id)
 	if m == nil {
 		in.mu.Unlock()
 		return ErrNotMember
 	}
+	var err error
+	switch {
+	case p == nil && m.pres == nil, mode == "update" && m.pres == nil:
+		err = ErrNoPresence
+	case p != nil && mode == "track" && m.pres != nil:
+		err = ErrPresenceExists
+	}
+	var old int64
+	if m.pres != nil {
+		old = int64(len(m.pres.raw))
+	}
+	delta := int64(len(p)) - old
+	if err == nil {
+		err = in.ep.srv.charge(m.c, delta)
+	}
+	if err != nil {
+		in.mu.Unlock()
+		return err
+	}
+	m.held += delta
 	removed := false
 	switch {
 	case p == nil:
-		if m.pres == nil {
-			in.mu.Unlock()
-			return ErrNoPresence
-		}
 		old := m.pres.raw
 		in.untrackLocked(m.pres)
 		m.pres = nil
 		in.presenceChangedLocked(protocol.EventLeave, old)
 		removed = true
 	case m.pres == nil:
-		if mode == "update" {
-			in.mu.Unlock()
-			return ErrNoPresence
-		}
 		m.pres = in.trackLocked(m.c.id, m, p)
 		in.presenceChangedLocked(protocol.EventJoin, p)
 	default:
-		if mode == "track" {
-			in.mu.Unlock()
-			return ErrPresenceExists
-		}
 		m.pres.raw = p
 		in.presenceChangedLocked(protocol.EventUpdate, p)
 	}

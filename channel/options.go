@@ -34,8 +34,38 @@ type Options struct {
 	InlineHandlers bool
 	// PresenceBudget is the bytes per second one channel may spend on
 	// presence messages during a storm; changes within the resulting
-	// interval are coalesced into one message carrying the complete list.
+	// interval (at most a second) are coalesced into one message carrying
+	// the complete list. The default, 4 MiB/s, keeps what one member
+	// spamming presence changes makes a 300-member room receive under
+	// ~50× the bytes it sends (TestPresenceSpamAmplification); 64 MiB/s
+	// allowed ~700×.
 	PresenceBudget int
+	// PresenceRate and PresenceBurst form the per-connection bucket for
+	// presence changes a client's event handlers make (Track, Update,
+	// RemovePresence on an EventContext); beyond it the change fails with
+	// status 429 (ErrPresenceRate). A negative rate disables it. The
+	// presence a join handler tracks is governed by JoinRate instead.
+	PresenceRate  float64
+	PresenceBurst int
+	// MaxChannelNameBytes, MaxEventNameBytes and MaxRequestIDBytes bound
+	// those fields of a client message; a longer one is refused with the
+	// protocol's 413 INVALID_MESSAGE error on ENDPOINT.
+	MaxChannelNameBytes int
+	MaxEventNameBytes   int
+	MaxRequestIDBytes   int
+	// MaxPresenceBytes bounds one presence entry and MaxAssignsBytes one
+	// user's assigns (connection assigns, or one channel's), both in bytes
+	// of their JSON encoding: setting a larger one fails with status 413
+	// (ErrPresenceTooLarge, ErrAssignsTooLarge).
+	MaxPresenceBytes int
+	MaxAssignsBytes  int
+	// MaxConnectionStateBytes bounds the channel state one connection makes
+	// the server hold: the names of its channels, its presence entries and
+	// its channel assigns. A join or change beyond it fails with status 429
+	// (ErrConnectionStateFull). MaxStateBytes bounds the same sum over all
+	// connections; beyond it: status 503 (ErrServerStateFull).
+	MaxConnectionStateBytes int
+	MaxStateBytes           int64
 	// Logger receives operational logs.
 	Logger *slog.Logger
 	// Now is the clock (tests).
@@ -51,7 +81,16 @@ const (
 	DefaultJoinRate                 = 100
 	DefaultJoinBurst                = 200
 	DefaultReceiveQueue             = 1024
-	DefaultPresenceBudget           = 64 << 20
+	DefaultPresenceBudget           = 4 << 20
+	DefaultPresenceRate             = 10
+	DefaultPresenceBurst            = 20
+	DefaultMaxChannelNameBytes      = 1 << 10
+	DefaultMaxEventNameBytes        = 1 << 10
+	DefaultMaxRequestIDBytes        = 256
+	DefaultMaxPresenceBytes         = 8 << 10
+	DefaultMaxAssignsBytes          = 64 << 10
+	DefaultMaxConnectionStateBytes  = 1 << 20
+	DefaultMaxStateBytes            = 4 << 30
 )
 
 func (o Options) withDefaults() Options {
@@ -81,6 +120,33 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PresenceBudget <= 0 {
 		o.PresenceBudget = DefaultPresenceBudget
+	}
+	if o.PresenceRate == 0 {
+		o.PresenceRate = DefaultPresenceRate
+	}
+	if o.PresenceBurst <= 0 {
+		o.PresenceBurst = DefaultPresenceBurst
+	}
+	if o.MaxChannelNameBytes <= 0 {
+		o.MaxChannelNameBytes = DefaultMaxChannelNameBytes
+	}
+	if o.MaxEventNameBytes <= 0 {
+		o.MaxEventNameBytes = DefaultMaxEventNameBytes
+	}
+	if o.MaxRequestIDBytes <= 0 {
+		o.MaxRequestIDBytes = DefaultMaxRequestIDBytes
+	}
+	if o.MaxPresenceBytes <= 0 {
+		o.MaxPresenceBytes = DefaultMaxPresenceBytes
+	}
+	if o.MaxAssignsBytes <= 0 {
+		o.MaxAssignsBytes = DefaultMaxAssignsBytes
+	}
+	if o.MaxConnectionStateBytes <= 0 {
+		o.MaxConnectionStateBytes = DefaultMaxConnectionStateBytes
+	}
+	if o.MaxStateBytes <= 0 {
+		o.MaxStateBytes = DefaultMaxStateBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

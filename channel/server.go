@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pondsocket/pondsocket/internal/ratelog"
 	"github.com/pondsocket/pondsocket/protocol"
 )
 
@@ -48,14 +49,16 @@ func (DirectTransport) Fanout(f *protocol.Frame, conns []Conn) {
 type Server struct {
 	opts      Options
 	log       *slog.Logger
+	rlog      *slog.Logger // for lines remote input can trigger (rate limited)
 	transport Transport
 	pool      *pool
 
 	mu        sync.RWMutex
 	endpoints []*Endpoint
 
-	stats Stats
-	node  ClusterNode // nil on a single node
+	stats      Stats
+	stateBytes atomic.Int64 // see charge
+	node       ClusterNode  // nil on a single node
 }
 
 // Stats are cumulative counters of the channel layer.
@@ -81,7 +84,7 @@ func NewServer(opts Options, t Transport) *Server {
 	if t == nil {
 		t = DirectTransport{}
 	}
-	return &Server{opts: opts, log: opts.Logger, transport: t, pool: newPool(opts.Workers)}
+	return &Server{opts: opts, log: opts.Logger, rlog: ratelog.New(opts.Logger, 0, 0), transport: t, pool: newPool(opts.Workers)}
 }
 
 // Options returns the effective options.
@@ -175,15 +178,24 @@ func (s *Server) Message(c *Client, data []byte) {
 		c.sendEndpointError(reqID, status, err.Error())
 		return
 	}
+	if status, text, reqID, ok := s.checkFields(&msg); !ok {
+		s.stats.InvalidIn.Add(1)
+		c.sendEndpointError(reqID, status, text)
+		return
+	}
 	c.enqueue(job{msg: msg})
 }
 
-// Disconnect removes the client from every channel (leave handlers run on
-// the worker pool after the client's queued messages). Safe from any
-// goroutine.
+// Disconnect removes the client from every channel at once: the other
+// members see it leave and receive nothing more for it, and it can join
+// nothing any more. Leave handlers and the cluster's notifications run on
+// the worker pool after the client's queued messages (which find it in no
+// channel). The transport calls it as soon as the connection starts
+// closing. Safe from any goroutine.
 func (s *Server) Disconnect(c *Client) {
 	if c.gone.Swap(true) {
 		return
 	}
+	c.ep.leaveAll(c)
 	c.enqueue(job{disconnect: true})
 }

@@ -36,7 +36,7 @@ func FuzzDecodeClientMessage(f *testing.F) {
 
 		if err != nil {
 			var de *DecodeError
-			if !errors.As(err, &de) || de.Status != 500 || de.Message == "" {
+			if !errors.As(err, &de) || (de.Status != 500 && de.Status != 400) || de.Message == "" || (de.Status == 400) != !valid {
 				t.Fatalf("bad error %#v", err)
 			}
 			if IsClientPing(data) && de.Message != "event: Missing required field" {

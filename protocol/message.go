@@ -35,7 +35,8 @@ type ClientMessage struct {
 
 // DecodeError is the error returned by DecodeClientMessage. Message is the
 // exact text the reference server puts in the INVALID_MESSAGE error payload
-// and Status its status (413 for an oversize message, 500 otherwise).
+// and Status its status (413 for an oversize message, 400 for invalid JSON,
+// 500 for a JSON value of the wrong shape, as in the reference).
 type DecodeError struct {
 	Status  int
 	Message string
@@ -90,7 +91,9 @@ type envelope struct {
 //
 //  1. len(data) > maxSize (when maxSize > 0): status 413,
 //     "Message size N exceeds maximum allowed size of M bytes";
-//  2. invalid JSON: status 500 with the parser's text;
+//  2. invalid JSON: status 400, "Invalid JSON at byte N" (the reference
+//     answers 500 with its parser's text; a client's malformed message is
+//     a bad request, and the parser's wording is no business of its);
 //  3. not an object: "clientMessage: Expected object, got <type>" (array,
 //     null, string, number or boolean);
 //  4. a missing key, checked in the order event, requestId, channelName,
@@ -117,7 +120,7 @@ func DecodeClientMessage(data []byte, maxSize int) (ClientMessage, error) {
 	var env envelope
 	kind, off, ok := env.scan(data)
 	if !ok {
-		return ClientMessage{}, &DecodeError{Status: 500, Message: syntaxMessage(data, off)}
+		return ClientMessage{}, &DecodeError{Status: 400, Message: "Invalid JSON at byte " + strconv.Itoa(off)}
 	}
 	if kind != '{' {
 		return ClientMessage{}, &DecodeError{Status: 500, Message: "clientMessage: Expected object, got " + jsonType(kind)}
@@ -271,8 +274,9 @@ func typeOf(c byte) string {
 	return jsonType(c)
 }
 
-// syntaxMessage is the text of the parse error at off. It borrows
-// encoding/json's wording; the scanner below accepts exactly what
+// syntaxMessage is the text of the parse error at off, for errors that
+// stay in the server (an application's payload that is not JSON). It
+// borrows encoding/json's wording; the scanner below accepts exactly what
 // encoding/json accepts (checked by the fuzz target).
 func syntaxMessage(data []byte, off int) string {
 	var raw json.RawMessage

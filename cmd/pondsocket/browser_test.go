@@ -33,7 +33,10 @@ func TestBrowserChat(t *testing.T) {
 	_, err := os.Stat(filepath.Join(modules, "playwright-core", "package.json"))
 	testenv.Require(t, "playwright-core", err == nil,
 		"not in testdata/js/node_modules; run ./scripts/test.sh or npm ci --prefix testdata/js")
-	chromium := env("PONDSOCKET_CHROMIUM", "/usr/bin/chromium")
+	chromium, ok := os.LookupEnv("PONDSOCKET_CHROMIUM")
+	if !ok {
+		chromium = "/usr/bin/chromium"
+	}
 	_, err = os.Stat(chromium)
 	testenv.Require(t, "chromium", err == nil,
 		chromium+" not found; apt-get install -y --no-install-recommends chromium fonts-dejavu-core (.ci/run does)")
@@ -162,7 +165,10 @@ func startInProcess(t *testing.T) (*pondsocket.Server, *syncBuffer) {
 	}
 	// compression on: Chromium offers permessage-deflate, so the page's
 	// traffic is compressed both ways
-	cfg := parseFlags([]string{"--addr", "127.0.0.1:0", "--log-level", "debug", "--compression"}, io.Discard)
+	cfg, err := parseConfig([]string{"--addr", "127.0.0.1:0", "--log-level", "debug", "--compression"}, func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs := &syncBuffer{}
 	srv, err := newServer(cfg, newLogger(cfg, logs))
 	if err != nil {

@@ -4,7 +4,8 @@
 // /healthz and Prometheus metrics at /metrics.
 //
 // Every flag can also be set through the environment variable named in its
-// help text (the flag wins).
+// help text (the flag wins); both are parsed and checked the same way, and a
+// bad value stops the start with exit status 2.
 package main
 
 import (
@@ -57,7 +58,14 @@ type config struct {
 }
 
 func main() {
-	cfg := parseFlags(os.Args[1:], os.Stderr)
+	cfg, err := parseConfig(os.Args[1:], os.LookupEnv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pondsocket: bad configuration: %v\n", err)
+		os.Exit(2)
+	}
 	log := newLogger(cfg, os.Stderr)
 	srv, err := newServer(cfg, log)
 	if err != nil {
@@ -91,65 +99,129 @@ func pageURL(a net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(env(name, "")); err == nil {
-		return v
-	}
-	return def
-}
-
-func envDur(name string, def time.Duration) time.Duration {
-	if v, err := time.ParseDuration(env(name, "")); err == nil {
-		return v
-	}
-	return def
-}
-
-func parseFlags(args []string, out io.Writer) config {
+// parseConfig reads the flags and, for every flag not given on the command
+// line, its environment variable (read with lookupEnv). Both go through the
+// flag's own parser, so PONDSOCKET_MAX_CONNECTIONS=2k is the same error as
+// --max-connections 2k, and a bad value stops the start with a message
+// naming the variable or the flag. Lists are split on commas and trimmed.
+func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (config, error) {
 	var c config
-	fs := flag.NewFlagSet("pondsocket", flag.ExitOnError)
+	fs := flag.NewFlagSet("pondsocket", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&c.addr, "addr", env("PONDSOCKET_ADDR", ":8080"), "listen address (PONDSOCKET_ADDR)")
-	fs.IntVar(&c.eventLoops, "event-loops", envInt("PONDSOCKET_EVENT_LOOPS", 0), "event loops, 0 = one per core (PONDSOCKET_EVENT_LOOPS)")
-	fs.IntVar(&c.maxConnections, "max-connections", envInt("PONDSOCKET_MAX_CONNECTIONS", 0), "refuse upgrades beyond this many connections with 503, 0 = unlimited (PONDSOCKET_MAX_CONNECTIONS)")
-	fs.Int64Var(&c.maxMessageSize, "max-message-size", int64(envInt("PONDSOCKET_MAX_MESSAGE_SIZE", 1<<20)), "largest client message in bytes (PONDSOCKET_MAX_MESSAGE_SIZE)")
-	fs.DurationVar(&c.pingInterval, "ping-interval", envDur("PONDSOCKET_PING_INTERVAL", 30*time.Second), "ping a connection silent for this long (PONDSOCKET_PING_INTERVAL)")
-	fs.DurationVar(&c.pongWait, "pong-wait", envDur("PONDSOCKET_PONG_WAIT", 60*time.Second), "drop a connection silent for this long (PONDSOCKET_PONG_WAIT)")
-	fs.StringVar(&c.origins, "origins", env("PONDSOCKET_ORIGINS", ""), "comma-separated allowed Origins; empty = any (PONDSOCKET_ORIGINS)")
-	fs.StringVar(&c.logLevel, "log-level", env("PONDSOCKET_LOG_LEVEL", "info"), "debug, info, warn or error (PONDSOCKET_LOG_LEVEL)")
-	fs.StringVar(&c.logFormat, "log-format", env("PONDSOCKET_LOG_FORMAT", "text"), "text or json (PONDSOCKET_LOG_FORMAT)")
-	fs.DurationVar(&c.drain, "drain-timeout", envDur("PONDSOCKET_DRAIN_TIMEOUT", 10*time.Second), "graceful shutdown budget (PONDSOCKET_DRAIN_TIMEOUT)")
-	fs.BoolVar(&c.inline, "inline-handlers", env("PONDSOCKET_INLINE_HANDLERS", "") == "true", "run the demo's handlers on the event loops (they never block) (PONDSOCKET_INLINE_HANDLERS)")
-	fs.BoolVar(&c.testEvents, "test-events", env("PONDSOCKET_TEST_EVENTS", "") == "true", "add the demo's misbehaving events slow, fail and crash for the attack kit (bench/attack); never on a public server (PONDSOCKET_TEST_EVENTS)")
-	fs.BoolVar(&c.compression, "compression", env("PONDSOCKET_COMPRESSION", "") == "true", "negotiate permessage-deflate with clients that offer it (PONDSOCKET_COMPRESSION)")
-	fs.StringVar(&c.tlsCert, "tls-cert", env("PONDSOCKET_TLS_CERT", ""), "serve wss:// with this PEM certificate (with --tls-key) (PONDSOCKET_TLS_CERT)")
-	fs.StringVar(&c.tlsKey, "tls-key", env("PONDSOCKET_TLS_KEY", ""), "PEM private key of --tls-cert (PONDSOCKET_TLS_KEY)")
-	fs.Float64Var(&c.messageRate, "message-rate", float64(envInt("PONDSOCKET_MESSAGE_RATE", 1000)), "events per second per connection, negative = unlimited (PONDSOCKET_MESSAGE_RATE)")
-	fs.IntVar(&c.messageBurst, "message-burst", envInt("PONDSOCKET_MESSAGE_BURST", 2000), "event burst per connection (PONDSOCKET_MESSAGE_BURST)")
-	fs.StringVar(&c.redisAddr, "redis-addr", env("PONDSOCKET_REDIS_ADDR", ""), "cluster over Redis at host:port or redis://… (PONDSOCKET_REDIS_ADDR)")
-	fs.StringVar(&c.redisPassword, "redis-password", env("PONDSOCKET_REDIS_PASSWORD", ""), "Redis password (PONDSOCKET_REDIS_PASSWORD)")
-	fs.StringVar(&c.kafkaBrokers, "kafka-brokers", env("PONDSOCKET_KAFKA_BROKERS", ""), "cluster over Kafka: comma-separated brokers (PONDSOCKET_KAFKA_BROKERS)")
-	fs.StringVar(&c.kafkaTopic, "kafka-topic-prefix", env("PONDSOCKET_KAFKA_TOPIC_PREFIX", "pondsocket"), "prefix of the Kafka topics (PONDSOCKET_KAFKA_TOPIC_PREFIX)")
-	fs.StringVar(&c.nodeID, "node-id", env("PONDSOCKET_NODE_ID", ""), "cluster node id, default random (PONDSOCKET_NODE_ID)")
-	fs.StringVar(&c.namespace, "cluster-namespace", env("PONDSOCKET_CLUSTER_NAMESPACE", "default"), "nodes sharing a namespace form one cluster (PONDSOCKET_CLUSTER_NAMESPACE)")
-	fs.DurationVar(&c.heartbeat, "heartbeat-interval", envDur("PONDSOCKET_HEARTBEAT_INTERVAL", 30*time.Second), "cluster heartbeat period (PONDSOCKET_HEARTBEAT_INTERVAL)")
-	fs.DurationVar(&c.nodeTimeout, "heartbeat-timeout", envDur("PONDSOCKET_HEARTBEAT_TIMEOUT", 90*time.Second), "a node silent this long is dead (PONDSOCKET_HEARTBEAT_TIMEOUT)")
-	_ = fs.Parse(args)
-	return c
+	envOf := map[string]string{}
+	// def registers the flag name with its environment variable.
+	def := func(name, env string) string { envOf[name] = env; return "(" + env + ")" }
+	fs.StringVar(&c.addr, "addr", ":8080", "listen address "+def("addr", "PONDSOCKET_ADDR"))
+	fs.IntVar(&c.eventLoops, "event-loops", 0, "event loops, 0 = one per core "+def("event-loops", "PONDSOCKET_EVENT_LOOPS"))
+	fs.IntVar(&c.maxConnections, "max-connections", 0, "refuse upgrades beyond this many connections with 503, 0 = unlimited "+def("max-connections", "PONDSOCKET_MAX_CONNECTIONS"))
+	fs.Int64Var(&c.maxMessageSize, "max-message-size", 1<<20, "largest client message in bytes "+def("max-message-size", "PONDSOCKET_MAX_MESSAGE_SIZE"))
+	fs.DurationVar(&c.pingInterval, "ping-interval", 30*time.Second, "ping a connection silent for this long "+def("ping-interval", "PONDSOCKET_PING_INTERVAL"))
+	fs.DurationVar(&c.pongWait, "pong-wait", 60*time.Second, "drop a connection silent for this long "+def("pong-wait", "PONDSOCKET_PONG_WAIT"))
+	fs.StringVar(&c.origins, "origins", "", "comma-separated allowed Origins; empty = any "+def("origins", "PONDSOCKET_ORIGINS"))
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error "+def("log-level", "PONDSOCKET_LOG_LEVEL"))
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json "+def("log-format", "PONDSOCKET_LOG_FORMAT"))
+	fs.DurationVar(&c.drain, "drain-timeout", 10*time.Second, "graceful shutdown budget "+def("drain-timeout", "PONDSOCKET_DRAIN_TIMEOUT"))
+	fs.BoolVar(&c.inline, "inline-handlers", false, "run the demo's handlers on the event loops (they never block) "+def("inline-handlers", "PONDSOCKET_INLINE_HANDLERS"))
+	fs.BoolVar(&c.testEvents, "test-events", false, "add the demo's misbehaving events slow, fail and crash for the attack kit (bench/attack); never on a public server "+def("test-events", "PONDSOCKET_TEST_EVENTS"))
+	fs.BoolVar(&c.compression, "compression", false, "negotiate permessage-deflate with clients that offer it "+def("compression", "PONDSOCKET_COMPRESSION"))
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve wss:// with this PEM certificate (with --tls-key) "+def("tls-cert", "PONDSOCKET_TLS_CERT"))
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert "+def("tls-key", "PONDSOCKET_TLS_KEY"))
+	fs.Float64Var(&c.messageRate, "message-rate", 1000, "events per second per connection, negative = unlimited "+def("message-rate", "PONDSOCKET_MESSAGE_RATE"))
+	fs.IntVar(&c.messageBurst, "message-burst", 2000, "event burst per connection "+def("message-burst", "PONDSOCKET_MESSAGE_BURST"))
+	fs.StringVar(&c.redisAddr, "redis-addr", "", "cluster over Redis at host:port or redis://… "+def("redis-addr", "PONDSOCKET_REDIS_ADDR"))
+	fs.StringVar(&c.redisPassword, "redis-password", "", "Redis password "+def("redis-password", "PONDSOCKET_REDIS_PASSWORD"))
+	fs.StringVar(&c.kafkaBrokers, "kafka-brokers", "", "cluster over Kafka: comma-separated brokers "+def("kafka-brokers", "PONDSOCKET_KAFKA_BROKERS"))
+	fs.StringVar(&c.kafkaTopic, "kafka-topic-prefix", "pondsocket", "prefix of the Kafka topics "+def("kafka-topic-prefix", "PONDSOCKET_KAFKA_TOPIC_PREFIX"))
+	fs.StringVar(&c.nodeID, "node-id", "", "cluster node id, default random "+def("node-id", "PONDSOCKET_NODE_ID"))
+	fs.StringVar(&c.namespace, "cluster-namespace", "default", "nodes sharing a namespace form one cluster "+def("cluster-namespace", "PONDSOCKET_CLUSTER_NAMESPACE"))
+	fs.DurationVar(&c.heartbeat, "heartbeat-interval", 30*time.Second, "cluster heartbeat period "+def("heartbeat-interval", "PONDSOCKET_HEARTBEAT_INTERVAL"))
+	fs.DurationVar(&c.nodeTimeout, "heartbeat-timeout", 90*time.Second, "a node silent this long is dead "+def("heartbeat-timeout", "PONDSOCKET_HEARTBEAT_TIMEOUT"))
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		env, ok := envOf[f.Name]
+		if !ok || given[f.Name] || envErr != nil {
+			return
+		}
+		if v, ok := lookupEnv(env); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", env, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	return c, c.validate(func(name string) string {
+		if given[name] {
+			return "--" + name
+		}
+		if v, ok := lookupEnv(envOf[name]); ok {
+			return fmt.Sprintf("%s=%q", envOf[name], v)
+		}
+		return "--" + name
+	})
+}
+
+// validate checks the values' ranges; source names where a value came from
+// (the flag or the environment variable).
+func (c *config) validate(source func(name string) string) error {
+	bad := func(name, want string) error { return fmt.Errorf("%s: %s", source(name), want) }
+	switch {
+	case c.eventLoops < 0:
+		return bad("event-loops", "must be 0 (one per core) or more")
+	case c.maxConnections < 0:
+		return bad("max-connections", "must be 0 (unlimited) or more")
+	case c.maxMessageSize <= 0:
+		return bad("max-message-size", "must be more than 0")
+	case c.pingInterval <= 0:
+		return bad("ping-interval", "must be more than 0")
+	case c.pongWait <= c.pingInterval:
+		return bad("pong-wait", "must be longer than the ping interval")
+	case c.drain < 0:
+		return bad("drain-timeout", "must not be negative")
+	case c.messageBurst < 0:
+		return bad("message-burst", "must not be negative")
+	case c.heartbeat <= 0:
+		return bad("heartbeat-interval", "must be more than 0")
+	case c.nodeTimeout <= c.heartbeat:
+		return bad("heartbeat-timeout", "must be longer than the heartbeat interval")
+	case c.logFormat != "text" && c.logFormat != "json":
+		return bad("log-format", "must be text or json")
+	}
+	switch strings.ToLower(c.logLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log-level", "must be debug, info, warn or error")
+	}
+	if c.origins != "" && len(splitList(c.origins)) == 0 {
+		return bad("origins", "lists no origin")
+	}
+	return nil
+}
+
+// splitList splits a comma-separated list, trimming spaces and dropping
+// empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 func newLogger(c config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		lvl = slog.LevelInfo
-	}
+	_ = lvl.UnmarshalText([]byte(c.logLevel)) // validated by parseConfig
 	opts := &slog.HandlerOptions{Level: lvl}
 	if c.logFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -175,7 +247,7 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 	opts.InlineHandlers = c.inline
 	if c.origins != "" {
 		opts.CheckOrigin = true
-		opts.AllowedOrigins = strings.Split(c.origins, ",")
+		opts.AllowedOrigins = splitList(c.origins)
 	}
 	switch {
 	case c.redisAddr != "" && c.kafkaBrokers != "":
@@ -194,7 +266,7 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 		}
 		opts.PubSub = pondsocket.NewRedisPubSub(ro)
 	case c.kafkaBrokers != "":
-		opts.PubSub = pondsocket.NewKafkaPubSub(&pondsocket.KafkaPubSubOptions{Brokers: strings.Split(c.kafkaBrokers, ","), TopicPrefix: c.kafkaTopic})
+		opts.PubSub = pondsocket.NewKafkaPubSub(&pondsocket.KafkaPubSubOptions{Brokers: splitList(c.kafkaBrokers), TopicPrefix: c.kafkaTopic})
 	}
 	opts.Cluster = pondsocket.ClusterOptions{NodeID: c.nodeID, Namespace: c.namespace, HeartbeatInterval: c.heartbeat, HeartbeatTimeout: c.nodeTimeout}
 	mux := http.NewServeMux()

@@ -254,8 +254,98 @@ func TestConfigErrors(t *testing.T) {
 		{"--redis-addr", "127.0.0.1:6379", "--kafka-brokers", "127.0.0.1:9092"},
 		{"--redis-addr", "no-port"},
 	} {
-		if _, err := newServer(parseFlags(args, io.Discard), log); err == nil {
+		cfg, err := parseConfig(args, noEnv, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := newServer(cfg, log); err == nil {
 			t.Errorf("%v: no error", args)
+		}
+	}
+}
+
+func noEnv(string) (string, bool) { return "", false }
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pondsocket")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// Issue 10 point 11: a bad value in a flag or in the environment stops the
+// start (exit status 2) with a message naming it, instead of silently
+// meaning a default.
+func TestBadConfigurationStopsTheStart(t *testing.T) {
+	bin := buildBinary(t)
+	for _, c := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{nil, "PONDSOCKET_MAX_CONNECTIONS=2k", `PONDSOCKET_MAX_CONNECTIONS="2k": parse error`},
+		{nil, "PONDSOCKET_COMPRESSION=yes", `PONDSOCKET_COMPRESSION="yes"`},
+		{nil, "PONDSOCKET_EVENT_LOOPS=-3", `PONDSOCKET_EVENT_LOOPS="-3": must be 0`},
+		{[]string{"--event-loops", "-3"}, "", "--event-loops: must be 0"},
+		{[]string{"--drain-timeout", "-1s"}, "", "--drain-timeout: must not be negative"},
+		{[]string{"--log-level", "loud"}, "", "--log-level: must be debug, info, warn or error"},
+		{nil, "PONDSOCKET_LOG_LEVEL=loud", `PONDSOCKET_LOG_LEVEL="loud": must be`},
+		{nil, "PONDSOCKET_PING_INTERVAL=30", `PONDSOCKET_PING_INTERVAL="30"`},
+		{[]string{"--max-message-size", "0"}, "", "--max-message-size: must be more than 0"},
+	} {
+		cmd := exec.Command(bin, append([]string{"--addr", "127.0.0.1:0"}, c.args...)...)
+		if c.env != "" {
+			cmd.Env = append(cmd.Environ(), c.env)
+		}
+		out, err := cmd.CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 2 {
+			t.Errorf("%v %s: exit %v, want status 2; output %s", c.args, c.env, err, out)
+			continue
+		}
+		if !strings.Contains(string(out), c.want) {
+			t.Errorf("%v %s: output %q lacks %q", c.args, c.env, out, c.want)
+		}
+	}
+}
+
+// Issue 10 point 11: environment values mean what the flags mean
+// (PONDSOCKET_COMPRESSION=1 is on) and lists are trimmed (the second origin
+// of "a, b" is allowed).
+func TestEnvironmentAndLists(t *testing.T) {
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--origins", "https://a.example, https://b.example")
+	cmd.Env = append(cmd.Environ(), "PONDSOCKET_COMPRESSION=1", "PONDSOCKET_LOG_LEVEL=warn")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	sc := bufio.NewScanner(stderr)
+	addr := ""
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+			addr = a
+			break
+		}
+	}
+	if addr == "" {
+		t.Fatal("no 'listening on' line")
+	}
+	go io.Copy(io.Discard, stderr)
+	d := websocket.Dialer{EnableCompression: true}
+	for origin, ok := range map[string]bool{"https://a.example": true, "https://b.example": true, "https://c.example": false} {
+		c, resp, err := d.Dial(fmt.Sprintf("ws://%s/api/socket", addr), http.Header{"Origin": {origin}})
+		if ok != (err == nil) {
+			t.Fatalf("origin %s: err %v, want allowed=%v", origin, err, ok)
+		}
+		if err == nil {
+			if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
+				t.Errorf("PONDSOCKET_COMPRESSION=1 did not enable compression (extensions %q)", ext)
+			}
+			c.Close()
 		}
 	}
 }
