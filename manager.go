@@ -12,6 +12,7 @@ import (
 
 	"github.com/pondsocket/pondsocket/channel"
 	"github.com/pondsocket/pondsocket/engine"
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
 // Manager serves PondSocket endpoints through an HTTP server the
@@ -170,7 +171,7 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 			release()
 			m.log.Warn("cannot hand the connection to the event loops", "remote", r.RemoteAddr, "err", err)
 			// the 101 may be out: say goodbye in WebSocket terms
-			_, _ = conn.Write([]byte{0x88, 0x02, 0x03, 0xf3}) // close 1011
+			_, _ = conn.Write(wsframe.Close(1011, ""))
 			_ = conn.Close()
 		}
 	}

@@ -13,10 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/pondsocket/pondsocket/channel"
 	"github.com/pondsocket/pondsocket/cluster"
 	"github.com/pondsocket/pondsocket/engine"
-	"github.com/pondsocket/pondsocket/protocol"
 )
 
 // Server is a standalone PondSocket server: the event-loop engine listening
@@ -371,7 +372,7 @@ var engineConnPool = sync.Pool{New: func() any { s := make([]*engine.Conn, 0, 25
 
 // Fanout hands a broadcast to the engine grouped per event loop; other
 // connection kinds (virtual, fallback) get their own Send.
-func (b *bridge) Fanout(f *protocol.Frame, conns []channel.Conn) {
+func (b *bridge) Fanout(f *wsframe.Frame, conns []channel.Conn) {
 	p := engineConnPool.Get().(*[]*engine.Conn)
 	ec := (*p)[:0]
 	for _, c := range conns {

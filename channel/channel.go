@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"sync"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/pondsocket/pondsocket/cluster"
 	"github.com/pondsocket/pondsocket/protocol"
 )
@@ -259,7 +261,7 @@ func (l *lobby) sendLocal(in *instance, action, event, reqID string, payload jso
 	if err != nil {
 		return err
 	}
-	var shared *protocol.Frame
+	var shared *wsframe.Frame
 	defer func() {
 		if shared != nil {
 			shared.Release()

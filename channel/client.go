@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/pondsocket/pondsocket/protocol"
 )
 
@@ -82,7 +84,7 @@ func (c *Client) Close(code int, reason string) {
 }
 
 // send delivers one frame to this client.
-func (c *Client) send(f *protocol.Frame) {
+func (c *Client) send(f *wsframe.Frame) {
 	if c.conn != nil {
 		c.conn.Send(f)
 	}

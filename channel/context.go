@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/pondsocket/pondsocket/protocol"
 )
 
@@ -23,7 +25,7 @@ type ConnectionContext struct {
 	declined bool
 	status   int
 	message  string
-	replies  []*protocol.Frame
+	replies  []*wsframe.Frame
 	err      error
 }
 

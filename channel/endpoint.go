@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/pondsocket/pondsocket/protocol"
 )
 
@@ -123,7 +125,7 @@ func (ep *Endpoint) connect(h *Handshake, route Route) (d Decision) {
 		connect := protocol.Encode(protocol.ActionConnect, protocol.EventConnection, protocol.ChannelEndpoint, newID(),
 			connectPayload(ctx.id))
 		d.Client = c
-		d.Greeting = append([]*protocol.Frame{connect}, ctx.replies...)
+		d.Greeting = append([]*wsframe.Frame{connect}, ctx.replies...)
 		return d
 	case ctx.declined:
 		return Decision{Status: ctx.status, Message: ctx.message}

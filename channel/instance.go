@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/pondsocket/pondsocket/cluster"
 	"github.com/pondsocket/pondsocket/protocol"
 )
@@ -90,7 +92,7 @@ var (
 // meanwhile (the caller retries with a fresh one). When it refuses an
 // instance that has no member, the instance dies (killed: the caller
 // removes it from the table).
-func (in *instance) add(c *Client, assigns map[string]any, shared bool, abytes int64, ack *protocol.Frame) (m *member, first, killed bool, err error) {
+func (in *instance) add(c *Client, assigns map[string]any, shared bool, abytes int64, ack *wsframe.Frame) (m *member, first, killed bool, err error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.dead {
@@ -205,13 +207,13 @@ var connListPool = sync.Pool{New: func() any { s := make([]Conn, 0, 64); return 
 // lobby with outgoing handlers instead gets per-recipient delivery.
 // Returns the number of recipients. Unknown ids in r.only are reported as
 // ErrNotMember before anything is sent.
-func (in *instance) deliver(f *protocol.Frame, r recipients) (int, error) {
+func (in *instance) deliver(f *wsframe.Frame, r recipients) (int, error) {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
 	return in.deliverLocked(f, r)
 }
 
-func (in *instance) deliverLocked(f *protocol.Frame, r recipients) (int, error) {
+func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
 	lp := connListPool.Get().(*[]Conn)
 	conns := (*lp)[:0]
 	switch {

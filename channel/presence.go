@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/pondsocket/pondsocket/protocol"
 )
 
@@ -81,7 +83,7 @@ func (in *instance) flushPresenceLocked(now time.Time) {
 	if in.ntracked == 0 {
 		return
 	}
-	f := protocol.NewFrame()
+	f := wsframe.NewFrame()
 	f.AppendTo(func(b []byte) []byte {
 		b = protocol.AppendMessageHead(b, protocol.ActionPresence, p.event, in.name, newID())
 		b = append(b, `{"changed":`...)
@@ -104,7 +106,7 @@ func (in *instance) flushPresenceLocked(now time.Time) {
 		}
 		return append(b, "]}}"...)
 	})
-	f.Seal(protocol.OpText)
+	f.Seal(wsframe.OpText)
 	n, _ := in.deliverLocked(f, recipients{tracked: true})
 	in.ep.srv.stats.PresenceSent.Add(1)
 	cost := float64(f.Len()) * float64(n)

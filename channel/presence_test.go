@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
 // presenceConn keeps the presence messages it is sent.
@@ -16,7 +16,7 @@ type presenceConn struct {
 	msgs [][]byte
 }
 
-func (p *presenceConn) Send(f *protocol.Frame) {
+func (p *presenceConn) Send(f *wsframe.Frame) {
 	if bytes.Contains(f.Payload(), []byte(`"action":"PRESENCE"`)) {
 		p.mu.Lock()
 		p.msgs = append(p.msgs, append([]byte(nil), f.Payload()...))

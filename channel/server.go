@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/google/uuid"
 
 	"github.com/pondsocket/pondsocket/internal/ratelog"
@@ -22,7 +24,7 @@ func newID() string { return uuid.NewString() }
 // it. Both methods must be safe from any goroutine, Send must keep the order
 // of calls made by one goroutine, and Send takes its own reference to f.
 type Conn interface {
-	Send(f *protocol.Frame)
+	Send(f *wsframe.Frame)
 	Close(code int, reason string)
 }
 
@@ -30,14 +32,14 @@ type Conn interface {
 // implements it by grouping recipients per event loop; DirectTransport
 // simply calls Send on each.
 type Transport interface {
-	Fanout(f *protocol.Frame, conns []Conn)
+	Fanout(f *wsframe.Frame, conns []Conn)
 }
 
 // DirectTransport sends to each connection in turn.
 type DirectTransport struct{}
 
 // Fanout implements Transport.
-func (DirectTransport) Fanout(f *protocol.Frame, conns []Conn) {
+func (DirectTransport) Fanout(f *wsframe.Frame, conns []Conn) {
 	for _, c := range conns {
 		c.Send(f)
 	}
@@ -129,9 +131,9 @@ type Handshake struct {
 
 // Decision is the outcome of Connect.
 type Decision struct {
-	Client   *Client           // non-nil when accepted
-	Greeting []*protocol.Frame // frames to send right after the upgrade (CONNECT first); owned by the caller
-	Status   int               // HTTP status when declined
+	Client   *Client          // non-nil when accepted
+	Greeting []*wsframe.Frame // frames to send right after the upgrade (CONNECT first); owned by the caller
+	Status   int              // HTTP status when declined
 	Message  string
 }
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
 // vconn is a virtual connection: it counts what it is sent. The channel
@@ -22,7 +22,7 @@ type vconn struct {
 	bytes  atomic.Int64
 }
 
-func (v *vconn) Send(f *protocol.Frame) {
+func (v *vconn) Send(f *wsframe.Frame) {
 	v.frames.Add(1)
 	v.bytes.Add(int64(len(f.Bytes())))
 }

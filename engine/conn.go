@@ -5,10 +5,10 @@ import (
 	"net"
 	"sync/atomic"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/bytebufferpool"
-
-	"github.com/pondsocket/pondsocket/protocol"
 )
 
 // socket is what the engine uses of a connection: gnet's connection on
@@ -88,6 +88,7 @@ type Conn struct {
 	pong    *[2 + 125]byte             // the pong for the latest ping, if due
 	inflate *inflateBudget             // permessage-deflate connections only
 	pongDue bool
+	pongLen uint8
 
 	closeCode uint16
 	deflate   bool // permessage-deflate negotiated
@@ -119,7 +120,7 @@ func (c *Conn) Request() *Request { return c.req }
 // to one connection leave in the order of the Send calls made by one
 // goroutine, and frames queued in the same loop iteration leave in one
 // writev.
-func (c *Conn) Send(f *protocol.Frame) {
+func (c *Conn) Send(f *wsframe.Frame) {
 	f.Retain(1)
 	c.loop.post(cmd{kind: cmdSend, c: c, f: f})
 }

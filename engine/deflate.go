@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/valyala/bytebufferpool"
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/valyala/bytebufferpool"
 )
 
 // permessage-deflate (RFC 7692) without per-connection compression state.
@@ -74,7 +74,7 @@ var flateReaders = sync.Pool{New: func() any { return flate.NewReader(bytes.NewR
 
 // deflatedFrame is f's payload compressed and framed with RSV1 set,
 // computed once per frame and shared.
-func deflatedFrame(f *protocol.Frame) []byte {
+func deflatedFrame(f *wsframe.Frame) []byte {
 	return f.Derived("permessage-deflate", func(payload []byte) []byte {
 		var buf bytes.Buffer
 		buf.Grow(len(payload)/2 + 16)
@@ -84,27 +84,13 @@ func deflatedFrame(f *protocol.Frame) []byte {
 		_ = w.Flush()
 		flateWriters.Put(w)
 		c := bytes.TrimSuffix(buf.Bytes(), deflateTail)
-		return appendFrame(nil, 0x80|0x40|f.Op(), c)
+		return wsframe.Append(nil, wsframe.Fin|wsframe.RSV1|f.Op(), c)
 	})
-}
-
-// appendFrame appends an unmasked server frame (b0 = FIN|RSV|opcode).
-func appendFrame(dst []byte, b0 byte, payload []byte) []byte {
-	n := len(payload)
-	switch {
-	case n < 126:
-		dst = append(dst, b0, byte(n))
-	case n <= 0xffff:
-		dst = append(dst, b0, 126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, b0, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(dst, payload...)
 }
 
 // frameBytes picks the bytes of f for c: compressed when c negotiated
 // permessage-deflate and the message is worth it.
-func (c *Conn) frameBytes(f *protocol.Frame) []byte {
+func (c *Conn) frameBytes(f *wsframe.Frame) []byte {
 	if c.deflate && c.e.compressible(f) {
 		return deflatedFrame(f)
 	}
@@ -112,8 +98,8 @@ func (c *Conn) frameBytes(f *protocol.Frame) []byte {
 }
 
 // compressible reports whether f is a data message worth compressing.
-func (e *Engine) compressible(f *protocol.Frame) bool {
-	return e.cfg.EnableCompression && (f.Op() == protocol.OpText || f.Op() == protocol.OpBinary) && f.Len() >= e.cfg.CompressionThreshold
+func (e *Engine) compressible(f *wsframe.Frame) bool {
+	return e.cfg.EnableCompression && (f.Op() == wsframe.OpText || f.Op() == wsframe.OpBinary) && f.Len() >= e.cfg.CompressionThreshold
 }
 
 // inflate decompresses a message into a pooled buffer; ok is false when

@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/gorilla/websocket"
 
 	"github.com/pondsocket/pondsocket/internal/testenv"
-	"github.com/pondsocket/pondsocket/protocol"
 )
 
 func deflateRaw(p []byte) []byte {
@@ -69,7 +70,7 @@ func TestDeflateRules(t *testing.T) {
 	small := []byte(strings.Repeat("abc", 20))
 	z := deflateRaw(small)
 	r.write(append(frame(false, 4, 1, z[:len(z)/2], true), frame(true, 0, 0, z[len(z)/2:], true)...))
-	r.expectFrame(protocol.OpText, string(small)) // 60 bytes: echoed uncompressed
+	r.expectFrame(wsframe.OpText, string(small)) // 60 bytes: echoed uncompressed
 
 	// zip bomb: 1 MiB of zeros compresses to ~1 KB; the 64 KiB limit applies
 	// to the inflated size
@@ -102,13 +103,13 @@ func TestDeflateRules(t *testing.T) {
 // every recipient that negotiated the extension.
 func TestDeflateCompressedOnce(t *testing.T) {
 	payload := []byte(strings.Repeat("shared bytes ", 100))
-	f := protocol.NewStaticFrame(protocol.OpText, payload)
+	f := wsframe.NewStaticFrame(wsframe.OpText, payload)
 	defer f.Release()
 	a, b := deflatedFrame(f), deflatedFrame(f)
 	if &a[0] != &b[0] {
 		t.Fatal("the compressed form was built twice")
 	}
-	if a[0] != 0x80|0x40|protocol.OpText || len(a) >= len(f.Bytes()) {
+	if a[0] != 0x80|0x40|wsframe.OpText || len(a) >= len(f.Bytes()) {
 		t.Fatalf("compressed frame header %#x, len %d vs %d", a[0], len(a), len(f.Bytes()))
 	}
 }
@@ -153,7 +154,7 @@ func BenchmarkDeflateBroadcast(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		f := protocol.NewStaticFrame(protocol.OpText, payload)
+		f := wsframe.NewStaticFrame(wsframe.OpText, payload)
 		wire = len(deflatedFrame(f))
 		f.Release()
 	}

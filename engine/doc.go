@@ -13,7 +13,7 @@
 //     frame simply stays in gnet's buffer. Pings, pongs and the close
 //     handshake are answered here; complete text/binary messages go to
 //     Handler.OnMessage.
-//  3. Outbound, the layer above hands sealed protocol.Frames to Conn.Send or
+//  3. Outbound, the layer above hands sealed wsframe.Frames to Conn.Send or
 //     Engine.Fanout. Both post to a per-loop inbox; the loop links frames to
 //     per-connection queues and writes each connection's queue with one
 //     writev. A fan-out is one task per loop, never one per recipient.

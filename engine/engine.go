@@ -11,10 +11,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/pondsocket/pondsocket/internal/ratelog"
-	"github.com/pondsocket/pondsocket/protocol"
 )
 
 // Handler is what the layer above the engine supplies.
@@ -364,4 +365,4 @@ func (g gnetLogger) Fatalf(format string, args ...any) {
 }
 
 // keep protocol imported for the Frame type used across the package API.
-var _ = protocol.Headroom
+var _ = wsframe.Headroom

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
 // oneLoop keeps every connection of a test on the same event loop, so the
@@ -27,8 +27,8 @@ func oneLoop(cfg Config) Config {
 // gets its echo.
 func bystanderOK(t *testing.T, b *rawConn, tag string) {
 	t.Helper()
-	b.send(protocol.OpText, "still-here-"+tag)
-	b.expectFrame(protocol.OpText, "still-here-"+tag)
+	b.send(wsframe.OpText, "still-here-"+tag)
+	b.expectFrame(wsframe.OpText, "still-here-"+tag)
 }
 
 func TestHandshakeRules(t *testing.T) {
@@ -80,8 +80,8 @@ func TestHandshakeRules(t *testing.T) {
 	}
 	t.Run("origin allowed", func(t *testing.T) {
 		c := dialRaw(t, e, "/x", "Origin: http://ok.example")
-		c.send(protocol.OpText, "hi")
-		c.expectFrame(protocol.OpText, "hi")
+		c.send(wsframe.OpText, "hi")
+		c.expectFrame(wsframe.OpText, "hi")
 	})
 }
 
@@ -101,7 +101,7 @@ func TestHandshakeOneByteAtATime(t *testing.T) {
 	if resp := r.readResponse(); resp.StatusCode != 101 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	r.expectFrame(protocol.OpText, "hello")
+	r.expectFrame(wsframe.OpText, "hello")
 }
 
 func TestSlowlorisClosed(t *testing.T) {
@@ -160,7 +160,7 @@ func TestMaxConnections(t *testing.T) {
 	if resp.StatusCode != 503 {
 		t.Fatalf("third connection: %d %q", resp.StatusCode, body)
 	}
-	a.send(protocol.OpClose, "\x03\xe8")
+	a.send(wsframe.OpClose, "\x03\xe8")
 	a.expectClose(1000)
 	<-h.closeC
 	dialRaw(t, e, "/d") // a slot is free again
@@ -250,10 +250,10 @@ func TestFragmentsWithInterleavedControl(t *testing.T) {
 	b = append(b, frame(true, 0, 0, []byte("world"), true)...)
 	r.write(b)
 	r.expectFrame(0xa, "p1")
-	r.expectFrame(protocol.OpText, "Hello, world")
+	r.expectFrame(wsframe.OpText, "Hello, world")
 	// binary messages are echoed as binary
 	r.write(frame(true, 0, 2, []byte{0, 1, 2, 0xff}, true))
-	r.expectFrame(protocol.OpBinary, "\x00\x01\x02\xff")
+	r.expectFrame(wsframe.OpBinary, "\x00\x01\x02\xff")
 }
 
 func TestManySmallMessagesInOneSegment(t *testing.T) {
@@ -266,7 +266,7 @@ func TestManySmallMessagesInOneSegment(t *testing.T) {
 	}
 	r.write(b)
 	for i := 0; i < n; i++ {
-		r.expectFrame(protocol.OpText, fmt.Sprintf("m%03d", i))
+		r.expectFrame(wsframe.OpText, fmt.Sprintf("m%03d", i))
 	}
 }
 
@@ -371,7 +371,7 @@ type broadcastHandler struct {
 }
 
 func (h *broadcastHandler) OnMessage(c *Conn, op byte, data []byte) {
-	f := protocol.NewStaticFrame(op, data)
+	f := wsframe.NewStaticFrame(op, data)
 	h.e.Load().Fanout(f, h.conns())
 	f.Release()
 }
@@ -391,11 +391,11 @@ func TestSlowConsumerIsCut(t *testing.T) {
 	// publisher with acknowledgements would.
 	const window = 8
 	for i := 0; i < window; i++ {
-		fast.send(protocol.OpText, payload)
+		fast.send(wsframe.OpText, payload)
 	}
 	for i := 0; i < n; i++ {
 		if i+window < n {
-			fast.send(protocol.OpText, payload)
+			fast.send(wsframe.OpText, payload)
 		}
 		f, err := fast.readFrame(10 * time.Second)
 		if err != nil {
@@ -432,10 +432,10 @@ func TestFanoutReleasesFrames(t *testing.T) {
 		rs = append(rs, dialRaw(t, e, fmt.Sprintf("/m%d", i)))
 	}
 	waitFor(t, func() bool { return len(h.conns()) == 20 })
-	f := protocol.NewStaticFrame(protocol.OpText, []byte("to everyone"))
+	f := wsframe.NewStaticFrame(wsframe.OpText, []byte("to everyone"))
 	e.Fanout(f, h.conns())
 	for _, r := range rs {
-		r.expectFrame(protocol.OpText, "to everyone")
+		r.expectFrame(wsframe.OpText, "to everyone")
 	}
 	waitFor(t, func() bool { return f.Refs() == 1 })
 	f.Release()
@@ -493,8 +493,8 @@ func TestRestartSamePort(t *testing.T) {
 	}
 	defer e2.Stop(context.Background())
 	r2 := dialRaw(t, e2, "/x")
-	r2.send(protocol.OpText, "again")
-	r2.expectFrame(protocol.OpText, "again")
+	r2.send(wsframe.OpText, "again")
+	r2.expectFrame(wsframe.OpText, "again")
 }
 
 // Near the open-files limit TCP connections are answered 503 at once, so

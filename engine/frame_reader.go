@@ -5,10 +5,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
-
-	"github.com/pondsocket/pondsocket/protocol"
 )
 
 // readFrames parses every complete frame in gnet's inbound buffer, in place:
@@ -241,7 +241,7 @@ func (c *Conn) deliver(op byte, data []byte, compressed bool) gnet.Action {
 		data = out.B
 		c.inflate.tokens -= float64(len(data))
 	}
-	if op == protocol.OpText && !utf8.Valid(data) {
+	if op == wsframe.OpText && !utf8.Valid(data) {
 		c.protocolError(1007, "invalid UTF-8 in text message")
 		return gnet.None
 	}
@@ -257,7 +257,7 @@ func (c *Conn) peerClose(payload []byte) gnet.Action {
 	switch {
 	case len(payload) == 0:
 		c.closeCode = 1005
-		c.writeNow(closeFrame(0, ""))
+		c.writeNow(wsframe.Close(0, ""))
 	case len(payload) == 1:
 		return c.failClosed(1002, "invalid close frame")
 	default:
@@ -269,7 +269,7 @@ func (c *Conn) peerClose(payload []byte) gnet.Action {
 			return c.failClosed(1007, "invalid UTF-8 in close reason")
 		}
 		c.closeCode = uint16(code)
-		c.writeNow(closeFrame(uint16(code), ""))
+		c.writeNow(wsframe.Close(uint16(code), ""))
 	}
 	c.state = stateDone
 	return gnet.Close
@@ -310,7 +310,7 @@ func (c *Conn) startClose(code uint16, reason string) {
 	if c.state != stateOpen {
 		return
 	}
-	c.writeNow(closeFrame(code, reason))
+	c.writeNow(wsframe.Close(code, reason))
 	c.closeCode = code
 	c.state = stateClosing
 	c.since = time.Now().UnixNano()
@@ -327,21 +327,4 @@ func (c *Conn) notifyClosed(code int, err error) {
 	}
 	c.notified = true
 	c.e.h.OnClose(c, code, err)
-}
-
-func closeFrame(code uint16, reason string) []byte {
-	if code == 0 {
-		return []byte{0x80 | protocol.OpClose, 0}
-	}
-	if len(reason) > 123 {
-		reason = reason[:123]
-		for !utf8.ValidString(reason) {
-			reason = reason[:len(reason)-1]
-		}
-	}
-	b := make([]byte, 4, 4+len(reason))
-	b[0] = 0x80 | protocol.OpClose
-	b[1] = byte(2 + len(reason))
-	binary.BigEndian.PutUint16(b[2:], code)
-	return append(b, reason...)
 }

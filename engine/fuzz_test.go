@@ -22,9 +22,9 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/panjf2000/gnet/v2"
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/panjf2000/gnet/v2"
 )
 
 // ---------------------------------------------------------------- parseHead
@@ -189,9 +189,9 @@ func (h *fzHandler) OnOpen(*Conn)              {}
 func (h *fzHandler) OnMessage(_ *Conn, op byte, data []byte) {
 	h.msgs++
 	switch {
-	case op != protocol.OpText && op != protocol.OpBinary:
+	case op != wsframe.OpText && op != wsframe.OpBinary:
 		h.problems = append(h.problems, fmt.Sprintf("message %d with opcode %d", h.msgs, op))
-	case op == protocol.OpText && !utf8.Valid(data):
+	case op == wsframe.OpText && !utf8.Valid(data):
 		h.problems = append(h.problems, fmt.Sprintf("text message %d is not valid UTF-8: %q", h.msgs, data))
 	}
 	if len(data) > h.max {

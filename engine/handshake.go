@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/panjf2000/gnet/v2"
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/panjf2000/gnet/v2"
 )
 
 // Request is a parsed HTTP request head: an upgrade request handed to
@@ -51,7 +51,7 @@ type Decision struct {
 	Context any
 	// Greeting frames are written right after the 101 response, in the same
 	// write. The engine takes over one reference of each.
-	Greeting []*protocol.Frame
+	Greeting []*wsframe.Frame
 }
 
 var crlfcrlf = []byte("\r\n\r\n")

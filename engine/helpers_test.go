@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
 // echoHandler accepts every upgrade except paths starting with /deny, and
@@ -34,9 +34,9 @@ func (h *echoHandler) Upgrade(r *Request) Decision {
 	if strings.HasPrefix(r.Path, "/deny") {
 		return Decision{Status: 401, Message: "Invalid token"}
 	}
-	var greet []*protocol.Frame
+	var greet []*wsframe.Frame
 	if r.RawQuery == "greet=1" {
-		greet = append(greet, protocol.NewStaticFrame(protocol.OpText, []byte("hello")))
+		greet = append(greet, wsframe.NewStaticFrame(wsframe.OpText, []byte("hello")))
 	}
 	return Decision{Accept: true, Context: r.Path, Greeting: greet}
 }
@@ -48,7 +48,7 @@ func (h *echoHandler) OnOpen(c *Conn) {
 }
 
 func (h *echoHandler) OnMessage(c *Conn, op byte, data []byte) {
-	f := protocol.NewStaticFrame(op, data)
+	f := wsframe.NewStaticFrame(op, data)
 	c.Send(f)
 	f.Release()
 }

@@ -18,8 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+
 	"github.com/pondsocket/pondsocket/internal/testenv"
-	"github.com/pondsocket/pondsocket/protocol"
 )
 
 // mxWait bounds every driver event; generous because the race detector and
@@ -159,7 +160,7 @@ func TestDriverMatrix(t *testing.T) {
 			const n = 200
 			var b []byte
 			for i := 0; i < n; i++ {
-				b = append(b, frame(true, 0, protocol.OpText, []byte(fmt.Sprintf("mx-%03d", i)), true)...)
+				b = append(b, frame(true, 0, wsframe.OpText, []byte(fmt.Sprintf("mx-%03d", i)), true)...)
 			}
 			d.Send(map[string]any{"op": "raw", "b64": base64.StdEncoding.EncodeToString(b)})
 			for i := 0; i < n; i++ {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
 // burstHandler answers "burst:N" with N frames of 1 MiB, all sent at once,
@@ -19,7 +19,7 @@ func (h burstHandler) OnMessage(c *Conn, op byte, data []byte) {
 	if n, ok := strings.CutPrefix(string(data), "burst:"); ok {
 		big := bytes.Repeat([]byte("x"), 1<<20)
 		for range len(n) {
-			f := protocol.NewStaticFrame(protocol.OpText, big)
+			f := wsframe.NewStaticFrame(wsframe.OpText, big)
 			c.Send(f)
 			f.Release()
 		}
@@ -75,7 +75,7 @@ func TestMomentaryBurstIsNotSlow(t *testing.T) {
 	h := burstHandler{newEchoHandler()}
 	e := startEngine(t, oneLoop(Config{MaxOutboundBytes: 4 << 20}), h)
 	r := dialRaw(t, e, "/reader").pump()
-	r.send(protocol.OpText, "burst:123456")
+	r.send(wsframe.OpText, "burst:123456")
 	for i := range 6 {
 		select {
 		case f, ok := <-r.frames:
@@ -103,7 +103,7 @@ func TestStalledReaderIsCut(t *testing.T) {
 	if tc, ok := r.c.(*net.TCPConn); ok {
 		_ = tc.SetReadBuffer(4 << 10)
 	}
-	r.send(protocol.OpText, "burst:12345678")
+	r.send(wsframe.OpText, "burst:12345678")
 	select {
 	case code := <-h.closeC:
 		if code != 1008 {
@@ -141,7 +141,7 @@ func TestOutboundHardLimits(t *testing.T) {
 			if tc, ok := r.c.(*net.TCPConn); ok {
 				_ = tc.SetReadBuffer(4 << 10)
 			}
-			r.send(protocol.OpText, "burst:"+strings.Repeat("x", 12))
+			r.send(wsframe.OpText, "burst:"+strings.Repeat("x", 12))
 			select {
 			case code := <-h.closeC:
 				if code != 1008 {

@@ -3,7 +3,7 @@ package engine
 import (
 	"time"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
 // Timers. There is no timer per connection: gnet's single ticker posts a
@@ -11,10 +11,7 @@ import (
 // the loop's dense connection slice comparing timestamps. At 15k
 // connections per loop this is a few tens of microseconds per tick.
 
-var pingFrame = func() []byte {
-	f := protocol.NewStaticFrame(protocol.OpPing, nil)
-	return append([]byte(nil), f.Bytes()...)
-}()
+var pingFrame = wsframe.Append(nil, wsframe.Fin|wsframe.OpPing, nil)
 
 // overCapHandshake bounds the handshake of a connection accepted near the
 // open-files limit (accept.go).

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
 // The write path.
@@ -40,7 +40,7 @@ type cmd struct {
 	code   uint16
 	c      *Conn
 	cs     *connList
-	f      *protocol.Frame
+	f      *wsframe.Frame
 	reason string
 	fn     func()
 }
@@ -337,9 +337,8 @@ func (c *Conn) setPong(payload []byte) {
 	if c.pongDue {
 		c.e.stats.PongsCollapsed.Add(1)
 	}
-	c.pong[0] = 0x80 | protocol.OpPong
-	c.pong[1] = byte(len(payload))
-	copy(c.pong[2:], payload)
+	n := len(wsframe.Append(c.pong[:0], wsframe.Fin|wsframe.OpPong, payload))
+	c.pongLen = uint8(n)
 	c.pongDue = true
 }
 
@@ -353,7 +352,7 @@ func (c *Conn) flushPong() {
 		return // stays due; the sweep retries or cuts
 	}
 	c.pongDue = false
-	c.writeNow(c.pong[:2+int(c.pong[1])])
+	c.writeNow(c.pong[:c.pongLen])
 	c.observe(time.Now().UnixNano())
 }
 
@@ -373,7 +372,7 @@ func putConnList(l *connList) {
 // Fanout sends one sealed frame to many connections: the recipients are
 // grouped by event loop and each loop gets one task. The caller keeps its
 // own reference to f. Safe from any goroutine.
-func (e *Engine) Fanout(f *protocol.Frame, conns []*Conn) {
+func (e *Engine) Fanout(f *wsframe.Frame, conns []*Conn) {
 	switch len(conns) {
 	case 0:
 		return
@@ -402,7 +401,7 @@ func (e *Engine) Fanout(f *protocol.Frame, conns []*Conn) {
 	e.postGroups(f, groups)
 }
 
-func (e *Engine) postGroups(f *protocol.Frame, groups []*connList) {
+func (e *Engine) postGroups(f *wsframe.Frame, groups []*connList) {
 	for _, g := range groups {
 		if g == nil {
 			continue

@@ -3,9 +3,11 @@
 // It decodes the messages clients send (DecodeClientMessage, validated in
 // exactly the order and with exactly the error texts of the reference
 // server, and IsClientPing for the npm client's keep-alive frame), and it
-// encodes the messages the server sends once, into pooled, reference-counted
-// Frames whose bytes are shared by every recipient (Encode, EncodeValue,
-// AppendMessage, ErrorPayload, HandlerErrorPayload).
+// encodes the messages the server sends once: it appends their JSON into a
+// pooled, reference-counted wsframe.Frame and seals it as a text frame, so
+// the same bytes go to every recipient (Encode, EncodeValue, AppendMessage,
+// ErrorPayload, HandlerErrorPayload). WebSocket framing itself (opcodes,
+// headers) belongs to internal/wsframe, owned by the engine.
 //
 // Every server message is one line of compact JSON with the five envelope
 // fields action, event, channelName, requestId and payload, where payload is
@@ -14,5 +16,5 @@
 // share one text frame separated by "\n".
 //
 // The package knows nothing of sockets, channels or handlers; see
-// PROTOCOL.md §2 for the wire contract it implements.
+// docs/protocol.md §2–§5 for the wire contract it implements.
 package protocol

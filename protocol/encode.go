@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
 // Server actions (PROTOCOL.md §2.1).
@@ -151,26 +153,29 @@ func appendRawObject(dst, raw []byte, v any) ([]byte, error) {
 //	{"action":…,"event":…,"channelName":…,"requestId":…,"payload":…}
 //
 // on a single line.
-func Encode(action, event, channelName, requestID string, payload json.RawMessage) *Frame {
-	f := NewFrame()
-	f.buf.B = AppendMessage(f.buf.B, action, event, channelName, requestID, payload)
-	f.Seal(OpText)
+func Encode(action, event, channelName, requestID string, payload json.RawMessage) *wsframe.Frame {
+	f := wsframe.NewFrame()
+	f.AppendTo(func(dst []byte) []byte {
+		return AppendMessage(dst, action, event, channelName, requestID, payload)
+	})
+	f.Seal(wsframe.OpText)
 	return f
 }
 
 // EncodeValue is MarshalPayload followed by Encode, without the
 // intermediate copy.
-func EncodeValue(action, event, channelName, requestID string, payload any) (*Frame, error) {
-	f := NewFrame()
-	b := appendHeader(f.buf.B, action, event, channelName, requestID)
-	b, err := appendPayload(b, payload)
+func EncodeValue(action, event, channelName, requestID string, payload any) (*wsframe.Frame, error) {
+	f := wsframe.NewFrame()
+	var err error
+	f.AppendTo(func(dst []byte) []byte {
+		dst, err = appendPayload(appendHeader(dst, action, event, channelName, requestID), payload)
+		return append(dst, '}')
+	})
 	if err != nil {
-		f.buf.B = b
 		f.Release()
 		return nil, err
 	}
-	f.buf.B = append(b, '}')
-	f.Seal(OpText)
+	f.Seal(wsframe.OpText)
 	return f, nil
 }
 

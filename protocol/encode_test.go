@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
 func TestEncodeExactBytes(t *testing.T) {
@@ -39,7 +41,7 @@ func TestEncodeExactBytes(t *testing.T) {
 			if got := string(f.Payload()); got != tt.want {
 				t.Errorf("payload\n got %s\nwant %s", got, tt.want)
 			}
-			if !f.Sealed() || f.Op() != OpText {
+			if !f.Sealed() || f.Op() != wsframe.OpText {
 				t.Errorf("frame not sealed as text: op %#x", f.Op())
 			}
 			if !json.Valid(f.Payload()) || bytes.ContainsAny(f.Payload(), "\n\r") {

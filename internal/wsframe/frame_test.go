@@ -1,10 +1,12 @@
-package protocol
+package wsframe
 
 import (
 	"bytes"
 	"encoding/binary"
+	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestFrameSealHeaders(t *testing.T) {
@@ -78,4 +80,19 @@ func TestFrameRefcountAndDerived(t *testing.T) {
 	}()
 	var g Frame // zero references
 	g.Release()
+}
+
+func TestCloseFrame(t *testing.T) {
+	if got := Close(0, ""); !bytes.Equal(got, []byte{0x88, 0}) {
+		t.Fatalf("no code: % x", got)
+	}
+	if got := Close(1011, ""); !bytes.Equal(got, []byte{0x88, 2, 0x03, 0xf3}) {
+		t.Fatalf("1011: % x", got)
+	}
+	// a reason cut to the 125-byte control limit, never inside a rune
+	long := strings.Repeat("é", 100) // 200 bytes
+	got := Close(1008, long)
+	if len(got) > 2+125 || got[1] != byte(len(got)-2) || !utf8.Valid(got[4:]) {
+		t.Fatalf("long reason: len %d, header %d, valid %v", len(got), got[1], utf8.Valid(got[4:]))
+	}
 }

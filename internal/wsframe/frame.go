@@ -1,7 +1,6 @@
-package protocol
+package wsframe
 
 import (
-	"encoding/binary"
 	"sync"
 	"sync/atomic"
 
@@ -9,19 +8,10 @@ import (
 )
 
 // Headroom is the space reserved in front of a Frame's payload for the
-// largest server-to-client WebSocket header (2 + 8 bytes, never masked).
-// Reserving it lets a message be JSON-encoded straight into the buffer and
-// framed afterwards without copying the payload.
-const Headroom = 10
-
-// WebSocket opcodes used by Seal. They match RFC 6455 and gobwas/ws.
-const (
-	OpText   byte = 0x1
-	OpBinary byte = 0x2
-	OpClose  byte = 0x8
-	OpPing   byte = 0x9
-	OpPong   byte = 0xa
-)
+// largest server-to-client WebSocket header. Reserving it lets a message be
+// JSON-encoded straight into the buffer and framed afterwards without
+// copying the payload.
+const Headroom = MaxHeader
 
 // Frame is one encoded server message held in a pooled, reference-counted
 // buffer. It is the unit of encode-once fan-out: a broadcast is encoded into
@@ -107,24 +97,10 @@ func (f *Frame) Len() int { return len(f.buf.B) - Headroom }
 // Seal writes an unmasked, final WebSocket header for op in front of the
 // payload. After Seal the frame must not be modified.
 func (f *Frame) Seal(op byte) {
-	n := len(f.buf.B) - Headroom
-	var hdr [Headroom]byte
-	hdr[0] = 0x80 | op
-	hl := 2
-	switch {
-	case n < 126:
-		hdr[1] = byte(n)
-	case n <= 0xffff:
-		hdr[1] = 126
-		binary.BigEndian.PutUint16(hdr[2:], uint16(n))
-		hl = 4
-	default:
-		hdr[1] = 127
-		binary.BigEndian.PutUint64(hdr[2:], uint64(n))
-		hl = 10
-	}
-	f.start = Headroom - hl
-	copy(f.buf.B[f.start:Headroom], hdr[:hl])
+	var hdr [MaxHeader]byte
+	h := AppendHeader(hdr[:0], Fin|op, len(f.buf.B)-Headroom)
+	f.start = Headroom - len(h)
+	copy(f.buf.B[f.start:Headroom], h)
 	f.op = op
 }
 
@@ -169,7 +145,7 @@ func (f *Frame) Release() {
 		f.derived = nil
 		framePool.Put(f)
 	case r < 0:
-		panic("protocol: Frame released more often than retained")
+		panic("wsframe: Frame released more often than retained")
 	}
 }
 
