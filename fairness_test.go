@@ -361,16 +361,73 @@ func TestHandlerTimeout(t *testing.T) {
 			return ctx.Context().Err()
 		})
 	})
+	by := dialWS(t, srv)
+	by.join(t, "/room/b")
 	c := dialWS(t, srv)
 	c.join(t, "/room/t")
 	if err := c.send(t, `{"action":"BROADCAST","event":"stuck","channelName":"/room/t","requestId":"st","payload":{}}`); err != nil {
 		t.Fatal(err)
+	}
+	if d := by.echo(t, "/room/b", "by", 5*time.Second); d > 150*time.Millisecond {
+		t.Logf("bystander echo took %v while the handler was stuck", d)
 	}
 	m := c.wait(t, time.Now().Add(5*time.Second), func(m map[string]any) bool { return m["requestId"] == "st" })
 	if m["action"] != "ERROR" || status(m) != 504 {
 		t.Fatalf("overrun answered %v, want an error with status 504", m)
 	}
 	c.echo(t, "/room/t", "after", 5*time.Second)
+}
+
+// MaxTotalQueuedBytes: once two connections fill the total, a third
+// one's 1 MB message is refused with 429 "Server busy" (and it is not
+// cut: the total is not its fault), while a bystander's small request
+// still gets through.
+func TestTotalQueuedBytesBound(t *testing.T) {
+	release := make(chan struct{})
+	srv := startWith(t, func(o *pondsocket.Options) { o.MaxQueuedBytes = 2 << 20; o.MaxTotalQueuedBytes = 4 << 20 },
+		func(room *pondsocket.Channel) {
+			room.OnEvent("slow", func(ctx *pondsocket.EventContext) error {
+				<-release
+				return nil
+			})
+		})
+	defer close(release)
+	by := dialWS(t, srv)
+	by.join(t, "/room/b")
+	big := func(id string) string {
+		return `{"action":"BROADCAST","event":"slow","channelName":"/room/x","requestId":"` + id +
+			`","payload":{"x":"` + strings.Repeat("x", 1_000_000) + `"}}`
+	}
+	refusal := func(c *wsConn, id string) string {
+		t.Helper()
+		m := c.wait(t, time.Now().Add(10*time.Second), func(m map[string]any) bool { return m["requestId"] == id })
+		if m["action"] != "ERROR" || status(m) != 429 {
+			t.Fatalf("%s answered %v, want 429", id, m)
+		}
+		return m["payload"].(map[string]any)["message"].(string)
+	}
+	for _, name := range []string{"a", "b"} {
+		c := dialWS(t, srv)
+		c.join(t, "/room/x")
+		// one runs (and blocks), two wait (2 MB), the fourth is refused:
+		// its refusal proves the two before it are queued
+		for i := 0; i < 4; i++ {
+			if err := c.send(t, big(fmt.Sprintf("%s%d", name, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		refusal(c, name+"3")
+	}
+	c := dialWS(t, srv)
+	c.join(t, "/room/x")
+	if err := c.send(t, big("c0")); err != nil {
+		t.Fatal(err)
+	}
+	if text := refusal(c, "c0"); !strings.Contains(text, "Server busy") {
+		t.Fatalf("third connection refused with %q, want the total limit's message", text)
+	}
+	by.echo(t, "/room/b", "small", 5*time.Second)
+	c.echo(t, "/room/x", "still-open", 5*time.Second)
 }
 
 // ourGoroutines counts goroutines running code of this module or gnet.

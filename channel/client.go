@@ -132,6 +132,12 @@ func (c *Client) sendEndpointError(requestID string, status int, message string)
 // refused, since its queue last emptied — is closed with 1008.
 const maxStrikes = 64
 
+// firstMessageAllowance: a connection with nothing queued may queue one
+// message of up to this many bytes even when MaxTotalQueuedBytes is
+// reached, so ordinary request/reply traffic goes on while bulk senders
+// are refused. The total may thus overshoot by this much per connection.
+const firstMessageAllowance = 4 << 10
+
 // enqueue adds a job to the mailbox and hands the client to a worker when
 // it was idle. With InlineHandlers the job runs right here.
 func (c *Client) enqueue(j job) {
@@ -156,7 +162,7 @@ func (c *Client) enqueue(j job) {
 			text = "Too many messages waiting for this connection"
 		case c.queued+j.size > s.opts.MaxQueuedBytes:
 			text = "Too many bytes waiting for this connection's handlers"
-		case s.queued.Add(int64(j.size)) > int64(s.opts.MaxTotalQueuedBytes):
+		case s.queued.Add(int64(j.size)) > int64(s.opts.MaxTotalQueuedBytes) && (pending > 0 || j.size > firstMessageAllowance):
 			s.queued.Add(-int64(j.size))
 			text, own = "Server busy: too many bytes waiting for handlers", false
 		}

@@ -34,7 +34,9 @@ type Options struct {
 	// closed with 1008.
 	MaxQueuedBytes int
 	// MaxTotalQueuedBytes bounds the bytes of all connections' messages
-	// waiting for handlers. Beyond it messages are refused with status 429.
+	// waiting for handlers. Beyond it messages are refused with status 429,
+	// except a connection's only message when it is at most 4 KiB (so the
+	// total may overshoot by 4 KiB per connection).
 	MaxTotalQueuedBytes int
 	// Workers bounds the goroutines running user handlers.
 	Workers int
