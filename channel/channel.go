@@ -320,7 +320,7 @@ func (l *lobby) eventGate(event string) *gate {
 	hs := l.events
 	l.mu.RUnlock()
 	for i := range hs {
-		if _, ok := hs[i].pattern.Match(event); ok {
+		if hs[i].pattern.Matches(event) {
 			return hs[i].gate
 		}
 	}

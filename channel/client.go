@@ -2,6 +2,7 @@ package channel
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,12 @@ type Client struct {
 	// that serves the client.
 	parked atomic.Pointer[gate]
 	held   *gate
+	// the gate of the last event, by channel and event name: a client
+	// usually sends the same event on the same channel. Only the serving
+	// worker touches it; a stale answer (the client left, a handler was
+	// added) only counts one call against another handler's share.
+	lastChan, lastEvent string
+	lastGate            *gate
 
 	// the running handler's context, made on first use (Context()):
 	// runStart is when the running job started (HandlerTimeout), hcancel
@@ -298,8 +305,14 @@ func (c *Client) acquire(g *gate) bool {
 func (c *Client) gateFor(m *protocol.ClientMessage) *gate {
 	switch m.Action {
 	case protocol.ActionBroadcast:
+		if c.lastGate != nil && m.ChannelName == c.lastChan && m.Event == c.lastEvent {
+			return c.lastGate
+		}
 		if in := c.channel(m.ChannelName); in != nil {
-			return in.lobby.eventGate(m.Event)
+			g := in.lobby.eventGate(m.Event)
+			// copies: the names may share memory with a large message
+			c.lastChan, c.lastEvent, c.lastGate = strings.Clone(m.ChannelName), strings.Clone(m.Event), g
+			return g
 		}
 	case protocol.ActionJoin:
 		if l, _, ok := c.ep.matchLobby(m.ChannelName); ok {
