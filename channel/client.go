@@ -151,6 +151,7 @@ func (c *Client) enqueue(j job) {
 	s := c.ep.srv
 	if s.opts.InlineHandlers {
 		c.run(j)
+		c.endRun()
 		return
 	}
 	c.mmu.Lock()
