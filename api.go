@@ -20,6 +20,9 @@ type (
 	Route             = channel.Route
 	Query             = channel.Query
 	Error             = channel.Error
+	// AbandonedError is Stop's error when handlers were still running at
+	// its deadline (Count of them).
+	AbandonedError = channel.AbandonedError
 )
 
 // Error constructors: returned from a handler or middleware, they reach the
@@ -52,4 +55,8 @@ var (
 	ErrPresenceRate        = channel.ErrPresenceRate
 	ErrConnectionStateFull = channel.ErrConnectionStateFull
 	ErrServerStateFull     = channel.ErrServerStateFull
+
+	// ErrHandlersAbandoned: errors.Is finds it in Stop's error when
+	// handlers still running at the deadline were abandoned.
+	ErrHandlersAbandoned = channel.ErrHandlersAbandoned
 )

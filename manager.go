@@ -72,7 +72,8 @@ func (m *Manager) start() error {
 	return m.err
 }
 
-// Stop closes every connection gracefully (close 1001) within timeout.
+// Stop closes every connection gracefully (close 1001) and returns by the
+// deadline; handlers still running then are abandoned, as in Server.Stop.
 func (m *Manager) Stop(timeout time.Duration) error {
 	var err error
 	m.stop.Do(func() {
@@ -81,8 +82,7 @@ func (m *Manager) Stop(timeout time.Duration) error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		err = m.eng.Stop(ctx)
-		m.ch.Close()
+		err = stopBoth(ctx, m.eng, m.ch, timeout)
 	})
 	return err
 }

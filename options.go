@@ -97,8 +97,23 @@ type Options struct {
 	MessageBurst int
 	JoinRate     float64
 	JoinBurst    int
+	// MaxQueuedBytes bounds the bytes of one connection's messages waiting
+	// for its handlers (default 4 MiB, at least MaxMessageSize): beyond it
+	// messages get status 429, and a connection that keeps it exceeded is
+	// closed with 1008. MaxTotalQueuedBytes bounds the same over all
+	// connections (default 256 MiB): beyond it messages get status 429.
+	MaxQueuedBytes      int
+	MaxTotalQueuedBytes int
 	// Workers bounds the goroutines running handlers.
 	Workers int
+	// MaxWorkersPerHandler bounds the workers one handler (one OnEvent
+	// handler of a channel pattern, a pattern's join or leave handler) may
+	// occupy at once (default: half of Workers); connections waiting for a
+	// busier handler hold no worker.
+	MaxWorkersPerHandler int
+	// HandlerTimeout is the deadline of each handler's context (0 = none);
+	// a handler that overruns it answers the client with status 504.
+	HandlerTimeout time.Duration
 	// InlineHandlers runs handlers on the event loops: only for handlers
 	// that never block.
 	InlineHandlers bool

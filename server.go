@@ -111,6 +111,10 @@ func channelOptions(o Options) channel.Options {
 		JoinBurst:                o.JoinBurst,
 		ReceiveQueue:             o.ReceiveChannelBuffer,
 		Workers:                  o.Workers,
+		MaxQueuedBytes:           o.MaxQueuedBytes,
+		MaxTotalQueuedBytes:      o.MaxTotalQueuedBytes,
+		MaxWorkersPerHandler:     o.MaxWorkersPerHandler,
+		HandlerTimeout:           o.HandlerTimeout,
 		InlineHandlers:           o.InlineHandlers,
 		PresenceBudget:           o.PresenceBudget,
 		PresenceRate:             o.PresenceRate,
@@ -215,7 +219,7 @@ func (s *Server) Start() error {
 }
 
 // Listen starts the server and blocks until SIGINT or SIGTERM, then stops
-// gracefully (30 s drain).
+// gracefully (30 s drain) and returns Stop's error.
 func (s *Server) Listen() error {
 	if err := s.Start(); err != nil {
 		return err
@@ -231,9 +235,12 @@ func (s *Server) Listen() error {
 	return s.Stop(30 * time.Second)
 }
 
-// Stop shuts down gracefully: every client gets close 1001, leave handlers
-// run, and the call returns when all is done or timeout passed (then the
-// remaining connections are cut).
+// Stop shuts down gracefully: every client gets close 1001, messages still
+// queued for closed connections are dropped, leave handlers run, and the
+// call returns when all is done or by the deadline. Then remaining
+// connections are cut, and handlers still running are abandoned: their
+// contexts are cancelled and the error says how many (errors.Is
+// ErrHandlersAbandoned; errors.As *AbandonedError).
 func (s *Server) Stop(timeout time.Duration) error {
 	s.mu.Lock()
 	if s.state != 1 {
@@ -244,15 +251,26 @@ func (s *Server) Stop(timeout time.Duration) error {
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err := s.eng.Stop(ctx)
-	s.ch.Close()
+	err := stopBoth(ctx, s.eng, s.ch, timeout)
 	if s.node != nil {
 		_ = s.node.Close()
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("pondsocket: stop: some connections did not close within %v and were cut", timeout)
-	}
 	return err
+}
+
+// stopBoth stops the engine and then the handler workers, both within
+// ctx's deadline.
+func stopBoth(ctx context.Context, eng *engine.Engine, ch *channel.Server, timeout time.Duration) error {
+	var errs []error
+	if err := eng.Stop(ctx); errors.Is(err, context.DeadlineExceeded) {
+		errs = append(errs, fmt.Errorf("pondsocket: stop: some connections did not close within %v and were cut", timeout))
+	} else if err != nil {
+		errs = append(errs, err)
+	}
+	if err := ch.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("pondsocket: stop: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // Done is closed when the server has stopped, by Stop or because its

@@ -22,11 +22,15 @@ type lobby struct {
 	middleware []MiddlewareFunc
 	leave      func(*LeaveContext)
 	outgoing   []outgoingHandler
+
+	// the share of workers each handler may hold (gate.go)
+	joinGate, leaveGate, unmatchedGate gate
 }
 
 type eventHandler struct {
 	pattern *Pattern
 	fn      func(*EventContext) error
+	gate    *gate
 }
 
 type outgoingHandler struct {
@@ -107,7 +111,7 @@ func (ch *Channel) OnEvent(pattern string, fn func(*EventContext) error) *Channe
 		panic(err)
 	}
 	ch.l.mu.Lock()
-	ch.l.events = append(ch.l.events, eventHandler{pattern: p, fn: fn})
+	ch.l.events = append(ch.l.events, eventHandler{pattern: p, fn: fn, gate: &gate{}})
 	ch.l.mu.Unlock()
 	return ch
 }
@@ -308,8 +312,37 @@ func (s *Server) runOutgoing(fn func(*OutgoingContext) error, ctx *OutgoingConte
 	return fn(ctx)
 }
 
+// eventGate is the gate of the handler an event named event runs.
+func (l *lobby) eventGate(event string) *gate {
+	l.mu.RLock()
+	hs := l.events
+	l.mu.RUnlock()
+	for i := range hs {
+		if hs[i].pattern.Matches(event) {
+			return hs[i].gate
+		}
+	}
+	return &l.unmatchedGate
+}
+
+// errHandlerTimeout replaces the result of a handler that overran
+// Options.HandlerTimeout.
+var errHandlerTimeout = NewError(504, "The handler did not finish in time")
+
 // dispatch runs the middleware chain and then the first matching handler.
 func (l *lobby) dispatch(ctx *EventContext) error {
+	err := l.dispatchChain(ctx)
+	if ctx.c.overran() {
+		s := l.ep.srv
+		s.stats.TimedOut.Add(1)
+		s.rlog.Warn("handler overran HandlerTimeout", "channel", ctx.in.name, "event", ctx.msg.Event,
+			"timeout", s.opts.HandlerTimeout.String())
+		return errHandlerTimeout
+	}
+	return err
+}
+
+func (l *lobby) dispatchChain(ctx *EventContext) error {
 	l.mu.RLock()
 	mws := l.middleware
 	hs := l.events
@@ -334,7 +367,7 @@ func (l *lobby) dispatch(ctx *EventContext) error {
 		if i == len(mws) {
 			return final()
 		}
-		return mws[i](context.Background(), req, ctx.Channel(), func() error { return step(i + 1) })
+		return mws[i](ctx.Context(), req, ctx.Channel(), func() error { return step(i + 1) })
 	}
 	return s.runHandler(func() error { return step(0) }, attrs)
 }

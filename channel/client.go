@@ -1,8 +1,11 @@
 package channel
 
 import (
+	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
@@ -29,6 +32,33 @@ type Client struct {
 	box     *mailbox
 	running bool
 	gone    atomic.Bool
+	// queued is the bytes of the messages in box (counted against
+	// MaxQueuedBytes and, summed over clients, MaxTotalQueuedBytes);
+	// strikes and refused count the refusals since box last emptied.
+	queued  int
+	strikes int
+	refused int
+	closing bool
+
+	// parked is the gate the client waits on (gate.go); held is a gate
+	// slot handed to it while parked. held is only touched by the worker
+	// that serves the client.
+	parked atomic.Pointer[gate]
+	held   *gate
+	// the gate of the last event, by channel and event name: a client
+	// usually sends the same event on the same channel. Only the serving
+	// worker touches it; a stale answer (the client left, a handler was
+	// added) only counts one call against another handler's share.
+	lastChan, lastEvent string
+	lastGate            *gate
+
+	// the running handler's context, made on first use (Context()):
+	// runStart is when the running job started (HandlerTimeout), hcancel
+	// cancels the context when the job ends or the connection goes away.
+	runStart time.Time
+	hctx     context.Context
+	hcancel  context.CancelFunc
+	hasCtx   atomic.Bool
 
 	// buckets are only touched by the client's serial handler execution
 	msgBucket  bucket
@@ -46,6 +76,7 @@ var mailboxPool = sync.Pool{New: func() any { return &mailbox{} }}
 
 type job struct {
 	msg        protocol.ClientMessage
+	size       int // bytes of the message as delivered to the channel layer
 	disconnect bool
 }
 
@@ -107,20 +138,66 @@ func (c *Client) sendEndpointError(requestID string, status int, message string)
 		protocol.ErrorPayload(protocol.ErrInvalidMessage, message, status))
 }
 
+// A connection whose messages keep being refused because its own queue is
+// full — more than maxStrikes refusals, or more than MaxQueuedBytes
+// refused, since its queue last emptied — is closed with 1008.
+const maxStrikes = 64
+
+// firstMessageAllowance: a connection with nothing queued may queue one
+// message of up to this many bytes even when MaxTotalQueuedBytes is
+// reached, so ordinary request/reply traffic goes on while bulk senders
+// are refused. The total may thus overshoot by this much per connection.
+const firstMessageAllowance = 4 << 10
+
 // enqueue adds a job to the mailbox and hands the client to a worker when
 // it was idle. With InlineHandlers the job runs right here.
 func (c *Client) enqueue(j job) {
 	s := c.ep.srv
 	if s.opts.InlineHandlers {
 		c.run(j)
+		c.endRun()
 		return
 	}
 	c.mmu.Lock()
-	if !j.disconnect && c.box != nil && len(c.box.jobs)-c.box.head >= s.opts.ReceiveQueue {
-		c.mmu.Unlock()
-		s.stats.RateLimited.Add(1)
-		c.refuse(j.msg, 429, "Too many messages waiting for this connection")
-		return
+	if !j.disconnect {
+		if c.gone.Load() {
+			c.mmu.Unlock()
+			return
+		}
+		pending := 0
+		if c.box != nil {
+			pending = len(c.box.jobs) - c.box.head
+		}
+		text, own := "", true
+		switch {
+		case pending >= s.opts.ReceiveQueue:
+			text = "Too many messages waiting for this connection"
+		case c.queued+j.size > s.opts.MaxQueuedBytes:
+			text = "Too many bytes waiting for this connection's handlers"
+		case s.queued.Add(int64(j.size)) > int64(s.opts.MaxTotalQueuedBytes) && (pending > 0 || j.size > firstMessageAllowance):
+			s.queued.Add(-int64(j.size))
+			text, own = "Server busy: too many bytes waiting for handlers", false
+		}
+		if text != "" {
+			cut := false
+			if own {
+				c.strikes++
+				c.refused += j.size
+				cut = !c.closing && (c.strikes > maxStrikes || c.refused > s.opts.MaxQueuedBytes)
+				c.closing = c.closing || cut
+			}
+			c.mmu.Unlock()
+			s.stats.RateLimited.Add(1)
+			c.refuse(j.msg, 429, text)
+			if cut {
+				s.stats.QueueClosed.Add(1)
+				s.rlog.Warn("connection closed: its receive queue stayed full", "user", c.id, "remote", c.remote,
+					"queued_bytes", s.opts.MaxQueuedBytes)
+				c.Close(1008, "receive queue full: messages keep arriving faster than the handlers run")
+			}
+			return
+		}
+		c.queued += j.size
 	}
 	if c.box == nil {
 		c.box = mailboxPool.Get().(*mailbox)
@@ -130,7 +207,7 @@ func (c *Client) enqueue(j job) {
 	c.running = true
 	c.mmu.Unlock()
 	if start {
-		s.pool.submit(c.drain)
+		s.pool.submit(c)
 	}
 }
 
@@ -138,7 +215,12 @@ func (c *Client) enqueue(j job) {
 // yielding the worker to others (fairness).
 const drainBatch = 32
 
-func (c *Client) drain() {
+// serve runs the client's queued jobs, in order, on the calling worker: up
+// to drainBatch of them, then the client goes to the back of the pool's
+// queue. A job whose handler's gate is full parks the client (the worker
+// moves on); messages of a connection that has closed are dropped.
+func (c *Client) serve() {
+	s := c.ep.srv
 	for i := 0; ; i++ {
 		c.mmu.Lock()
 		b := c.box
@@ -151,20 +233,174 @@ func (c *Client) drain() {
 				c.box = nil
 			}
 			c.running = false
+			c.strikes, c.refused = 0, 0
 			c.mmu.Unlock()
 			return
 		}
 		if i == drainBatch {
 			c.mmu.Unlock()
-			c.ep.srv.pool.submit(c.drain)
+			s.pool.submit(c)
 			return
 		}
 		j := b.jobs[b.head]
-		b.jobs[b.head] = job{}
-		b.head++
 		c.mmu.Unlock()
+		if s.pool.stopped.Load() {
+			return // shutdown gave up: nothing more runs
+		}
+		var g *gate
+		if !j.disconnect {
+			if c.gone.Load() {
+				c.pop(j.size)
+				c.acquire(nil)
+				continue
+			}
+			g = c.gateFor(&j.msg)
+			if !c.acquire(g) {
+				return // parked: the gate submits c again when a slot frees
+			}
+		}
+		c.pop(j.size)
 		c.run(j)
+		c.endRun()
+		if g != nil {
+			g.release(s.pool)
+		}
 	}
+}
+
+// pop removes the head job, releasing its bytes, and marks the start of
+// the job that runs next.
+func (c *Client) pop(size int) {
+	s := c.ep.srv
+	c.mmu.Lock()
+	b := c.box
+	b.jobs[b.head] = job{}
+	b.head++
+	c.queued -= size
+	if s.opts.HandlerTimeout > 0 {
+		c.runStart = time.Now()
+	}
+	c.mmu.Unlock()
+	if size != 0 {
+		s.queued.Add(-int64(size))
+	}
+}
+
+// acquire takes a slot of g for the next job (nil: none needed), using a
+// slot handed over while parked when it is g's, and releasing it when not.
+// It reports false when c was parked on g.
+func (c *Client) acquire(g *gate) bool {
+	if h := c.held; h != nil {
+		c.held = nil
+		if h == g {
+			return true
+		}
+		h.release(c.ep.srv.pool)
+	}
+	if g == nil {
+		return true
+	}
+	return g.acquire(c, c.ep.srv.opts.MaxWorkersPerHandler)
+}
+
+// gateFor names the gate of the user code m would run: the matching event
+// handler of the channel's pattern (events no handler matches share one
+// gate per pattern, for its middleware), the pattern's join handler, or
+// its leave handler. Nil when m runs no user code.
+func (c *Client) gateFor(m *protocol.ClientMessage) *gate {
+	switch m.Action {
+	case protocol.ActionBroadcast:
+		if c.lastGate != nil && m.ChannelName == c.lastChan && m.Event == c.lastEvent {
+			return c.lastGate
+		}
+		if in := c.channel(m.ChannelName); in != nil {
+			g := in.lobby.eventGate(m.Event)
+			// copies: the names may share memory with a large message
+			c.lastChan, c.lastEvent, c.lastGate = strings.Clone(m.ChannelName), strings.Clone(m.Event), g
+			return g
+		}
+	case protocol.ActionJoin:
+		if l, _, ok := c.ep.matchLobby(m.ChannelName); ok {
+			return &l.joinGate
+		}
+	case protocol.ActionLeave:
+		if in := c.channel(m.ChannelName); in != nil {
+			return &in.lobby.leaveGate
+		}
+	}
+	return nil
+}
+
+// unpark hands a client parked on a gate back to the pool (its connection
+// closed: its queued messages are to be dropped, its leave handlers run).
+func (c *Client) unpark() {
+	if g := c.parked.Load(); g != nil && g.unpark(c) {
+		c.ep.srv.pool.submit(c)
+	}
+}
+
+// runContext is the context of the job running for c: cancelled when the
+// connection goes away, when the job ends, when shutdown abandons it, and
+// at HandlerTimeout after the job started.
+func (c *Client) runContext() context.Context {
+	s := c.ep.srv
+	c.mmu.Lock()
+	defer c.mmu.Unlock()
+	if c.hctx != nil {
+		return c.hctx
+	}
+	if t := s.opts.HandlerTimeout; t > 0 {
+		start := c.runStart
+		if start.IsZero() {
+			start = time.Now()
+		}
+		c.hctx, c.hcancel = context.WithDeadline(s.base, start.Add(t))
+	} else {
+		c.hctx, c.hcancel = context.WithCancel(s.base)
+	}
+	if c.gone.Load() {
+		c.hcancel()
+	}
+	c.hasCtx.Store(true)
+	return c.hctx
+}
+
+// endRun cancels the finished job's context.
+func (c *Client) endRun() {
+	if !c.hasCtx.Load() {
+		return
+	}
+	c.mmu.Lock()
+	if c.hcancel != nil {
+		c.hcancel()
+	}
+	c.hctx, c.hcancel = nil, nil
+	c.hasCtx.Store(false)
+	c.mmu.Unlock()
+}
+
+// cancelRun cancels the running job's context (the connection went away).
+func (c *Client) cancelRun() {
+	if !c.hasCtx.Load() {
+		return
+	}
+	c.mmu.Lock()
+	if c.hcancel != nil {
+		c.hcancel()
+	}
+	c.mmu.Unlock()
+}
+
+// overran reports whether the running job has passed HandlerTimeout.
+func (c *Client) overran() bool {
+	t := c.ep.srv.opts.HandlerTimeout
+	if t <= 0 {
+		return false
+	}
+	c.mmu.Lock()
+	start := c.runStart
+	c.mmu.Unlock()
+	return !start.IsZero() && time.Since(start) > t
 }
 
 func (c *Client) run(j job) {
@@ -180,6 +416,9 @@ func (c *Client) run(j job) {
 	if j.disconnect {
 		c.ep.disconnect(c)
 		return
+	}
+	if c.gone.Load() {
+		return // InlineHandlers: the connection closed meanwhile
 	}
 	switch j.msg.Action {
 	case protocol.ActionJoin:

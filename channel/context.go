@@ -1,9 +1,11 @@
 package channel
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
@@ -145,6 +147,10 @@ func (ctx *JoinContext) fail(err error) *JoinContext {
 
 // Err is the first error of the chain.
 func (ctx *JoinContext) Err() error { return ctx.err }
+
+// Context is cancelled when the joining connection goes away, when the
+// handler returns, when a shutdown abandons it, and at Options.HandlerTimeout.
+func (ctx *JoinContext) Context() context.Context { return ctx.c.runContext() }
 
 // ChannelName is the name of the channel being joined.
 func (ctx *JoinContext) ChannelName() string { return ctx.msg.ChannelName }
@@ -390,6 +396,11 @@ func (ctx *EventContext) fail(err error) *EventContext {
 // Err is the first error of the chain.
 func (ctx *EventContext) Err() error { return ctx.err }
 
+// Context is cancelled when the sender's connection goes away, when the
+// handler returns, when a shutdown abandons it, and at Options.HandlerTimeout.
+// Middleware receives the same context.
+func (ctx *EventContext) Context() context.Context { return ctx.c.runContext() }
+
 // Event is the incoming event: name, decoded payload, params and query of
 // the matched event pattern.
 func (ctx *EventContext) Event() *Event {
@@ -584,10 +595,32 @@ type LeaveContext struct {
 	// Route holds the channel name's params and query.
 	Route Route
 	ch    *Channel
+
+	srv   *Server
+	start time.Time
+	hctx  context.Context
+	stop  context.CancelFunc
 }
 
 // Channel is the channel the user left (it may have no members left).
 func (ctx *LeaveContext) Channel() *Channel { return ctx.ch }
+
+// Context is cancelled when the leave handler returns, when a shutdown
+// abandons it, and at Options.HandlerTimeout. (The user's connection may
+// already be gone: that is often why it left.)
+func (ctx *LeaveContext) Context() context.Context {
+	if ctx.hctx == nil {
+		if ctx.srv == nil {
+			return context.Background()
+		}
+		if t := ctx.srv.opts.HandlerTimeout; t > 0 {
+			ctx.hctx, ctx.stop = context.WithDeadline(ctx.srv.base, ctx.start.Add(t))
+		} else {
+			ctx.hctx, ctx.stop = context.WithCancel(ctx.srv.base)
+		}
+	}
+	return ctx.hctx
+}
 
 // OutgoingContext is given to outgoing hooks, once per recipient.
 type OutgoingContext struct {

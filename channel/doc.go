@@ -15,6 +15,16 @@
 // own connection. Options.InlineHandlers runs handlers on the loop instead,
 // for applications whose handlers never block.
 //
+// The mailbox is bounded in bytes per client (MaxQueuedBytes) and over all
+// clients (MaxTotalQueuedBytes). Each handler (an event handler of a
+// pattern, a pattern's join or leave handler) has a gate (gate.go) that
+// lets at most MaxWorkersPerHandler workers run it at once: a client whose
+// next message needs a full gate parks there without a worker and is
+// handed the next free slot. Messages of a client that disconnected are
+// dropped unrun; its disconnect job (leave handlers) still runs. Handlers
+// get a context cancelled when their connection goes away, at
+// HandlerTimeout, and when Shutdown abandons them at its deadline.
+//
 // A broadcast is encoded once (protocol.Encode into a pooled Frame) and
 // handed to Transport.Fanout with every recipient's Conn; the engine groups
 // them per event loop. BroadcastFrom and BroadcastTo share the same bytes.
@@ -41,7 +51,8 @@
 // Fan-out happens under instance.mu (read) and a join's ACKNOWLEDGE is
 // posted under instance.mu (write): that is what guarantees a new member
 // receives nothing of a channel before its ACKNOWLEDGE. Lobby handler lists
-// (lobby.mu) and the client mailbox (Client.mmu) are leaf locks. User code
+// (lobby.mu), the client mailbox (Client.mmu) and the gates (gate.mu, which
+// only the worker pool's lock follows) are leaf locks. User code
 // (handlers, hooks, leave callbacks) never runs under any of these locks.
 //
 // # Concurrency contract

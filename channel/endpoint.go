@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
@@ -182,7 +183,13 @@ func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 	ctx := newJoinContext(c, l, route, msg)
 	err := func() (err error) {
 		defer s.catch(&err, "join", "channel", name, "user", c.id)
-		return l.join(ctx)
+		err = l.join(ctx)
+		if c.overran() && !ctx.accepted && !ctx.declined {
+			s.stats.TimedOut.Add(1)
+			s.rlog.Warn("join handler overran HandlerTimeout", "channel", name, "timeout", s.opts.HandlerTimeout.String())
+			err = errHandlerTimeout
+		}
+		return err
 	}()
 	switch {
 	case ctx.accepted:
@@ -296,7 +303,12 @@ func (ep *Endpoint) left(in *instance, m *member, empty bool, reason string) {
 	}
 	ep.clusterLeft(in, id, empty)
 	if fn := in.lobby.leaveHandler(); fn != nil {
-		ctx := &LeaveContext{User: m.user(), Reason: reason, Route: in.route, ch: &Channel{l: in.lobby, in: in}}
+		ctx := &LeaveContext{User: m.user(), Reason: reason, Route: in.route, ch: &Channel{l: in.lobby, in: in}, srv: ep.srv, start: time.Now()}
+		defer func() {
+			if ctx.stop != nil {
+				ctx.stop()
+			}
+		}()
 		func() {
 			defer func() {
 				if p := recover(); p != nil {

@@ -27,8 +27,29 @@ type Options struct {
 	// (the seed's ReceiveChannelBuffer). Beyond it messages are refused with
 	// status 429.
 	ReceiveQueue int
+	// MaxQueuedBytes bounds the bytes of one connection's messages waiting
+	// for its handlers (at least MaxMessageSize). Beyond it messages are
+	// refused with status 429; a connection that keeps it exceeded (64
+	// refusals, or MaxQueuedBytes refused, before its handlers catch up) is
+	// closed with 1008.
+	MaxQueuedBytes int
+	// MaxTotalQueuedBytes bounds the bytes of all connections' messages
+	// waiting for handlers. Beyond it messages are refused with status 429,
+	// except a connection's only message when it is at most 4 KiB (so the
+	// total may overshoot by 4 KiB per connection).
+	MaxTotalQueuedBytes int
 	// Workers bounds the goroutines running user handlers.
 	Workers int
+	// MaxWorkersPerHandler bounds the workers one handler (an event
+	// handler of a channel pattern, a pattern's join or leave handler) may
+	// occupy at once; a connection whose next message needs a busier
+	// handler waits without holding a worker. Default: half of Workers.
+	MaxWorkersPerHandler int
+	// HandlerTimeout, when positive, is the deadline of the context each
+	// handler gets (EventContext.Context and friends); a handler that
+	// overruns it answers the client with status 504 instead of its own
+	// result. Zero: no deadline.
+	HandlerTimeout time.Duration
 	// InlineHandlers runs handlers on the event loop instead of the worker
 	// pool: only for handlers that never block.
 	InlineHandlers bool
@@ -91,6 +112,8 @@ const (
 	DefaultMaxAssignsBytes          = 64 << 10
 	DefaultMaxConnectionStateBytes  = 1 << 20
 	DefaultMaxStateBytes            = 4 << 30
+	DefaultMaxQueuedBytes           = 4 << 20
+	DefaultMaxTotalQueuedBytes      = 256 << 20
 )
 
 func (o Options) withDefaults() Options {
@@ -115,8 +138,26 @@ func (o Options) withDefaults() Options {
 	if o.ReceiveQueue <= 0 {
 		o.ReceiveQueue = DefaultReceiveQueue
 	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if o.MaxQueuedBytes < o.MaxMessageSize {
+		o.MaxQueuedBytes = o.MaxMessageSize
+	}
+	if o.MaxTotalQueuedBytes <= 0 {
+		o.MaxTotalQueuedBytes = DefaultMaxTotalQueuedBytes
+	}
+	if o.MaxTotalQueuedBytes < o.MaxQueuedBytes {
+		o.MaxTotalQueuedBytes = o.MaxQueuedBytes
+	}
 	if o.Workers <= 0 {
 		o.Workers = 256 * runtime.GOMAXPROCS(0)
+	}
+	if o.MaxWorkersPerHandler <= 0 {
+		o.MaxWorkersPerHandler = (o.Workers + 1) / 2
+	}
+	if o.MaxWorkersPerHandler > o.Workers {
+		o.MaxWorkersPerHandler = o.Workers
 	}
 	if o.PresenceBudget <= 0 {
 		o.PresenceBudget = DefaultPresenceBudget

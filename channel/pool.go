@@ -1,111 +1,158 @@
 package channel
 
 import (
+	"context"
 	"sync"
+	"sync/atomic"
 )
+
+// task is what the pool runs: in the server, a client whose mailbox has
+// work (client.go). A task runs on one worker at a time because whoever
+// submits it owns it until it is submitted again.
+type task interface{ serve() }
 
 // pool runs tasks on a bounded set of worker goroutines, started lazily.
 // It exists so user handlers (which may block on a database) never run on
 // an event loop, while the number of goroutines stays bounded however many
-// connections there are. Ordering per connection is the mailbox's job
-// (client.go); the pool only supplies workers.
+// connections there are. Ordering per connection is the mailbox's job and
+// the share of workers one handler may hold is the gates' (client.go,
+// gate.go); the pool only supplies workers.
+//
+// Hand-off cost: a worker that finishes a task takes the next one from the
+// queue without sleeping, and submit wakes a sleeping worker only when the
+// queue holds more tasks than workers already on their way to it, so under
+// load most submits cost an append under the lock and no wake-up.
 type pool struct {
 	mu       sync.Mutex
-	q        []func()
+	cond     sync.Cond
+	q        []task
 	head     int
-	idle     int
+	idle     int // workers waiting on cond
+	waking   int // workers signalled or started, not yet looking at the queue
 	workers  int
+	busy     int // workers inside a task
 	max      int
-	wake     chan struct{}
-	wg       sync.WaitGroup
-	quitting bool // close started: no new workers, idle ones leave
-	closed   bool // close finished: submit drops
+	quitting bool          // shutdown started: idle workers leave once the queue is empty
+	exited   chan struct{} // a worker left during shutdown (capacity 1)
+
+	// stopped is set when shutdown gave up waiting: submit drops, and a
+	// task that comes back from an abandoned handler runs nothing more.
+	stopped atomic.Bool
 }
 
 func newPool(max int) *pool {
 	if max < 1 {
 		max = 1
 	}
-	return &pool{max: max, wake: make(chan struct{}, max)}
+	p := &pool{max: max, exited: make(chan struct{}, 1)}
+	p.cond.L = &p.mu
+	return p
 }
 
-// submit queues fn; it never blocks. Work submitted while the pool closes
-// (a handler that yields and resubmits) still runs.
-func (p *pool) submit(fn func()) {
+// submit queues t; it never blocks. Work submitted during shutdown (a
+// mailbox yielding its worker, a client handed a handler slot) still runs
+// until shutdown gives up.
+func (p *pool) submit(t task) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	if p.stopped.Load() {
+		p.mu.Unlock()
 		return
 	}
-	p.q = append(p.q, fn)
-	switch {
-	case p.idle > 0:
-		p.idle--
-		p.wake <- struct{}{} // buffered to max: never blocks under p.mu
-	case p.workers < p.max && !p.quitting:
-		p.workers++
-		p.wg.Add(1)
-		go p.work()
+	p.q = append(p.q, t)
+	if len(p.q)-p.head > p.waking {
+		switch {
+		case p.idle > 0:
+			p.idle--
+			p.waking++
+			p.cond.Signal()
+		case p.workers < p.max:
+			p.workers++
+			p.waking++
+			go p.work()
+		}
 	}
+	p.mu.Unlock()
 }
 
-func (p *pool) next() (func(), bool) {
-	if p.head < len(p.q) {
-		fn := p.q[p.head]
-		p.q[p.head] = nil
-		p.head++
-		if p.head == len(p.q) {
-			p.q, p.head = p.q[:0], 0
-		}
-		return fn, true
+func (p *pool) pop() task {
+	if p.head == len(p.q) {
+		return nil
 	}
-	return nil, false
+	t := p.q[p.head]
+	p.q[p.head] = nil
+	p.head++
+	if p.head == len(p.q) {
+		p.q, p.head = p.q[:0], 0
+	}
+	return t
 }
 
 func (p *pool) work() {
-	defer p.wg.Done()
+	p.mu.Lock()
+	p.waking--
 	for {
-		p.mu.Lock()
-		fn, ok := p.next()
-		if !ok {
+		t := p.pop()
+		if t == nil {
 			if p.quitting {
 				p.workers--
 				p.mu.Unlock()
+				select {
+				case p.exited <- struct{}{}:
+				default:
+				}
 				return
 			}
 			p.idle++
-			p.mu.Unlock()
-			<-p.wake
+			p.cond.Wait()
+			p.waking--
 			continue
 		}
+		p.busy++
 		p.mu.Unlock()
-		fn()
+		t.serve()
+		p.mu.Lock()
+		p.busy--
 	}
 }
 
-// close runs everything queued (and whatever that work submits), then
-// stops the workers; submit drops work after it returns.
-func (p *pool) close() {
+// shutdown runs what is queued (and whatever that work submits) and waits
+// for the workers to leave, until ctx ends. Then it stops: nothing queued
+// runs any more, and it returns how many workers were still inside a task
+// (handlers abandoned to finish on their own; their goroutines leave when
+// the handler returns).
+func (p *pool) shutdown(ctx context.Context) int {
 	p.mu.Lock()
-	if p.quitting {
-		p.mu.Unlock()
-		return
-	}
-	p.quitting = true
-	for ; p.idle > 0; p.idle-- {
-		p.wake <- struct{}{}
+	if !p.quitting {
+		p.quitting = true
+		p.waking += p.idle
+		p.idle = 0
+		p.cond.Broadcast()
 	}
 	p.mu.Unlock()
-	p.wg.Wait()
 	for {
 		p.mu.Lock()
-		fn, ok := p.next()
-		if !ok {
-			p.closed = true
+		if p.workers == 0 && p.head == len(p.q) {
+			p.stopped.Store(true)
 			p.mu.Unlock()
-			return
+			return 0
+		}
+		if p.workers == 0 {
+			// queued while the last worker was leaving
+			p.workers++
+			p.waking++
+			go p.work()
 		}
 		p.mu.Unlock()
-		fn()
+		select {
+		case <-p.exited:
+		case <-ctx.Done():
+			p.mu.Lock()
+			p.stopped.Store(true)
+			n := p.busy
+			for p.pop() != nil {
+			}
+			p.mu.Unlock()
+			return n
+		}
 	}
 }

@@ -1,31 +1,82 @@
 package channel
 
 import (
+	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
-// close runs what is queued, including work that queued work submits (a
+type fnTask func()
+
+func (f fnTask) serve() { f() }
+
+// shutdown runs what is queued, including work that queued work submits (a
 // mailbox yielding its worker), and nothing is lost.
-func TestPoolCloseRunsEverything(t *testing.T) {
+func TestPoolShutdownRunsEverything(t *testing.T) {
 	p := newPool(2)
 	var ran atomic.Int64
 	var resubmit func(n int)
 	resubmit = func(n int) {
 		ran.Add(1)
 		if n > 0 {
-			p.submit(func() { resubmit(n - 1) })
+			p.submit(fnTask(func() { resubmit(n - 1) }))
 		}
 	}
 	for i := 0; i < 100; i++ {
-		p.submit(func() { resubmit(5) })
+		p.submit(fnTask(func() { resubmit(5) }))
 	}
-	p.close()
+	if n := p.shutdown(context.Background()); n != 0 {
+		t.Fatalf("abandoned %d", n)
+	}
 	if got := ran.Load(); got != 600 {
 		t.Fatalf("ran %d of 600 tasks", got)
 	}
-	p.submit(func() { ran.Add(1) })
+	p.submit(fnTask(func() { ran.Add(1) }))
 	if ran.Load() != 600 {
-		t.Fatal("a task submitted after close ran")
+		t.Fatal("a task submitted after shutdown ran")
+	}
+}
+
+// At its deadline shutdown gives up on running tasks, reports them, and
+// drops what is queued; the workers leave once their tasks return.
+func TestPoolShutdownDeadline(t *testing.T) {
+	p := newPool(2)
+	release := make(chan struct{})
+	started := make(chan struct{}, 2)
+	var ran atomic.Int64
+	for i := 0; i < 2; i++ {
+		p.submit(fnTask(func() { started <- struct{}{}; <-release; ran.Add(1) }))
+	}
+	for i := 0; i < 10; i++ {
+		p.submit(fnTask(func() { ran.Add(1) }))
+	}
+	<-started
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if n := p.shutdown(ctx); n != 2 {
+		t.Fatalf("abandoned %d, want 2", n)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		w := p.workers
+		p.mu.Unlock()
+		if w == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers left after their tasks returned", w)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := ran.Load(); got != 2 {
+		t.Fatalf("ran %d tasks, want only the 2 running ones", got)
+	}
+	if !errors.Is(&AbandonedError{Count: 2}, ErrHandlersAbandoned) {
+		t.Fatal("AbandonedError is not ErrHandlersAbandoned")
 	}
 }

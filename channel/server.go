@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -55,6 +56,13 @@ type Server struct {
 	transport Transport
 	pool      *pool
 
+	// base is the parent of every handler context; cancelled when
+	// Shutdown abandons the handlers still running.
+	base       context.Context
+	cancelBase context.CancelFunc
+	// queued is the bytes waiting in all mailboxes (MaxTotalQueuedBytes).
+	queued atomic.Int64
+
 	mu        sync.RWMutex
 	endpoints []*Endpoint
 
@@ -77,6 +85,8 @@ type Stats struct {
 	RateLimited   atomic.Int64
 	HandlerErrors atomic.Int64
 	PresenceSent  atomic.Int64 // presence frames fanned out
+	QueueClosed   atomic.Int64 // connections closed because their receive queue stayed full
+	TimedOut      atomic.Int64 // handler calls that overran HandlerTimeout
 }
 
 // NewServer builds a channel layer that delivers through t (nil means
@@ -86,7 +96,9 @@ func NewServer(opts Options, t Transport) *Server {
 	if t == nil {
 		t = DirectTransport{}
 	}
-	return &Server{opts: opts, log: opts.Logger, rlog: ratelog.New(opts.Logger, 0, 0), transport: t, pool: newPool(opts.Workers)}
+	base, cancel := context.WithCancel(context.Background())
+	return &Server{opts: opts, log: opts.Logger, rlog: ratelog.New(opts.Logger, 0, 0), transport: t,
+		pool: newPool(opts.Workers), base: base, cancelBase: cancel}
 }
 
 // Options returns the effective options.
@@ -95,8 +107,29 @@ func (s *Server) Options() Options { return s.opts }
 // Stats exposes the counters.
 func (s *Server) Stats() *Stats { return &s.stats }
 
-// Close stops the handler workers after the queued work ran.
-func (s *Server) Close() { s.pool.close() }
+// QueuedBytes is the bytes of client messages waiting for handlers, over
+// all connections.
+func (s *Server) QueuedBytes() int64 { return s.queued.Load() }
+
+// Close stops the handler workers after the queued work ran (messages of
+// closed connections are dropped, their leave handlers run), however long
+// that takes.
+func (s *Server) Close() { _ = s.Shutdown(context.Background()) }
+
+// Shutdown stops the handler workers after the queued work ran, or when
+// ctx ends, whichever comes first. Handlers still running then are
+// abandoned: their contexts are cancelled, nothing queued runs any more, and
+// the error (an *AbandonedError, errors.Is ErrHandlersAbandoned) says how
+// many. Their workers leave as soon as they return.
+func (s *Server) Shutdown(ctx context.Context) error {
+	n := s.pool.shutdown(ctx)
+	s.cancelBase()
+	if n > 0 {
+		s.log.Warn("handlers abandoned at shutdown", "count", n)
+		return &AbandonedError{Count: n}
+	}
+	return nil
+}
 
 // CreateEndpoint registers an endpoint; the path is a route pattern
 // (PROTOCOL.md §6.2). Endpoints are tried in registration order. It panics
@@ -185,7 +218,7 @@ func (s *Server) Message(c *Client, data []byte) {
 		c.sendEndpointError(reqID, status, text)
 		return
 	}
-	c.enqueue(job{msg: msg})
+	c.enqueue(job{msg: msg, size: len(data)})
 }
 
 // Disconnect removes the client from every channel at once: the other
@@ -198,6 +231,8 @@ func (s *Server) Disconnect(c *Client) {
 	if c.gone.Swap(true) {
 		return
 	}
+	c.cancelRun()
 	c.ep.leaveAll(c)
 	c.enqueue(job{disconnect: true})
+	c.unpark()
 }

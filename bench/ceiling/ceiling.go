@@ -16,6 +16,10 @@
 // limit for a server that batches its writes (as ours does), where the
 // unbatched mode is the limit for one write per message.
 //
+// With Config.Echo, a text message other than a join is written back to
+// its sender only, as it came: the bare limit of the request/reply (`echo`)
+// scenario, one write per request on the connection's own loop.
+//
 // Concurrency: gnet callbacks run on the connection's loop. The per-loop
 // connection lists are only touched by their loop; the map from loop to list
 // is guarded by a RWMutex because a broadcast on one loop reads it to reach
@@ -44,6 +48,7 @@ type Config struct {
 	Addr       string // host:port; port 0 picks one
 	EventLoops int    // default 2
 	Batch      bool   // coalesce frames waiting for a loop into one write per connection
+	Echo       bool   // answer each message to its sender only (the echo scenario's ceiling)
 	Logger     *slog.Logger
 }
 
@@ -284,6 +289,10 @@ func (s *Server) onMessage(c gnet.Conn, p []byte) {
 		ack = append(ack, m.RequestID...)
 		ack = append(ack, `","payload":{}}`...)
 		_, _ = c.Write(client.AppendServerFrame(nil, client.OpText, ack))
+		return
+	}
+	if s.cfg.Echo {
+		_, _ = c.Write(client.AppendServerFrame(make([]byte, 0, len(p)+10), client.OpText, p))
 		return
 	}
 	s.broadcast(c.EventLoop(), client.AppendServerFrame(make([]byte, 0, len(p)+10), client.OpText, p))

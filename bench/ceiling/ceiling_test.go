@@ -2,10 +2,13 @@ package ceiling
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/pondsocket/pondsocket/bench/client"
 )
@@ -124,5 +127,39 @@ func testBroadcast(t *testing.T, batch bool) {
 	}
 	if w := s.writes.Load() - n*msgs; (!batch && w != n*msgs) || (batch && w > n*msgs) {
 		t.Fatalf("burst: %d writes for %d frames (batch=%v)", w, n*msgs, batch)
+	}
+}
+
+// Echo mode answers each message to its sender only.
+func TestEchoAnswersTheSenderOnly(t *testing.T) {
+	s, err := Start(Config{Addr: "127.0.0.1:0", EventLoops: 2, Echo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	dial := func() *websocket.Conn {
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+s.Addr()+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, m, err := c.ReadMessage(); err != nil || !strings.Contains(string(m), `"CONNECT"`) {
+			t.Fatalf("greeting %q %v", m, err)
+		}
+		return c
+	}
+	a, b := dial(), dial()
+	defer a.Close()
+	defer b.Close()
+	req := `{"action":"BROADCAST","event":"echo","channelName":"/r","requestId":"1","payload":{"ts":1}}`
+	if err := a.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	_ = a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, m, err := a.ReadMessage(); err != nil || string(m) != req {
+		t.Fatalf("echo %q %v", m, err)
+	}
+	_ = b.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, m, err := b.ReadMessage(); err == nil {
+		t.Fatalf("another connection got %q", m)
 	}
 }

@@ -19,12 +19,13 @@ func Main(args []string, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:9100", "listen address (host:port; port 0 picks a free one)")
 	loops := fs.Int("event-loops", 2, "gnet event loops")
 	batch := fs.Bool("batch", false, "write the frames waiting for a loop together, one write per connection")
+	echo := fs.Bool("echo", false, "answer each message to its sender only (the ceiling of the echo scenario)")
 	stdinEOF := fs.Bool("stdin-eof", false, "exit when standard input closes")
 	maxLife := fs.Duration("max-lifetime", 0, "exit after this long (0 = never)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	s, err := Start(Config{Addr: *addr, EventLoops: *loops, Batch: *batch})
+	s, err := Start(Config{Addr: *addr, EventLoops: *loops, Batch: *batch, Echo: *echo})
 	if err != nil {
 		return err
 	}

@@ -91,7 +91,7 @@ Scenarios:
 	rf, _ := reportFlags(io.Discard)
 	rf.SetOutput(w)
 	rf.PrintDefaults()
-	fmt.Fprintf(w, "\nceiling-server flags:\n  --addr host:port (default 127.0.0.1:9100)  --event-loops n (default 2)  --batch  --stdin-eof  --max-lifetime d\n")
+	fmt.Fprintf(w, "\nceiling-server flags:\n  --addr host:port (default 127.0.0.1:9100)  --event-loops n (default 2)  --batch  --echo  --stdin-eof  --max-lifetime d\n")
 	fmt.Fprintf(w, "\nDefaults per scenario differ (e.g. presence: --conns 200); \"pondbench <scenario> -h\" shows them.\n")
 }
 
