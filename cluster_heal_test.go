@@ -352,3 +352,70 @@ func TestClusterHealsAfterPartition(t *testing.T) {
 	flows(t, room, "after-partition", all...)
 	t.Logf("converged and flowing %v after the partition healed", time.Since(healed).Round(time.Millisecond))
 }
+
+// PublishBuffer crossed over real sockets: with the bus down, a client
+// sends far more than the buffer holds; the bystander on the same node
+// gets every message at once, the other node gets the newest ones when the
+// bus returns (the oldest were dropped and counted), and presence agrees.
+func TestClusterPublishBufferOverflow(t *testing.T) {
+	testenv.NodeModules(t)
+	bus := cluster.NewMemoryBus()
+	var srvs []*pondsocket.Server
+	for i := range 2 {
+		srvs = append(srvs, startDemo(t, func(o *pondsocket.Options) {
+			o.PubSub = bus.Connect()
+			o.Cluster = pondsocket.ClusterOptions{NodeID: fmt.Sprintf("o%d", i), Namespace: "overflow",
+				HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 400 * time.Millisecond, PublishBuffer: 32 << 10}
+		}))
+	}
+	const room = "/chat/overflow"
+	a := pondOn(t, srvs[0].Addr().String(), "alice")
+	by := pondOn(t, srvs[0].Addr().String(), "bystander")
+	b := pondOn(t, srvs[1].Addr().String(), "bob")
+	for _, x := range []struct {
+		p    *pond
+		name string
+	}{{a, "alice"}, {by, "bystander"}, {b, "bob"}} {
+		x.p.join(room, map[string]any{"username": x.name})
+		x.p.state(room, "JOINED")
+	}
+	converge(t, time.Now().Add(wait), room, []string{"alice", "bob", "bystander"}, a, by, b)
+
+	bus.SetDown(true)
+	node := srvs[0].ClusterNode()
+	for deadline := time.Now().Add(5 * time.Second); node.Ready() == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Ready with the bus down")
+		}
+	}
+	pad := strings.Repeat("x", 900)
+	const total = 200 // ~200 KB of messages for a 32 KiB buffer
+	for i := range total {
+		a.send(room, "message", map[string]any{"text": fmt.Sprintf("m-%d", i), "pad": pad})
+	}
+	// the bystander on the same node is unaffected: everything, in order
+	for i := range total {
+		text := fmt.Sprintf("m-%d", i)
+		by.expect("message", func(e pondEv) bool { return e.Event == "message" && e.Payload["text"] == text })
+	}
+	s := node.Stats()
+	if s.Overflowed == 0 || s.BufferedBytes > 32<<10 {
+		t.Fatalf("with the bus down: %+v", s)
+	}
+	bus.SetDown(false)
+	// bob gets the newest message; the oldest were dropped
+	last := fmt.Sprintf("m-%d", total-1)
+	b.expect("message", func(e pondEv) bool { return e.Event == "message" && e.Payload["text"] == last })
+	got := 0
+	for _, e := range b.d.History() {
+		if e.Ev == "message" && decode(t, e).Event == "message" {
+			got++
+		}
+	}
+	if got >= total || uint64(total-got) > node.Stats().Overflowed {
+		t.Errorf("bob got %d of %d; %d counted as dropped", got, total, node.Stats().Overflowed)
+	}
+	t.Logf("bob got %d of %d messages sent during the outage; %d dropped, counted", got, total, node.Stats().Overflowed)
+	flows(t, room, "after-overflow", a, by, b)
+	converge(t, time.Now().Add(wait), room, []string{"alice", "bob", "bystander"}, a, by, b)
+}

@@ -170,7 +170,7 @@ type NodeStats struct {
 }
 
 // Node is this process's presence on the bus: it owns the PubSub, one
-// ordered outbound queue, the heartbeats and the liveness of the other
+// ordered outbound buffer, the heartbeats and the liveness of the other
 // nodes. All methods are safe for concurrent use.
 type Node struct {
 	ps      PubSub
@@ -248,12 +248,12 @@ func (n *Node) ID() string { return n.o.NodeID }
 func (n *Node) Options() Options { return n.o }
 
 // Start connects the backend and starts the heartbeats, the liveness sweep
-// and the outbound queue. ctx bounds the first connection attempt only.
+// and the outbound buffer. ctx bounds the first connection attempt only.
 //
 // If that attempt fails, Start logs the error and returns nil: the Node
 // keeps retrying in the background with exponential back-off (100 ms
-// doubling to 5 s) until it connects or is closed; meanwhile Publish queues
-// (and drops after PublishRetry) and Subscribe records. With
+// doubling to 5 s) until it connects or is closed; meanwhile Publish buffers
+// (bounded by PublishBuffer) and Subscribe records. With
 // Options.FailFast, Start instead closes the Node and returns the error.
 func (n *Node) Start(ctx context.Context, h Handler) error {
 	if h == nil {
@@ -486,7 +486,7 @@ func (n *Node) heartbeatLoop() {
 	}
 }
 
-// sendHeartbeat publishes directly, not through the queue: a heartbeat is
+// sendHeartbeat publishes directly, not through the buffer: a heartbeat is
 // not ordered with channel traffic, must not wait behind a full queue, and
 // is simply skipped when the bus is down (the next one follows).
 func (n *Node) sendHeartbeat() {
