@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pondsocket/pondsocket/channel"
+	"github.com/pondsocket/pondsocket/cluster"
 	"github.com/pondsocket/pondsocket/engine"
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
@@ -29,6 +30,7 @@ type Manager struct {
 	once sync.Once
 	err  error
 	stop sync.Once
+	node *cluster.Node // with Options.PubSub, once started
 }
 
 // NewManager builds a manager; it stops when ctx ends (or on Stop).
@@ -66,10 +68,23 @@ func (m *Manager) start() error {
 				m.err = err
 				return
 			}
+			m.node = s.node
 		}
 		m.err = m.eng.Start()
 	})
 	return m.err
+}
+
+// Ready is Server.Ready for a manager: nil once started and, with
+// Options.PubSub, while the bus is reachable.
+func (m *Manager) Ready() error {
+	if err := m.start(); err != nil {
+		return err
+	}
+	if m.node != nil {
+		return m.node.Ready()
+	}
+	return nil
 }
 
 // Stop closes every connection gracefully (close 1001) and returns by the

@@ -87,6 +87,10 @@ type ClusterOptions struct {
 	// and 90 s, as the reference).
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
+	// PublishBuffer bounds, in bytes, the messages kept for the bus while
+	// it is slow or unreachable (default 16 MiB); past it the oldest are
+	// dropped and counted, and membership is resynchronised afterwards.
+	PublishBuffer int
 }
 
 func (s *Server) startCluster() error {
@@ -96,7 +100,8 @@ func (s *Server) startCluster() error {
 	}
 	co := s.o.Cluster
 	node := cluster.NewNode(ps, cluster.Options{NodeID: co.NodeID, KeyPrefix: co.KeyPrefix, Namespace: co.Namespace,
-		HeartbeatInterval: co.HeartbeatInterval, HeartbeatTimeout: co.HeartbeatTimeout, Logger: s.log})
+		HeartbeatInterval: co.HeartbeatInterval, HeartbeatTimeout: co.HeartbeatTimeout, PublishBuffer: co.PublishBuffer,
+		Logger: s.log})
 	s.ch.AttachCluster(node)
 	if err := node.Start(context.Background(), s.ch); err != nil {
 		return fmt.Errorf("pondsocket: cluster: %w", err)

@@ -286,6 +286,20 @@ func (s *Server) Done() <-chan struct{} {
 // otherwise): its ID, Stats and the nodes it sees.
 func (s *Server) ClusterNode() *cluster.Node { return s.node }
 
+// Ready reports whether the server can serve its part of the cluster: nil
+// while it runs and, when Options.PubSub is set, the bus is reachable
+// (publishing and receiving); otherwise what is wrong. cmd/pondsocket
+// serves it as /readyz. Local delivery goes on while the bus is away.
+func (s *Server) Ready() error {
+	if !s.IsRunning() {
+		return errors.New("pondsocket: not running")
+	}
+	if s.node != nil {
+		return s.node.Ready()
+	}
+	return nil
+}
+
 // Addr is the bound address once started.
 func (s *Server) Addr() net.Addr {
 	if s.tlsAddr != nil {

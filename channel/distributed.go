@@ -1,8 +1,10 @@
 package channel
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/pondsocket/pondsocket/cluster"
 	"github.com/pondsocket/pondsocket/protocol"
@@ -18,10 +20,20 @@ import (
 // Differences from the reference that stay wire-compatible:
 //   - STATE_RESPONSE lists only the responder's own users, so every user is
 //     attributed to the node that really holds it (§8 point 10);
+//   - a STATE_RESPONSE is taken as the responder's complete list: its users
+//     that the list omits are forgotten, and presence and assigns that
+//     differ are updated (the reference only adds unknown users). Users the
+//     list names that this node attributes to another node are left alone
+//     (a reference responder lists every user it knows);
+//   - a node also publishes STATE_RESPONSE unasked, when it resynchronises
+//     (cluster package doc, "Healing");
 //   - an evicted remote user gets kicked_out once (§8 point 8): the
 //     evicting node publishes "kicked" to everyone and EVICT_USER, and the
 //     owning node sends kicked_out and runs the leave handler;
-//   - USER_MESSAGE is not published when every recipient is local.
+//   - USER_MESSAGE is not published when every recipient is local and the
+//     node knows no other node at all (cluster.Node.Alone): not on the
+//     strength of a membership view that a node's death or an outage may
+//     have emptied.
 
 // ClusterNode is what the channel layer needs of a cluster node
 // (*cluster.Node implements it).
@@ -30,6 +42,9 @@ type ClusterNode interface {
 	Subscribe(endpointPattern, channelName string) error
 	Unsubscribe(endpointPattern, channelName string) error
 	Publish(e *cluster.Envelope)
+	// Alone reports that no other node is known to exist (none alive, none
+	// declared down since) and the bus is reachable.
+	Alone() bool
 }
 
 // AttachCluster makes the server a node of a cluster; call before serving.
@@ -128,9 +143,9 @@ func (ep *Endpoint) publishMessage(in *instance, event, reqID, from string, payl
 	in.mu.RLock()
 	none := len(in.remote) == 0
 	in.mu.RUnlock()
-	if none && rd.IDs == nil {
-		// nobody elsewhere that we know of; a node that joins later gets
-		// the state, not the history
+	if none && rd.IDs == nil && ep.srv.node.Alone() {
+		// no other node exists; one that starts later gets the state, not
+		// the history
 		return
 	}
 	if from == "" {
@@ -176,6 +191,7 @@ func (s *Server) HandleMessage(e *cluster.Envelope) {
 	case cluster.AssignsUpdate:
 		in.mu.Lock()
 		if ru := in.remote[e.UserID]; ru != nil {
+			ru.epoch = in.syncEpoch
 			switch {
 			case len(e.Assigns) > 0:
 				ru.assigns = clone(e.Assigns)
@@ -234,35 +250,109 @@ func (s *Server) HandleMessage(e *cluster.Envelope) {
 			ep.publish(in, &cluster.Envelope{Type: cluster.UserGetResponse, UserID: e.UserID, RequestID: e.RequestID, Assigns: assigns, Presence: pres})
 		}
 	case cluster.StateRequest:
+		// published under the lock: a member in this snapshot that leaves
+		// next has its USER_LEFT queued after it
 		in.mu.RLock()
-		users := make([]cluster.StateUser, 0, len(in.list))
-		for _, m := range in.list {
-			u := cluster.StateUser{ID: m.c.id, Assigns: marshalAssigns(m.assigns), Presence: emptyObject}
-			if m.pres != nil {
-				u.Presence = m.pres.raw
-			}
-			users = append(users, u)
+		if len(in.list) > 0 {
+			ep.publish(in, &cluster.Envelope{Type: cluster.StateResponse, Users: in.ownStateLocked()})
 		}
 		in.mu.RUnlock()
-		if len(users) > 0 {
-			ep.publish(in, &cluster.Envelope{Type: cluster.StateResponse, Users: users})
-		}
 	case cluster.StateResponse:
 		in.mu.Lock()
-		for _, u := range e.Users {
-			if in.lookupLocked(u.ID) != nil {
-				continue
-			}
-			if _, known := in.remote[u.ID]; known {
-				continue
-			}
-			ru := in.rememberLocked(u.ID, e.SourceNodeID, u.Assigns)
-			if ru != nil && len(u.Presence) > 2 {
-				in.remotePresenceLocked(ru, clone(u.Presence))
-			}
-		}
+		in.applyStateLocked(e.SourceNodeID, e.Users)
 		in.mu.Unlock()
 	}
+}
+
+// ownStateLocked lists the local members for a STATE_RESPONSE (in.mu held).
+func (in *instance) ownStateLocked() []cluster.StateUser {
+	users := make([]cluster.StateUser, 0, len(in.list))
+	for _, m := range in.list {
+		u := cluster.StateUser{ID: m.c.id, Assigns: marshalAssigns(m.assigns), Presence: emptyObject}
+		if m.pres != nil {
+			u.Presence = m.pres.raw
+		}
+		users = append(users, u)
+	}
+	return users
+}
+
+// applyStateLocked takes a STATE_RESPONSE as node's complete list of its
+// users in the channel (in.mu held): unknown users are added, known ones
+// get its assigns and presence, and node's users it omits are forgotten.
+// A listed user this node attributes to another node is left alone.
+func (in *instance) applyStateLocked(node string, users []cluster.StateUser) {
+	listed := make(map[string]struct{}, len(users))
+	for _, u := range users {
+		listed[u.ID] = struct{}{}
+		if in.lookupLocked(u.ID) != nil {
+			continue
+		}
+		if ru := in.remote[u.ID]; ru != nil && ru.node != node {
+			continue
+		}
+		ru := in.rememberLocked(u.ID, node, u.Assigns)
+		if ru == nil {
+			continue
+		}
+		switch {
+		case len(u.Presence) <= 2: // {}: not tracked
+			in.remotePresenceLocked(ru, nil)
+		case ru.pres == nil || !bytes.Equal(ru.pres.raw, u.Presence):
+			in.remotePresenceLocked(ru, clone(u.Presence))
+		}
+	}
+	for id, ru := range in.remote {
+		if _, ok := listed[id]; !ok && ru.node == node {
+			in.forgetLocked(id)
+		}
+	}
+}
+
+// Resync restates this node's membership (cluster.Resyncer): in every
+// channel it serves it publishes its own users (STATE_RESPONSE, unasked)
+// and asks for everybody else's (STATE_REQUEST). With r.Sweep, remote
+// users that nothing confirms within r.Window are forgotten: this node may
+// have missed their USER_LEFT. See the cluster package doc, "Healing".
+func (s *Server) Resync(r cluster.Resync) {
+	if s.node == nil {
+		return
+	}
+	type round struct {
+		in    *instance
+		epoch uint64
+	}
+	var rounds []round
+	for _, ep := range s.Endpoints() {
+		ep.instances.each(func(_ string, in *instance) bool {
+			in.mu.Lock()
+			if !in.dead && len(in.list) > 0 {
+				in.syncEpoch++
+				rounds = append(rounds, round{in, in.syncEpoch})
+				// under the lock, as for a STATE_REQUEST's answer
+				ep.publish(in, &cluster.Envelope{Type: cluster.StateResponse, Users: in.ownStateLocked()})
+				ep.publish(in, &cluster.Envelope{Type: cluster.StateRequest, FromNode: s.node.ID()})
+			}
+			in.mu.Unlock()
+			return true
+		})
+	}
+	time.AfterFunc(r.Window, func() {
+		ghosts := 0
+		if r.Sweep {
+			for _, rd := range rounds {
+				rd.in.mu.Lock()
+				for id, ru := range rd.in.remote {
+					if ru.epoch < rd.epoch {
+						rd.in.forgetLocked(id)
+						ghosts++
+					}
+				}
+				rd.in.mu.Unlock()
+			}
+		}
+		s.log.Info("cluster: resynchronised", "reason", string(r.Reason), "peer", r.Peer, "channels", len(rounds), "ghosts_forgotten", ghosts)
+	})
 }
 
 // NodeDown drops every user of a node that stopped sending heartbeats
@@ -305,6 +395,7 @@ func (in *instance) rememberLocked(id, node string, assigns json.RawMessage) *re
 		ru = &remoteUser{id: id, node: node, assigns: emptyObject}
 		in.remote[id] = ru
 	}
+	ru.epoch = in.syncEpoch
 	if len(assigns) > 0 {
 		ru.assigns = clone(assigns)
 	}

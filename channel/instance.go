@@ -42,6 +42,9 @@ type instance struct {
 	// remote holds the users of this channel on other nodes (cluster
 	// mode only; nil on a single node).
 	remote map[string]*remoteUser
+	// syncEpoch counts this node's resynchronisations of the channel; a
+	// remote user confirmed since the last one has epoch == syncEpoch.
+	syncEpoch uint64
 
 	dead bool
 }
@@ -72,6 +75,7 @@ type remoteUser struct {
 	node    string
 	assigns json.RawMessage
 	pres    *presenceRec
+	epoch   uint64 // instance.syncEpoch when last confirmed by its node
 }
 
 func newInstance(l *lobby, name string, route Route) *instance {

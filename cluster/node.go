@@ -17,9 +17,15 @@ type Options struct {
 	Namespace         string        // default "default"
 	HeartbeatInterval time.Duration // default 30s
 	HeartbeatTimeout  time.Duration // default 90s; a node silent this long is down
-	PublishQueue      int           // default 8192 messages; when full, Publish drops (counted, logged)
-	PublishRetry      time.Duration // default 5s; a message not accepted within this of being queued is dropped
 	Logger            *slog.Logger  // default slog.Default()
+
+	// PublishBuffer bounds, in bytes, the messages waiting for the bus
+	// (encoded envelope plus topic plus 64 bytes of bookkeeping each).
+	// While the bus is unreachable messages are kept and sent in order when
+	// it returns; past this bound the oldest are dropped, counted and
+	// logged, and the node resynchronises its channels' membership once the
+	// bus accepts messages again. Default 16 MiB.
+	PublishBuffer int
 
 	// FailFast makes Start return the error of its first connection attempt
 	// (and close the Node) instead of retrying in the background.
@@ -47,11 +53,8 @@ func (o Options) withDefaults() Options {
 	if o.HeartbeatTimeout <= 0 {
 		o.HeartbeatTimeout = 90 * time.Second
 	}
-	if o.PublishQueue <= 0 {
-		o.PublishQueue = 8192
-	}
-	if o.PublishRetry <= 0 {
-		o.PublishRetry = 5 * time.Second
+	if o.PublishBuffer <= 0 {
+		o.PublishBuffer = DefaultPublishBuffer
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -65,6 +68,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// DefaultPublishBuffer is Options.PublishBuffer's default.
+const DefaultPublishBuffer = 16 << 20
+
 // Handler receives what other nodes send. Its methods are called from the
 // Node's and the backend's goroutines: HandleMessage for different topics
 // may run concurrently, for one topic sequentially in publish order;
@@ -76,17 +82,75 @@ type Handler interface {
 	// before, and heartbeats are consumed by the Node.
 	HandleMessage(e *Envelope)
 	// NodeDown reports that nodeID was not heard from for HeartbeatTimeout:
-	// its users must be forgotten. If it is heard from again later it is
-	// treated as a new node.
+	// its users must be forgotten. If it is heard from again later, a
+	// Resyncer gets Resync with Reason ResyncPeerBack.
 	NodeDown(nodeID string)
 }
+
+// Resyncer is implemented by Handlers that can restate their membership
+// (the channel layer does). The Node calls Resync, one call at a time, from
+// its own goroutine, when this node's view of the cluster or the cluster's
+// view of this node may be wrong: see the package doc, "Healing".
+type Resyncer interface {
+	Resync(r Resync)
+}
+
+// Resync says why a resynchronisation is needed.
+type Resync struct {
+	Reason ResyncReason
+	// Peer is the node that came back (ResyncPeerBack only).
+	Peer string
+	// Sweep: this node may have missed messages, so remote users that no
+	// STATE_RESPONSE, USER_JOINED or PRESENCE_UPDATE confirms within Window
+	// are ghosts and must be forgotten.
+	Sweep  bool
+	Window time.Duration
+}
+
+// ResyncReason is what triggered a Resync.
+type ResyncReason string
+
+const (
+	// ResyncPeerBack: a node declared down was heard from again.
+	ResyncPeerBack ResyncReason = "peer back"
+	// ResyncBusBack: the bus is reachable again after an outage.
+	ResyncBusBack ResyncReason = "bus back"
+	// ResyncStalled: this process did not run for longer than half the
+	// heartbeat timeout (a GC pause, SIGSTOP, a VM migration); the others
+	// may have declared it down.
+	ResyncStalled ResyncReason = "stalled"
+	// ResyncDropped: outbound messages were dropped (the buffer overflowed
+	// or the backend refused them); membership messages may be among them.
+	ResyncDropped ResyncReason = "messages dropped"
+)
+
+// ConnectionNotifier is implemented by backends that know when their
+// receiving side loses and regains the bus (Redis: the subscriber
+// connection). The Node counts the bus as unreachable while it is lost,
+// holds its outbound messages, and resynchronises when it returns.
+type ConnectionNotifier interface {
+	// NotifyConnection registers f, called with false when the receiving
+	// side is lost and with true when it is back (subscriptions restored).
+	// Called before Start.
+	NotifyConnection(f func(up bool))
+}
+
+// reconnectGrace is how long the Node waits, after a ConnectionNotifier
+// backend is back, before it publishes what it buffered: the other nodes'
+// subscribers reconnect at about the same time (Redis: within 500 ms of
+// the server's return), and Redis does not keep messages for a subscriber
+// that is not connected.
+const reconnectGrace = 600 * time.Millisecond
+
+// maxDownPeers bounds the set of nodes remembered as declared down.
+const maxDownPeers = 1024
 
 // NodeStats is a snapshot of a Node's counters.
 type NodeStats struct {
 	Published          uint64 // messages the backend accepted (heartbeats included)
 	PublishFailures    uint64 // failed publish attempts (a retried message counts each time)
-	Dropped            uint64 // messages given up: queue full, retry window over, or Close
-	QueueFull          uint64 // of Dropped: refused because the queue was full
+	Dropped            uint64 // messages given up: buffer overflow, unencodable, or Close
+	Overflowed         uint64 // of Dropped: the oldest dropped because PublishBuffer was full
 	Received           uint64 // messages the backend delivered
 	DecodeErrors       uint64 // received messages failing the §5.2 checks (dropped)
 	OwnDropped         uint64 // received messages this node sent itself (dropped)
@@ -94,13 +158,19 @@ type NodeStats struct {
 	Handled            uint64 // messages passed to Handler.HandleMessage
 	HeartbeatsSent     uint64
 	NodesAlive         int           // other nodes heard from within HeartbeatTimeout
-	Queued             int           // messages waiting in the outbound queue
-	Connected          bool          // the backend's Start has succeeded
+	NodesDown          int           // nodes declared down and not heard from since
+	NodesDeclaredDown  uint64        // times a node was declared down
+	NodesBack          uint64        // times a node declared down was heard from again
+	Resyncs            uint64        // resynchronisations started (Resyncer.Resync calls)
+	Stalls             uint64        // times this process was found to have stalled
+	Buffered           int           // messages waiting for the bus
+	BufferedBytes      int           // their size, as counted against PublishBuffer
+	Connected          bool          // the bus is reachable (see Ready)
 	LastPublishLatency time.Duration // Publish call to backend acceptance, last message
 }
 
 // Node is this process's presence on the bus: it owns the PubSub, one
-// ordered outbound queue, the heartbeats and the liveness of the other
+// ordered outbound buffer, the heartbeats and the liveness of the other
 // nodes. All methods are safe for concurrent use.
 type Node struct {
 	ps      PubSub
@@ -112,21 +182,39 @@ type Node struct {
 	h         Handler
 	started   bool
 	closed    bool
-	connected bool
+	connected bool // the first connection succeeded
+	pubOK     bool // the last publish attempt succeeded
+	subOK     bool // the backend's receiving side is up (ConnectionNotifier)
+	online    bool // connected && pubOK && subOK, as last reported
+	cutOff    bool // went offline since the last resync for it
+	lostSince time.Time
+	holdUntil time.Time           // reconnectGrace after the receiving side returned
 	subs      map[string]struct{} // desired channel topics
 	peers     map[string]time.Time
+	down      map[string]time.Time // declared down, not heard from since
 
-	queue    chan outMessage
+	// outbound buffer (outbound.go)
+	obMu    sync.Mutex
+	ob      []outMessage
+	obHead  uint64 // seq of ob[0]
+	obSeq   uint64 // seq of the next message
+	obBytes int
+	obLost  bool // messages were dropped since the last resync for it
+	obDone  bool // Close began: Publish drops
+	wake    chan struct{}
+
+	resyncs  chan Resync
 	stop     chan struct{} // closed by Close: loops end, the sender flushes
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	senderWG sync.WaitGroup
 
-	published, publishFailures, dropped, queueFull atomic.Uint64
-	received, decodeErrors, ownDropped             atomic.Uint64
-	unsubscribed, handled, heartbeats              atomic.Uint64
-	lastLatency                                    atomic.Int64
+	published, publishFailures, dropped, overflowed atomic.Uint64
+	received, decodeErrors, ownDropped              atomic.Uint64
+	unsubscribed, handled, heartbeats               atomic.Uint64
+	declaredDown, back, resyncCount, stalls         atomic.Uint64
+	lastLatency                                     atomic.Int64
 
 	dropLog, failLog rateLog
 }
@@ -142,7 +230,11 @@ func NewNode(ps PubSub, o Options) *Node {
 		hbTopic: HeartbeatTopic(o.KeyPrefix, o.Namespace),
 		subs:    make(map[string]struct{}),
 		peers:   make(map[string]time.Time),
-		queue:   make(chan outMessage, o.PublishQueue),
+		down:    make(map[string]time.Time),
+		pubOK:   true,
+		subOK:   true,
+		wake:    make(chan struct{}, 1),
+		resyncs: make(chan Resync, 16),
 		stop:    make(chan struct{}),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -156,12 +248,12 @@ func (n *Node) ID() string { return n.o.NodeID }
 func (n *Node) Options() Options { return n.o }
 
 // Start connects the backend and starts the heartbeats, the liveness sweep
-// and the outbound queue. ctx bounds the first connection attempt only.
+// and the outbound buffer. ctx bounds the first connection attempt only.
 //
 // If that attempt fails, Start logs the error and returns nil: the Node
 // keeps retrying in the background with exponential back-off (100 ms
-// doubling to 5 s) until it connects or is closed; meanwhile Publish queues
-// (and drops after PublishRetry) and Subscribe records. With
+// doubling to 5 s) until it connects or is closed; meanwhile Publish buffers
+// (bounded by PublishBuffer) and Subscribe records. With
 // Options.FailFast, Start instead closes the Node and returns the error.
 func (n *Node) Start(ctx context.Context, h Handler) error {
 	if h == nil {
@@ -179,7 +271,11 @@ func (n *Node) Start(ctx context.Context, h Handler) error {
 	n.started, n.h = true, h
 	n.senderWG.Add(1)
 	n.mu.Unlock()
+	if cn, ok := n.ps.(ConnectionNotifier); ok {
+		cn.NotifyConnection(n.setSubOK)
+	}
 	go n.sender()
+	n.spawn(n.resyncLoop)
 
 	err := n.connect(ctx)
 	if err == nil {
@@ -210,6 +306,8 @@ func (n *Node) connect(ctx context.Context) error {
 		return ErrClosed
 	}
 	n.connected = true
+	n.pubOK, n.subOK = true, true
+	n.updateOnlineLocked(time.Now())
 	topics := make([]string, 0, len(n.subs)+1)
 	topics = append(topics, n.hbTopic)
 	for t := range n.subs {
@@ -327,12 +425,21 @@ func (n *Node) deliver(topic string, data []byte) {
 		n.mu.Unlock()
 		return
 	}
-	if e.SourceNodeID != "" {
-		n.peers[e.SourceNodeID] = now
+	wasDown := false
+	if id := e.SourceNodeID; id != "" {
+		if _, wasDown = n.down[id]; wasDown {
+			delete(n.down, id)
+		}
+		n.peers[id] = now
 	}
 	_, subscribed := n.subs[topic]
 	h := n.h
 	n.mu.Unlock()
+	if wasDown {
+		n.back.Add(1)
+		n.log.Info("cluster: node is back; resynchronising", "peer", e.SourceNodeID)
+		n.requestResync(Resync{Reason: ResyncPeerBack, Peer: e.SourceNodeID})
+	}
 	if e.Type == NodeHeartbeat || topic == n.hbTopic {
 		return
 	}
@@ -359,17 +466,27 @@ func (n *Node) Nodes() []string {
 func (n *Node) heartbeatLoop() {
 	t := time.NewTicker(n.o.HeartbeatInterval)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		n.sendHeartbeat()
 		select {
 		case <-n.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			// A tick this late means the process did not run (SIGSTOP, a
+			// long GC pause, a VM migration): the others may have
+			// declared it down and forgotten its users.
+			if gap := now.Sub(last); gap > n.o.HeartbeatTimeout/2 {
+				n.stalls.Add(1)
+				n.log.Warn("cluster: this node stalled; re-announcing its state", "stalled_for", gap.Round(time.Millisecond))
+				n.requestResync(Resync{Reason: ResyncStalled, Sweep: true})
+			}
+			last = now
 		}
 	}
 }
 
-// sendHeartbeat publishes directly, not through the queue: a heartbeat is
+// sendHeartbeat publishes directly, not through the buffer: a heartbeat is
 // not ordered with channel traffic, must not wait behind a full queue, and
 // is simply skipped when the bus is down (the next one follows).
 func (n *Node) sendHeartbeat() {
@@ -385,41 +502,189 @@ func (n *Node) sendHeartbeat() {
 	if err != nil {
 		panic(err) // a heartbeat always encodes
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, min(n.o.HeartbeatInterval, n.o.PublishRetry))
+	ctx, cancel := context.WithTimeout(n.ctx, min(n.o.HeartbeatInterval, attemptTimeout))
 	defer cancel()
 	if err := n.ps.Publish(ctx, n.hbTopic, data); err != nil {
 		n.publishFailures.Add(1)
 		n.failLog.log(n.log, "cluster: heartbeat not published", err)
+		if n.ctx.Err() == nil {
+			n.setPubOK(false)
+		}
 		return
 	}
+	n.setPubOK(true)
 	n.published.Add(1)
 	n.heartbeats.Add(1)
 }
 
 // livenessLoop declares nodes down after HeartbeatTimeout of silence,
-// checking every min(interval, timeout/4).
+// checking every min(interval, timeout/4). It judges nobody while this
+// node cannot hear the bus, nor after it stalled itself: silence it could
+// not have heard is no evidence; every peer then gets a fresh timeout.
 func (n *Node) livenessLoop() {
-	t := time.NewTicker(min(n.o.HeartbeatInterval, n.o.HeartbeatTimeout/4))
+	every := min(n.o.HeartbeatInterval, n.o.HeartbeatTimeout/4)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	var down []string
+	last := time.Now()
 	for {
 		select {
 		case <-n.stop:
 			return
 		case now := <-t.C:
+			stalled := now.Sub(last) > n.o.HeartbeatTimeout/2
+			last = now
 			down = down[:0]
 			n.mu.Lock()
+			if stalled || !n.online {
+				for id := range n.peers {
+					n.peers[id] = now
+				}
+				n.mu.Unlock()
+				continue
+			}
 			for id, seen := range n.peers {
 				if now.Sub(seen) >= n.o.HeartbeatTimeout {
 					delete(n.peers, id)
+					n.markDownLocked(id, now)
 					down = append(down, id)
 				}
 			}
 			h := n.h
 			n.mu.Unlock()
 			for _, id := range down {
-				n.log.Warn("cluster: node is down", "peer", id, "timeout", n.o.HeartbeatTimeout)
+				n.declaredDown.Add(1)
+				n.log.Warn("cluster: node is down; forgetting its users", "peer", id, "timeout", n.o.HeartbeatTimeout)
 				h.NodeDown(id)
+			}
+		}
+	}
+}
+
+// markDownLocked remembers id as declared down, forgetting the oldest
+// entry past maxDownPeers (n.mu held).
+func (n *Node) markDownLocked(id string, now time.Time) {
+	if len(n.down) >= maxDownPeers {
+		oldest, at := "", now
+		for k, v := range n.down {
+			if v.Before(at) {
+				oldest, at = k, v
+			}
+		}
+		delete(n.down, oldest)
+	}
+	n.down[id] = now
+}
+
+// Alone reports that, as far as this node can know, no other node exists:
+// the bus is reachable, no node was heard from within HeartbeatTimeout and
+// none declared down has come back or been forgotten. Only then may the
+// channel layer skip publishing a message whose recipients it knows only
+// locally.
+func (n *Node) Alone() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.online && len(n.peers) == 0 && len(n.down) == 0
+}
+
+// Ready returns nil when the bus is reachable: the first connection
+// succeeded, the last publish attempt succeeded and the backend's receiving
+// side is up. Otherwise it says what is wrong and since when.
+func (n *Node) Ready() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.closed:
+		return ErrClosed
+	case !n.connected:
+		return errors.New("cluster: not connected to the bus yet")
+	case !n.online:
+		return fmt.Errorf("cluster: bus unreachable for %v", time.Since(n.lostSince).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// setPubOK records the outcome of a publish attempt.
+func (n *Node) setPubOK(ok bool) {
+	n.mu.Lock()
+	if n.pubOK != ok {
+		n.pubOK = ok
+		n.updateOnlineLocked(time.Now())
+	}
+	n.mu.Unlock()
+}
+
+// setSubOK is the ConnectionNotifier callback.
+func (n *Node) setSubOK(ok bool) {
+	n.mu.Lock()
+	if n.subOK != ok {
+		n.subOK = ok
+		now := time.Now()
+		if ok {
+			n.holdUntil = now.Add(reconnectGrace)
+		}
+		n.updateOnlineLocked(now)
+	}
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// updateOnlineLocked derives online and logs and reacts to its changes
+// (n.mu held).
+func (n *Node) updateOnlineLocked(now time.Time) {
+	on := n.connected && n.pubOK && n.subOK && !n.closed
+	if on == n.online {
+		return
+	}
+	n.online = on
+	if !on {
+		n.lostSince, n.cutOff = now, true
+		n.log.Warn("cluster: bus unreachable; buffering outbound messages", "buffer_bytes", n.o.PublishBuffer)
+		return
+	}
+	if n.cutOff {
+		n.cutOff = false
+		// peers could not be heard meanwhile: a fresh timeout for each
+		for id := range n.peers {
+			n.peers[id] = now
+		}
+		n.log.Info("cluster: bus reachable again; resynchronising", "after", now.Sub(n.lostSince).Round(time.Millisecond))
+		n.requestResync(Resync{Reason: ResyncBusBack, Sweep: true})
+	}
+}
+
+// requestResync hands r to the resync goroutine without blocking; when
+// requests pile up, one sweeping request stands for them all.
+func (n *Node) requestResync(r Resync) {
+	r.Window = n.resyncWindow()
+	select {
+	case n.resyncs <- r:
+	default:
+		n.log.Debug("cluster: resync requests piling up; coalesced")
+	}
+}
+
+// resyncWindow is how long a resync waits for other nodes' answers:
+// the heartbeat interval, between 200 ms and 5 s.
+func (n *Node) resyncWindow() time.Duration {
+	return min(max(n.o.HeartbeatInterval, 200*time.Millisecond), 5*time.Second)
+}
+
+func (n *Node) resyncLoop() {
+	for {
+		select {
+		case <-n.stop:
+			return
+		case r := <-n.resyncs:
+			n.mu.Lock()
+			rs, ok := n.h.(Resyncer)
+			n.mu.Unlock()
+			if ok {
+				n.resyncCount.Add(1)
+				rs.Resync(r)
 			}
 		}
 	}
@@ -428,13 +693,16 @@ func (n *Node) livenessLoop() {
 // Stats returns a snapshot of the counters.
 func (n *Node) Stats() NodeStats {
 	n.mu.Lock()
-	alive, connected := len(n.peers), n.connected
+	alive, down, online := len(n.peers), len(n.down), n.online
 	n.mu.Unlock()
+	n.obMu.Lock()
+	buffered, bytes := len(n.ob), n.obBytes
+	n.obMu.Unlock()
 	return NodeStats{
 		Published:          n.published.Load(),
 		PublishFailures:    n.publishFailures.Load(),
 		Dropped:            n.dropped.Load(),
-		QueueFull:          n.queueFull.Load(),
+		Overflowed:         n.overflowed.Load(),
 		Received:           n.received.Load(),
 		DecodeErrors:       n.decodeErrors.Load(),
 		OwnDropped:         n.ownDropped.Load(),
@@ -442,8 +710,14 @@ func (n *Node) Stats() NodeStats {
 		Handled:            n.handled.Load(),
 		HeartbeatsSent:     n.heartbeats.Load(),
 		NodesAlive:         alive,
-		Queued:             len(n.queue),
-		Connected:          connected,
+		NodesDown:          down,
+		NodesDeclaredDown:  n.declaredDown.Load(),
+		NodesBack:          n.back.Load(),
+		Resyncs:            n.resyncCount.Load(),
+		Stalls:             n.stalls.Load(),
+		Buffered:           buffered,
+		BufferedBytes:      bytes,
+		Connected:          online,
 		LastPublishLatency: time.Duration(n.lastLatency.Load()),
 	}
 }
@@ -460,6 +734,7 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
+	n.online = false
 	n.mu.Unlock()
 	close(n.stop)
 	n.senderWG.Wait() // flushes, bounded by FlushTimeout

@@ -10,19 +10,45 @@ import (
 	"regexp"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // recorder is a Handler that forwards what it gets to channels.
 type recorder struct {
-	t    testing.TB
-	msgs chan *Envelope
-	down chan string
+	t       testing.TB
+	msgs    chan *Envelope
+	down    chan string
+	resyncs chan Resync
 }
 
 func newRecorder(t testing.TB) *recorder {
-	return &recorder{t: t, msgs: make(chan *Envelope, 10000), down: make(chan string, 16)}
+	return &recorder{t: t, msgs: make(chan *Envelope, 10000), down: make(chan string, 16), resyncs: make(chan Resync, 64)}
+}
+
+func (r *recorder) Resync(x Resync) {
+	select {
+	case r.resyncs <- x:
+	default:
+	}
+}
+
+// nextResync waits for a Resync with the given reason, skipping others.
+func (r *recorder) nextResync(t testing.TB, reason ResyncReason) Resync {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case x := <-r.resyncs:
+			if x.Reason == reason {
+				return x
+			}
+		case <-deadline:
+			t.Fatalf("no Resync(%s) within 5s", reason)
+			return Resync{}
+		}
+	}
 }
 
 func (r *recorder) HandleMessage(e *Envelope) {
@@ -305,13 +331,14 @@ func TestNodeFirstSeenThroughMessage(t *testing.T) {
 	}
 }
 
-// Outage: publishes during SetDown(true) are retried, then dropped and
-// counted; the node recovers after SetDown(false) without a restart.
-func TestNodeOutage(t *testing.T) {
+// Outage: what is published while the bus is down is kept and delivered,
+// in order, when it returns; Connected and Ready follow the bus, and the
+// return asks the Handler to resynchronise.
+func TestNodeOutageKeepsMessages(t *testing.T) {
 	for _, mode := range publishModes {
 		t.Run(mode.name, func(t *testing.T) {
 			bus := NewMemoryBus()
-			o := Options{PublishRetry: 300 * time.Millisecond}
+			o := Options{HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: 200 * time.Millisecond}
 			a := startNode(t, mode.wrap(bus.Connect()), o)
 			b := startNode(t, bus.Connect(), o)
 			b.Subscribe("/ws", "/x")
@@ -319,54 +346,111 @@ func TestNodeOutage(t *testing.T) {
 			if e := b.rec.next(t); e.Event != "before" {
 				t.Fatalf("got %+v", e)
 			}
-			base := a.Stats()
+			if err := a.Ready(); err != nil {
+				t.Fatalf("Ready before the outage: %v", err)
+			}
 
 			bus.SetDown(true)
-			const lost = 20
-			for i := range lost {
-				a.Publish(userMessage("/x", "lost", i))
+			eventually(t, 5*time.Second, "Connected to follow the bus down", func() bool { return !a.Stats().Connected })
+			if err := a.Ready(); err == nil {
+				t.Fatal("Ready while the bus is down")
 			}
-			eventually(t, 5*time.Second, "the lost messages to be dropped", func() bool { return a.Stats().Dropped-base.Dropped == lost })
-			s := a.Stats()
-			// Every message was attempted at least once, and the first batch
-			// more than once (messages queued behind it may already be past
-			// their window when their turn comes: the window starts at Publish).
-			if s.PublishFailures-base.PublishFailures <= lost {
-				t.Errorf("PublishFailures grew by %d: no message was retried", s.PublishFailures-base.PublishFailures)
+			const kept = 200
+			for i := range kept {
+				a.Publish(userMessage("/x", "kept", i))
 			}
-			t.Logf("outage: %d failed attempts for %d messages", s.PublishFailures-base.PublishFailures, lost)
-
-			// A message published during the outage that ends within
-			// PublishRetry is retried and delivered.
-			a.Publish(userMessage("/x", "retried", nil))
-			eventually(t, 5*time.Second, "a failed attempt", func() bool { return a.Stats().PublishFailures > s.PublishFailures })
+			// longer than several heartbeat timeouts: nobody is declared
+			// down while the bus cannot be heard
+			time.Sleep(600 * time.Millisecond)
+			if s := a.Stats(); s.Buffered < kept || s.Dropped != 0 || s.NodesDeclaredDown != 0 {
+				t.Fatalf("during the outage: %+v", s)
+			}
 			bus.SetDown(false)
-			a.Publish(userMessage("/x", "after", nil))
-			if e := b.rec.next(t); e.Event != "retried" {
-				t.Fatalf("got %+v, want the retried message", e)
+			for i := range kept {
+				e := b.rec.next(t)
+				var got int
+				json.Unmarshal(e.Payload, &got)
+				if e.Event != "kept" || got != i {
+					t.Fatalf("got %s %d, want kept %d", e.Event, got, i)
+				}
 			}
-			if e := b.rec.next(t); e.Event != "after" {
-				t.Fatalf("got %+v", e)
+			if r := a.rec.nextResync(t, ResyncBusBack); !r.Sweep || r.Window <= 0 {
+				t.Errorf("resync %+v", r)
 			}
-			if got := a.Stats().Dropped - base.Dropped; got != lost {
-				t.Errorf("dropped %d, want %d", got, lost)
+			eventually(t, 5*time.Second, "Ready after the outage", func() bool { return a.Ready() == nil })
+			if s := a.Stats(); s.Dropped != 0 || s.Buffered != 0 || s.BufferedBytes != 0 || s.Resyncs == 0 {
+				t.Errorf("after the outage: %+v", s)
 			}
 		})
 	}
 }
 
-func TestNodeQueueFull(t *testing.T) {
+// Past PublishBuffer bytes the oldest messages go, counted; the newest are
+// delivered when the bus returns, and the loss asks for a sweeping resync.
+func TestNodeBufferOverflowDropsOldest(t *testing.T) {
 	bus := NewMemoryBus()
-	a := startNode(t, bus.Connect(), Options{PublishQueue: 4, PublishRetry: 200 * time.Millisecond})
+	a := startNode(t, bus.Connect(), Options{PublishBuffer: 64 << 10})
+	b := startNode(t, bus.Connect(), Options{})
+	b.Subscribe("/ws", "/x")
 	bus.SetDown(true)
-	for i := range 100 {
-		a.Publish(userMessage("/x", "m", i))
+	pad := string(make([]byte, 1000))
+	const total = 300 // ~1.3 KB each: about 50 fit
+	for i := range total {
+		a.Publish(userMessage("/x", "m", map[string]any{"i": i, "pad": pad}))
 	}
 	s := a.Stats()
-	if s.QueueFull < 90 || s.Dropped < s.QueueFull {
-		t.Errorf("stats %+v", s)
+	if s.BufferedBytes > 64<<10 || s.Overflowed == 0 || s.Dropped != s.Overflowed || int(s.Overflowed)+s.Buffered != total {
+		t.Fatalf("stats %+v", s)
 	}
-	eventually(t, 5*time.Second, "all 100 dropped", func() bool { return a.Stats().Dropped == 100 })
+	bus.SetDown(false)
+	first := int(s.Overflowed)
+	for i := first; i < total; i++ {
+		var got struct{ I int }
+		json.Unmarshal(b.rec.next(t).Payload, &got)
+		if got.I != i {
+			t.Fatalf("got %d, want %d (the oldest %d dropped)", got.I, i, first)
+		}
+	}
+	if r := a.rec.nextResync(t, ResyncDropped); !r.Sweep {
+		t.Errorf("resync %+v", r)
+	}
+}
+
+// A node declared down that is heard from again is reported back, once.
+func TestNodePeerBackResyncs(t *testing.T) {
+	bus := NewMemoryBus()
+	o := Options{HeartbeatInterval: 30 * time.Millisecond, HeartbeatTimeout: 150 * time.Millisecond}
+	a := startNode(t, bus.Connect(), o)
+	b := startNode(t, &muted{PubSub: bus.Connect()}, o)
+	eventually(t, 5*time.Second, "a to see b", func() bool { return len(a.Nodes()) == 1 })
+	b.ps.(*muted).mute.Store(true)
+	if id := <-a.rec.down; id != b.ID() {
+		t.Fatalf("NodeDown(%s)", id)
+	}
+	if s := a.Stats(); s.NodesDown != 1 || s.NodesDeclaredDown != 1 || a.Alone() {
+		t.Fatalf("after NodeDown: %+v alone=%v", s, a.Alone())
+	}
+	b.ps.(*muted).mute.Store(false)
+	if r := a.rec.nextResync(t, ResyncPeerBack); r.Peer != b.ID() {
+		t.Fatalf("resync %+v", r)
+	}
+	if s := a.Stats(); s.NodesDown != 0 || s.NodesBack != 1 || s.NodesAlive != 1 {
+		t.Fatalf("after back: %+v", s)
+	}
+}
+
+// muted drops what its node publishes while mute is set (a one-way
+// partition of that node).
+type muted struct {
+	PubSub
+	mute atomic.Bool
+}
+
+func (m *muted) Publish(ctx context.Context, topic string, data []byte) error {
+	if m.mute.Load() {
+		return nil
+	}
+	return m.PubSub.Publish(ctx, topic, data)
 }
 
 func TestNodeStartRetriesInBackground(t *testing.T) {

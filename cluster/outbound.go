@@ -15,7 +15,17 @@ type outMessage struct {
 	topic  string
 	data   []byte
 	queued time.Time
+	seq    uint64
 }
+
+// size is what a message counts against PublishBuffer.
+func (m *outMessage) size() int { return len(m.topic) + len(m.data) + 64 }
+
+// attemptTimeout bounds one backend call.
+const attemptTimeout = 5 * time.Second
+
+// maxBackoff bounds the wait between attempts while the bus fails.
+const maxBackoff = 500 * time.Millisecond
 
 // Publish sends e to the other nodes. It fills Protocol, Version, a new
 // MessageID, SourceNodeID (this node) and Timestamp (now, when zero), and
@@ -25,12 +35,12 @@ type outMessage struct {
 // NODE_HEARTBEAT).
 //
 // Publish never blocks: e is encoded on the caller's goroutine (an envelope
-// that cannot be encoded is logged and dropped) and put on the node's one
-// ordered outbound queue. A single sender drains it in order, batching
-// what is queued; while the backend fails it retries with back-off, and a
-// message not accepted within PublishRetry of being queued is dropped; a
-// full queue drops at once. Drops are counted (Stats) and logged at most
-// once a second. The caller keeps ownership of e.
+// that cannot be encoded is logged and dropped) and appended to the node's
+// one ordered outbound buffer. A single sender drains it in order, batching
+// what is there; while the bus is unreachable the messages stay, and when
+// they exceed PublishBuffer bytes the oldest are dropped (counted in
+// Dropped and Overflowed, logged at most once a second). The caller keeps
+// ownership of e.
 func (n *Node) Publish(e *Envelope) {
 	out := *e
 	out.Protocol, out.Version = Protocol, Version
@@ -53,170 +63,205 @@ func (n *Node) Publish(e *Envelope) {
 		n.log.Error("cluster: dropped a message that cannot be encoded", "type", out.Type, "channel", out.ChannelName, "err", err)
 		return
 	}
-	n.mu.Lock()
-	closed := n.closed
-	n.mu.Unlock()
-	if closed {
+	n.obMu.Lock()
+	if n.obDone {
+		n.obMu.Unlock()
 		n.dropped.Add(1)
 		return
 	}
+	m := outMessage{topic: topic, data: data, queued: now, seq: n.obSeq}
+	n.obSeq++
+	n.ob = append(n.ob, m)
+	n.obBytes += m.size()
+	over := 0
+	for n.obBytes > n.o.PublishBuffer && len(n.ob) > 0 {
+		n.obBytes -= n.ob[0].size()
+		n.ob[0] = outMessage{}
+		n.ob = n.ob[1:]
+		n.obHead++
+		over++
+	}
+	if over > 0 {
+		n.obLost = true
+	}
+	n.obMu.Unlock()
+	if over > 0 {
+		n.dropped.Add(uint64(over))
+		n.overflowed.Add(uint64(over))
+		n.dropLog.log(n.log, "cluster: outbound buffer full; oldest messages dropped", errBufferFull)
+	}
 	select {
-	case n.queue <- outMessage{topic: topic, data: data, queued: now}:
+	case n.wake <- struct{}{}:
 	default:
-		n.dropped.Add(1)
-		n.queueFull.Add(1)
-		n.dropLog.log(n.log, "cluster: outbound queue full; message dropped", errQueueFull)
 	}
 }
 
-var errQueueFull = errors.New("outbound queue full")
+var errBufferFull = errors.New("PublishBuffer exceeded while the bus is slow or unreachable")
 
-// sender drains the queue in order until Close, then flushes for up to
+// peek copies up to maxBatch messages from the head of the buffer.
+func (n *Node) peek(batch []outMessage) []outMessage {
+	n.obMu.Lock()
+	defer n.obMu.Unlock()
+	return append(batch[:0], n.ob[:min(len(n.ob), maxBatch)]...)
+}
+
+// commit removes the messages up to and including seq last from the head
+// (those the buffer still holds: overflow may have dropped some meanwhile)
+// and reports whether a resync for dropped messages is due.
+func (n *Node) commit(last uint64) (lost bool) {
+	n.obMu.Lock()
+	defer n.obMu.Unlock()
+	if last >= n.obHead {
+		k := min(int(last-n.obHead+1), len(n.ob))
+		for i := range k {
+			n.obBytes -= n.ob[i].size()
+			n.ob[i] = outMessage{}
+		}
+		n.ob = n.ob[k:]
+		n.obHead += uint64(k)
+		if len(n.ob) == 0 {
+			n.ob = nil // let the backing array go
+		}
+	}
+	lost, n.obLost = n.obLost, false
+	return lost
+}
+
+// holding reports how long the sender must still wait before publishing:
+// while a ConnectionNotifier backend's receiving side is down, and for
+// reconnectGrace after it returns.
+func (n *Node) holding(now time.Time) (bool, time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.subOK {
+		return true, 0
+	}
+	if d := n.holdUntil.Sub(now); d > 0 {
+		return true, d
+	}
+	return false, 0
+}
+
+// sender drains the buffer in order until Close, then flushes for up to
 // FlushTimeout.
 func (n *Node) sender() {
 	defer n.senderWG.Done()
 	sendCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	batch := make([]outMessage, 0, maxBatch)
-	var left []outMessage
+	backoff := 20 * time.Millisecond
 loop:
 	for {
+		batch = n.peek(batch)
+		var wait <-chan time.Time
+		var t *time.Timer
+		if len(batch) > 0 {
+			hold, d := n.holding(time.Now())
+			switch {
+			case hold && d == 0:
+				// wait for the notifier (wake)
+			case hold:
+				t = time.NewTimer(d)
+				wait = t.C
+			default:
+				sent := n.attempt(sendCtx, batch)
+				if sent > 0 && n.commit(batch[sent-1].seq) {
+					n.log.Warn("cluster: outbound messages were dropped; resynchronising membership")
+					n.requestResync(Resync{Reason: ResyncDropped, Sweep: true})
+				}
+				if sent == len(batch) {
+					backoff = 20 * time.Millisecond
+					continue
+				}
+				t = time.NewTimer(backoff)
+				wait = t.C
+				backoff = min(backoff*2, maxBackoff)
+			}
+		}
 		select {
-		case m := <-n.queue:
-			batch = append(batch[:0], m)
+		case <-n.wake:
+		case <-wait:
 		case <-n.stop:
+			if t != nil {
+				t.Stop()
+			}
 			break loop
 		}
-		n.fill(&batch)
-		if left = n.send(sendCtx, batch, n.stop); left != nil {
-			break loop
+		if t != nil {
+			t.Stop()
 		}
 	}
-	// Flush what is left and queued, bounded by FlushTimeout: once it
-	// expires every attempt fails at once and the rest is dropped, counted.
+	// Flush what is buffered, bounded by FlushTimeout: once it expires
+	// every attempt fails at once and the rest is dropped, counted.
 	flushTimer := time.AfterFunc(n.o.FlushTimeout, cancel)
 	defer flushTimer.Stop()
-	batch = append(batch[:0], left...)
-	for {
-		n.fill(&batch)
+	for sendCtx.Err() == nil {
+		batch = n.peek(batch)
 		if len(batch) == 0 {
-			return
+			break
 		}
-		n.send(sendCtx, batch, nil)
-		batch = batch[:0]
-	}
-}
-
-// fill appends to batch what is queued now, without waiting.
-func (n *Node) fill(batch *[]outMessage) {
-	for len(*batch) < maxBatch {
-		select {
-		case m := <-n.queue:
-			*batch = append(*batch, m)
-		default:
-			return
-		}
-	}
-}
-
-// send publishes batch in order, retrying failed messages with back-off
-// until each one's PublishRetry window is over or ctx ends (then they are
-// dropped, counted). If stop is closed during a back-off wait, send returns
-// the messages still pending, for the caller to flush.
-func (n *Node) send(ctx context.Context, batch []outMessage, stop <-chan struct{}) []outMessage {
-	pending := batch
-	backoff := 20 * time.Millisecond
-	for len(pending) > 0 {
-		failed := n.attempt(ctx, pending)
-		if len(failed) == 0 {
-			return nil
-		}
-		// Drop what has waited PublishRetry; keep the order of the rest.
-		now := time.Now()
-		keep := failed[:0]
-		for _, m := range failed {
-			if now.Sub(m.queued) >= n.o.PublishRetry || ctx.Err() != nil {
-				n.dropped.Add(1)
-				n.dropLog.log(n.log, "cluster: message dropped after PublishRetry", errRetryOver)
-				continue
+		if sent := n.attempt(sendCtx, batch); sent > 0 {
+			n.commit(batch[sent-1].seq)
+		} else {
+			select {
+			case <-sendCtx.Done():
+			case <-time.After(20 * time.Millisecond):
 			}
-			keep = append(keep, m)
-		}
-		pending = keep
-		if len(pending) == 0 {
-			return nil
-		}
-		wait := min(backoff, pending[0].queued.Add(n.o.PublishRetry).Sub(now))
-		backoff = min(backoff*2, time.Second)
-		t := time.NewTimer(max(wait, time.Millisecond))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		case <-stop:
-			t.Stop()
-			return pending
 		}
 	}
-	return nil
+	n.obMu.Lock()
+	n.obDone = true
+	left := len(n.ob)
+	n.ob, n.obBytes = nil, 0
+	n.obMu.Unlock()
+	n.dropped.Add(uint64(left))
 }
 
-var errRetryOver = errors.New("not accepted within PublishRetry")
-
-// attempt makes one backend call for pending and returns the failed
-// messages, in order.
-func (n *Node) attempt(ctx context.Context, pending []outMessage) []outMessage {
-	actx, cancel := context.WithTimeout(ctx, attemptTimeout(n.o.PublishRetry))
+// attempt makes one backend call for batch and returns how many messages
+// from its start the backend accepted. A failure in the middle of a batch
+// sends the rest again (at-least-once while the bus fails).
+func (n *Node) attempt(ctx context.Context, batch []outMessage) int {
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	var err error
-	var perMsg []error
-	if bp, ok := n.ps.(BatchPublisher); ok && len(pending) > 1 {
-		msgs := make([]Message, len(pending))
-		for i, m := range pending {
+	sent := 0
+	if bp, ok := n.ps.(BatchPublisher); ok && len(batch) > 1 {
+		msgs := make([]Message, len(batch))
+		for i, m := range batch {
 			msgs[i] = Message{Topic: m.topic, Data: m.data}
 		}
 		err = bp.PublishBatch(actx, msgs)
 		var be *BatchError
-		if errors.As(err, &be) && len(be.Errs) == len(pending) {
-			perMsg = be.Errs
+		if err == nil {
+			sent = len(batch)
+		} else if errors.As(err, &be) && len(be.Errs) == len(batch) {
+			for sent < len(batch) && be.Errs[sent] == nil {
+				sent++
+			}
 		}
 	} else {
-		perMsg = make([]error, len(pending))
-		for i, m := range pending {
-			if perMsg[i] = n.ps.Publish(actx, m.topic, m.data); perMsg[i] != nil {
-				err = perMsg[i]
-				// Keep per-topic order: stop at the first failure; the rest
-				// count as failed too (retried in order).
-				for j := i + 1; j < len(pending); j++ {
-					perMsg[j] = err
-				}
+		for _, m := range batch {
+			if err = n.ps.Publish(actx, m.topic, m.data); err != nil {
 				break
 			}
+			sent++
 		}
 	}
 	now := time.Now()
+	if sent > 0 {
+		n.published.Add(uint64(sent))
+		n.lastLatency.Store(int64(now.Sub(batch[sent-1].queued)))
+	}
 	if err == nil {
-		n.published.Add(uint64(len(pending)))
-		n.lastLatency.Store(int64(now.Sub(pending[len(pending)-1].queued)))
-		return nil
+		n.setPubOK(true)
+		return sent
 	}
-	n.failLog.log(n.log, "cluster: publish failed; retrying", err)
-	var failed []outMessage
-	for i, m := range pending {
-		if perMsg != nil && perMsg[i] == nil {
-			n.published.Add(1)
-			n.lastLatency.Store(int64(now.Sub(m.queued)))
-			continue
-		}
-		n.publishFailures.Add(1)
-		failed = append(failed, m)
+	n.publishFailures.Add(uint64(len(batch) - sent))
+	if ctx.Err() == nil {
+		n.failLog.log(n.log, "cluster: publish failed; keeping the messages and retrying", err)
+		n.setPubOK(false)
 	}
-	return failed
-}
-
-// attemptTimeout bounds one backend call.
-func attemptTimeout(retry time.Duration) time.Duration {
-	return max(min(retry, 5*time.Second), 100*time.Millisecond)
+	return sent
 }
 
 // rateLog logs at most once a second, counting what it held back.

@@ -25,9 +25,9 @@
 //
 // The writer batches for BatchTimeout (2ms; kafka-go's default of one second
 // would be the cross-node latency), waits for RequiredAcks (leader ack by
-// default), and does not retry: the cluster.Node above retries within its
-// PublishRetry window and counts what it drops. The Node hands the backend
-// everything queued at once (PublishBatch), so a burst is one produce
+// default), and does not retry: the cluster.Node above keeps failed
+// messages in its byte-bounded buffer and retries until the broker takes
+// them. The Node hands the backend everything buffered at once (PublishBatch), so a burst is one produce
 // request per partition. Most of a lone message's hop is BatchTimeout;
 // lower it for latency, raise it for throughput.
 //

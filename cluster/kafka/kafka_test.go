@@ -262,7 +262,7 @@ func TestKafkaBrokerRestart(t *testing.T) {
 	inb.Expect(t, 10*time.Second, topic, "before")
 
 	// Two nodes over the same broker: the Node's retry across the outage.
-	o := cluster.Options{Namespace: "restart", PublishRetry: 30 * time.Second, FailFast: true, Logger: quiet()}
+	o := cluster.Options{Namespace: "restart", FailFast: true, Logger: quiet()}
 	n1 := cluster.NewNode(newPS(t, Options{Brokers: addrs}), o)
 	n2 := cluster.NewNode(newPS(t, Options{Brokers: addrs}), o)
 	h2 := &handler{msgs: make(chan *cluster.Envelope, 10)}

@@ -8,12 +8,14 @@
 // channel named "/chat/[a]*?" is a literal name, not a glob. They live on
 // one dedicated connection (as in the reference), separate from the pooled
 // connections that PUBLISH. When that connection breaks, a loop reconnects
-// after min(100·attempt, 5000) ms and subscribes every topic again; the
+// after min(100·attempt, 500) ms and subscribes every topic again (it tells
+// the Node through cluster.ConnectionNotifier, both ways); the
 // connection is pinged after HealthInterval of silence and dropped if the
 // PING goes unanswered, so a silent network failure is noticed too.
 //
 // Publish does not retry or queue: while Redis is unreachable it fails at
-// once and the cluster.Node's queue retries within its PublishRetry window.
+// once and the cluster.Node keeps the message in its byte-bounded buffer
+// (PublishBuffer) until Redis takes it.
 // A subscriber that cannot keep up is disconnected by Redis itself
 // (client-output-buffer-limit pubsub, default 32 MB hard / 8 MB for 60 s);
 // it then reconnects, and the messages in between are lost, as for any

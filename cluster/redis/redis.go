@@ -92,9 +92,28 @@ type pubsub struct {
 	started bool
 	closed  bool
 	deliver func(string, []byte)
+	notify  func(up bool) // cluster.ConnectionNotifier
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// NotifyConnection implements cluster.ConnectionNotifier: f(false) when
+// the subscriber connection is lost, f(true) when it is back with every
+// topic subscribed again.
+func (p *pubsub) NotifyConnection(f func(up bool)) {
+	p.mu.Lock()
+	p.notify = f
+	p.mu.Unlock()
+}
+
+func (p *pubsub) notifyState(up bool) {
+	p.mu.Lock()
+	f := p.notify
+	p.mu.Unlock()
+	if f != nil {
+		f(up)
+	}
 }
 
 // Addr is the Redis address in use.
@@ -170,7 +189,7 @@ func (p *pubsub) installLocked(sub *goredis.PubSub) ([]string, bool) {
 }
 
 // run receives on the subscriber connection; when it breaks, it reconnects
-// after min(100·attempt, 5000) ms (the reference's delays) and subscribes
+// after reconnectDelay and subscribes
 // every desired topic again.
 func (p *pubsub) run(ctx context.Context, sub *goredis.PubSub) {
 	defer p.wg.Done()
@@ -185,6 +204,7 @@ func (p *pubsub) run(ctx context.Context, sub *goredis.PubSub) {
 			return
 		}
 		p.log.Warn("redis: subscriber connection lost; reconnecting", "addr", p.opt.Addr, "err", err)
+		p.notifyState(false)
 		for sub = nil; sub == nil; {
 			attempt++
 			t := time.NewTimer(reconnectDelay(attempt))
@@ -223,14 +243,20 @@ func (p *pubsub) run(ctx context.Context, sub *goredis.PubSub) {
 			}
 			sub = s
 			p.log.Info("redis: subscriber reconnected", "addr", p.opt.Addr, "attempt", attempt, "topics", len(topics))
+			p.notifyState(true)
 			attempt = 0
 		}
 	}
 }
 
-// reconnectDelay is the reference's delay before reconnect attempt n (from 1).
+// reconnectDelay is the delay before reconnect attempt n (from 1): the
+// reference's 100 ms steps, capped at 500 ms rather than its 5 s, so that
+// every node's subscriber is back within about half a second of the
+// server's return (Redis keeps no message for a subscriber that is not
+// connected; the Node holds its buffer for that long, see cluster's
+// reconnectGrace).
 func reconnectDelay(attempt int) time.Duration {
-	return time.Duration(min(100*attempt, 5000)) * time.Millisecond
+	return time.Duration(min(100*attempt, 500)) * time.Millisecond
 }
 
 // receive delivers messages until the connection fails or ctx ends.

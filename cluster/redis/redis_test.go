@@ -203,8 +203,8 @@ func TestRedisServerRestart(t *testing.T) {
 }
 
 func TestReconnectDelays(t *testing.T) {
-	// min(100·attempt, 5000) ms, as the reference.
-	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 10: time.Second, 50: 5 * time.Second, 80: 5 * time.Second} {
+	// min(100·attempt, 500) ms: the reference's steps, a lower cap.
+	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 3: 300 * time.Millisecond, 10: 500 * time.Millisecond, 80: 500 * time.Millisecond} {
 		if got := reconnectDelay(attempt); got != want {
 			t.Errorf("attempt %d: %v, want %v", attempt, got, want)
 		}

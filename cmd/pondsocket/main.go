@@ -288,6 +288,15 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 		}
 		io.WriteString(w, "ok")
 	})
+	// /readyz: 503 while the cluster bus is unreachable (/healthz is
+	// about the process only)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := srv.Ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready")
+	})
 	mux.Handle("GET /metrics", metricsHandler(srv))
 	mux.Handle("GET /", pageHandler())
 	return srv, nil

@@ -102,15 +102,21 @@ func newStatsCollector(stats func() pondsocket.Stats, node func() *cluster.Node)
 		cluster: []metric[N]{
 			ucounter("pondsocket_cluster_published_total", "Messages the pub/sub backend accepted (heartbeats included).", func(s *N) uint64 { return s.Published }),
 			ucounter("pondsocket_cluster_publish_failures_total", "Failed publish attempts (each retry counts).", func(s *N) uint64 { return s.PublishFailures }),
-			ucounter("pondsocket_cluster_dropped_total", "Outbound messages given up (queue full, retry window over, shutdown).", func(s *N) uint64 { return s.Dropped }),
-			ucounter("pondsocket_cluster_queue_full_total", "Outbound messages dropped because the queue was full (part of dropped).", func(s *N) uint64 { return s.QueueFull }),
+			ucounter("pondsocket_cluster_dropped_total", "Outbound messages given up (buffer overflow, shutdown).", func(s *N) uint64 { return s.Dropped }),
+			ucounter("pondsocket_cluster_buffer_overflow_total", "Oldest outbound messages dropped because the publish buffer was full (part of dropped).", func(s *N) uint64 { return s.Overflowed }),
+			ucounter("pondsocket_cluster_nodes_declared_down_total", "Times another node was declared down after the heartbeat timeout.", func(s *N) uint64 { return s.NodesDeclaredDown }),
+			ucounter("pondsocket_cluster_nodes_back_total", "Times a node declared down was heard from again.", func(s *N) uint64 { return s.NodesBack }),
+			ucounter("pondsocket_cluster_resyncs_total", "Membership resynchronisations (a node back, the bus back, a stall, dropped messages).", func(s *N) uint64 { return s.Resyncs }),
+			ucounter("pondsocket_cluster_stalls_total", "Times this process stalled longer than half the heartbeat timeout.", func(s *N) uint64 { return s.Stalls }),
 			ucounter("pondsocket_cluster_received_total", "Messages the pub/sub backend delivered.", func(s *N) uint64 { return s.Received }),
 			ucounter("pondsocket_cluster_decode_errors_total", "Received messages that failed validation (dropped).", func(s *N) uint64 { return s.DecodeErrors }),
 			ucounter("pondsocket_cluster_handled_total", "Received messages handed to the channels.", func(s *N) uint64 { return s.Handled }),
 			ucounter("pondsocket_cluster_heartbeats_sent_total", "Heartbeats published.", func(s *N) uint64 { return s.HeartbeatsSent }),
 			newMetric("pondsocket_cluster_nodes_alive", prometheus.GaugeValue, "Other nodes heard from within the heartbeat timeout.", func(s *N) float64 { return float64(s.NodesAlive) }),
-			newMetric("pondsocket_cluster_queued_messages", prometheus.GaugeValue, "Messages waiting in the outbound queue (publish lag).", func(s *N) float64 { return float64(s.Queued) }),
-			newMetric("pondsocket_cluster_connected", prometheus.GaugeValue, "1 when the pub/sub backend is connected.", func(s *N) float64 {
+			newMetric("pondsocket_cluster_nodes_down", prometheus.GaugeValue, "Nodes declared down and not heard from since.", func(s *N) float64 { return float64(s.NodesDown) }),
+			newMetric("pondsocket_cluster_buffered_messages", prometheus.GaugeValue, "Outbound messages waiting for the bus (publish lag, or an outage).", func(s *N) float64 { return float64(s.Buffered) }),
+			newMetric("pondsocket_cluster_buffered_bytes", prometheus.GaugeValue, "Their bytes, as counted against the publish buffer.", func(s *N) float64 { return float64(s.BufferedBytes) }),
+			newMetric("pondsocket_cluster_connected", prometheus.GaugeValue, "1 while the bus is reachable (publishing and receiving).", func(s *N) float64 {
 				if s.Connected {
 					return 1
 				}
