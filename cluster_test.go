@@ -1,7 +1,9 @@
 package pondsocket_test
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,4 +159,59 @@ func evictAcrossNodes(t *testing.T, a, b, c *pond, room, bobID string, count fun
 		t.Fatalf("kicked_out %d times", count(b, "kicked_out"))
 	}
 
+}
+
+// recordingPubSub keeps every envelope its node publishes.
+type recordingPubSub struct {
+	pondsocket.PubSub
+	mu   sync.Mutex
+	sent []*cluster.Envelope
+}
+
+func (r *recordingPubSub) Publish(ctx context.Context, topic string, data []byte) error {
+	if e, err := cluster.Decode(data); err == nil {
+		r.mu.Lock()
+		r.sent = append(r.sent, e)
+		r.mu.Unlock()
+	}
+	return r.PubSub.Publish(ctx, topic, data)
+}
+
+func (r *recordingPubSub) find(match func(*cluster.Envelope) bool) *cluster.Envelope {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.sent {
+		if match(e) {
+			return e
+		}
+	}
+	return nil
+}
+
+// A message a user's handler broadcasts crosses the bus with the sender's
+// id in fromUserId, as the reference node sends it (it was "CHANNEL").
+func TestUserMessageCarriesTheSender(t *testing.T) {
+	testenv.NodeModules(t)
+	bus := cluster.NewMemoryBus()
+	rec := &recordingPubSub{PubSub: bus.Connect()}
+	n0 := startNode(t, rec, "n0", 100*time.Millisecond, time.Second)
+	n1 := startNode(t, bus.Connect(), "n1", 100*time.Millisecond, time.Second)
+	const room = "/chat/sender"
+	a := pondOn(t, n0.Addr().String(), "alice")
+	b := pondOn(t, n1.Addr().String(), "bob")
+	a.join(room, map[string]any{"username": "alice"})
+	a.state(room, "JOINED")
+	b.join(room, map[string]any{"username": "bob"})
+	b.state(room, "JOINED")
+	a.users(room, 2)
+	a.send(room, "message", map[string]any{"text": "hi"})
+	b.message(room, "message")
+	joined := rec.find(func(e *cluster.Envelope) bool { return e.Type == cluster.UserJoined && e.ChannelName == room })
+	msg := rec.find(func(e *cluster.Envelope) bool { return e.Type == cluster.UserMessage && e.Event == "message" })
+	if joined == nil || msg == nil {
+		t.Fatalf("published USER_JOINED %v, USER_MESSAGE %v", joined != nil, msg != nil)
+	}
+	if msg.FromUserID != joined.UserID {
+		t.Fatalf("USER_MESSAGE fromUserId %q, want the sender %q", msg.FromUserID, joined.UserID)
+	}
 }

@@ -244,7 +244,7 @@ func (l *lobby) send(in *instance, action, event, reqID string, payload json.Raw
 	if err := l.sendLocal(in, action, event, reqID, payload, r); err != nil {
 		return err
 	}
-	l.ep.publishMessage(in, event, reqID, "", payload, r)
+	l.ep.publishMessage(in, event, reqID, r.from, payload, r)
 	return nil
 }
 

@@ -315,6 +315,7 @@ func (ctx *JoinContext) bcast(event string, payload any, r recipients) *JoinCont
 	if err != nil {
 		return ctx.fail(err)
 	}
+	r.from = ctx.c.id // USER_MESSAGE.fromUserId names the sender, as the reference does
 	if err := ctx.l.send(ctx.in, protocol.ActionServerBroadcast, event, ctx.msg.RequestID, raw, r); err != nil {
 		return ctx.fail(err)
 	}
@@ -478,6 +479,7 @@ func (ctx *EventContext) bcast(action, event string, payload any, r recipients) 
 	if err != nil {
 		return ctx.fail(err)
 	}
+	r.from = ctx.c.id // USER_MESSAGE.fromUserId names the sender, as the reference does
 	if err := ctx.in.lobby.send(ctx.in, action, event, ctx.msg.RequestID, raw, r); err != nil {
 		return ctx.fail(err)
 	}

@@ -201,6 +201,7 @@ type recipients struct {
 	except  string   // with all: everyone but this user
 	only    []string // explicit user ids
 	tracked bool     // presence-tracked members only
+	from    string   // the user whose handler sent it ("" = the server)
 }
 
 // connListPool recycles the []Conn handed to the transport.
