@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pondsocket/pondsocket/channel"
 	"github.com/pondsocket/pondsocket/cluster"
 	"github.com/pondsocket/pondsocket/engine"
 	"github.com/pondsocket/pondsocket/internal/wsframe"
@@ -24,7 +23,7 @@ import (
 type Manager struct {
 	o    Options
 	log  *slog.Logger
-	ch   *channel.Server
+	ch   *hub
 	eng  *engine.Engine
 	br   *bridge
 	once sync.Once
@@ -37,7 +36,7 @@ type Manager struct {
 func NewManager(ctx context.Context, opts Options) *Manager {
 	o := mergeOptions(&opts)
 	br := &bridge{log: o.Logger}
-	ch := channel.NewServer(channelOptions(o), br)
+	ch := newHub(channelOptions(o), br)
 	br.ch = ch
 	m := &Manager{o: o, log: o.Logger, ch: ch, br: br}
 	cfg := engineConfig("", ServerOptions{}, o)
@@ -137,7 +136,7 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 		}
 		// copies: some adaptors (fasthttp's) hand over strings that alias
 		// buffers they reuse after the handler returns
-		d := m.ch.Connect(&channel.Handshake{Path: strings.Clone(r.URL.Path), RawQuery: strings.Clone(r.URL.RawQuery),
+		d := m.ch.Connect(&handshake{Path: strings.Clone(r.URL.Path), RawQuery: strings.Clone(r.URL.RawQuery),
 			Header: cloneHeader(r.Header), RemoteAddr: strings.Clone(r.RemoteAddr)})
 		if d.Client == nil {
 			http.Error(w, d.Message, d.Status)

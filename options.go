@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/pondsocket/pondsocket/channel"
 )
 
 // Options configures connections and channels. Start from DefaultOptions;
@@ -173,15 +172,15 @@ func DefaultOptions() *Options {
 		MessageBurst:             2000,
 		JoinRate:                 100,
 		JoinBurst:                200,
-		PresenceRate:             channel.DefaultPresenceRate,
-		PresenceBurst:            channel.DefaultPresenceBurst,
-		MaxChannelNameBytes:      channel.DefaultMaxChannelNameBytes,
-		MaxEventNameBytes:        channel.DefaultMaxEventNameBytes,
-		MaxRequestIDBytes:        channel.DefaultMaxRequestIDBytes,
-		MaxPresenceBytes:         channel.DefaultMaxPresenceBytes,
-		MaxAssignsBytes:          channel.DefaultMaxAssignsBytes,
-		MaxConnectionStateBytes:  channel.DefaultMaxConnectionStateBytes,
-		MaxStateBytes:            channel.DefaultMaxStateBytes,
+		PresenceRate:             DefaultPresenceRate,
+		PresenceBurst:            DefaultPresenceBurst,
+		MaxChannelNameBytes:      DefaultMaxChannelNameBytes,
+		MaxEventNameBytes:        DefaultMaxEventNameBytes,
+		MaxRequestIDBytes:        DefaultMaxRequestIDBytes,
+		MaxPresenceBytes:         DefaultMaxPresenceBytes,
+		MaxAssignsBytes:          DefaultMaxAssignsBytes,
+		MaxConnectionStateBytes:  DefaultMaxConnectionStateBytes,
+		MaxStateBytes:            DefaultMaxStateBytes,
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
-	"github.com/pondsocket/pondsocket/channel"
 	"github.com/pondsocket/pondsocket/cluster"
 	"github.com/pondsocket/pondsocket/engine"
 )
@@ -26,7 +25,7 @@ type Server struct {
 	opts  ServerOptions
 	o     Options
 	log   *slog.Logger
-	ch    *channel.Server
+	ch    *hub
 	eng   *engine.Engine
 	br    *bridge
 	mu    sync.Mutex
@@ -54,7 +53,7 @@ func NewServer(opts *ServerOptions) *Server {
 	o := mergeOptions(so.Options)
 	log := o.Logger
 	br := &bridge{log: log}
-	ch := channel.NewServer(channelOptions(o), br)
+	ch := newHub(channelOptions(o), br)
 	br.ch = ch
 	s := &Server{opts: so, o: o, log: log, ch: ch, br: br}
 	return s
@@ -101,8 +100,8 @@ func mergeOptions(o *Options) Options {
 	return r
 }
 
-func channelOptions(o Options) channel.Options {
-	return channel.Options{
+func channelOptions(o Options) hubOptions {
+	return hubOptions{
 		MaxMessageSize:           int(o.MaxMessageSize),
 		MaxChannelsPerConnection: o.MaxChannelsPerConnection,
 		MessageRate:              o.MessageRate,
@@ -260,7 +259,7 @@ func (s *Server) Stop(timeout time.Duration) error {
 
 // stopBoth stops the engine and then the handler workers, both within
 // ctx's deadline.
-func stopBoth(ctx context.Context, eng *engine.Engine, ch *channel.Server, timeout time.Duration) error {
+func stopBoth(ctx context.Context, eng *engine.Engine, ch *hub, timeout time.Duration) error {
 	var errs []error
 	if err := eng.Stop(ctx); errors.Is(err, context.DeadlineExceeded) {
 		errs = append(errs, fmt.Errorf("pondsocket: stop: some connections did not close within %v and were cut", timeout))
@@ -334,7 +333,7 @@ type Stats struct {
 	StateBytes                                                     int64 // channel names, presence, assigns held for clients
 }
 
-func collectStats(e *engine.Engine, c *channel.Server) Stats {
+func collectStats(e *engine.Engine, c *hub) Stats {
 	var st Stats
 	cs := c.Stats()
 	st.Connections = cs.Connections.Load()
@@ -374,13 +373,13 @@ func collectStats(e *engine.Engine, c *channel.Server) Stats {
 
 // bridge connects the engine (sockets) to the channel layer (PondSocket).
 type bridge struct {
-	ch  *channel.Server
+	ch  *hub
 	eng *engine.Engine
 	log *slog.Logger
 }
 
 func (b *bridge) Upgrade(r *engine.Request) engine.Decision {
-	d := b.ch.Connect(&channel.Handshake{Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, RemoteAddr: r.RemoteAddr.String()})
+	d := b.ch.Connect(&handshake{Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, RemoteAddr: r.RemoteAddr.String()})
 	if d.Client == nil {
 		return engine.Decision{Status: d.Status, Message: d.Message}
 	}
@@ -388,23 +387,23 @@ func (b *bridge) Upgrade(r *engine.Request) engine.Decision {
 }
 
 func (b *bridge) OnOpen(c *engine.Conn) {
-	b.ch.Open(c.Context().(*channel.Client), c)
+	b.ch.Open(c.Context().(*Client), c)
 }
 
 func (b *bridge) OnMessage(c *engine.Conn, _ byte, data []byte) {
 	// Binary frames carry the same JSON, as the reference server accepts.
-	b.ch.Message(c.Context().(*channel.Client), data)
+	b.ch.Message(c.Context().(*Client), data)
 }
 
 func (b *bridge) OnClose(c *engine.Conn, _ int, _ error) {
-	b.ch.Disconnect(c.Context().(*channel.Client))
+	b.ch.Disconnect(c.Context().(*Client))
 }
 
 var engineConnPool = sync.Pool{New: func() any { s := make([]*engine.Conn, 0, 256); return &s }}
 
 // Fanout hands a broadcast to the engine grouped per event loop; other
 // connection kinds (virtual, fallback) get their own Send.
-func (b *bridge) Fanout(f *wsframe.Frame, conns []channel.Conn) {
+func (b *bridge) Fanout(f *wsframe.Frame, conns []memberConn) {
 	p := engineConnPool.Get().(*[]*engine.Conn)
 	ec := (*p)[:0]
 	for _, c := range conns {

@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"context"

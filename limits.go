@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"encoding/json"
@@ -27,7 +27,7 @@ type leftMember struct {
 // charge adds delta bytes of channel state held for c, refusing growth
 // beyond MaxConnectionStateBytes for c or MaxStateBytes for the server.
 // Shrinking always succeeds.
-func (s *Server) charge(c *Client, delta int64) error {
+func (s *hub) charge(c *Client, delta int64) error {
 	if delta <= 0 {
 		c.st.bytes.Add(delta)
 		s.stateBytes.Add(delta)
@@ -47,7 +47,7 @@ func (s *Server) charge(c *Client, delta int64) error {
 
 // StateBytes is the channel state (names, presence, assigns) all
 // connections make the server hold, as counted against MaxStateBytes.
-func (s *Server) StateBytes() int64 { return s.stateBytes.Load() }
+func (s *hub) StateBytes() int64 { return s.stateBytes.Load() }
 
 // StateBytes is the channel state this connection makes the server hold,
 // as counted against MaxConnectionStateBytes.
@@ -74,7 +74,7 @@ func assignsSize(a map[string]any) int64 {
 
 // checkAssigns applies MaxAssignsBytes to a user's assigns and returns
 // their size.
-func (s *Server) checkAssigns(a map[string]any) (int64, error) {
+func (s *hub) checkAssigns(a map[string]any) (int64, error) {
 	n := assignsSize(a)
 	if n > int64(s.opts.MaxAssignsBytes) {
 		return n, ErrAssignsTooLarge
@@ -85,7 +85,7 @@ func (s *Server) checkAssigns(a map[string]any) (int64, error) {
 // checkFields applies the length limits of a client message's strings.
 // It returns the status and text of the refusal, and the requestId the
 // answer may echo (a requestId over its limit is not echoed).
-func (s *Server) checkFields(m *protocol.ClientMessage) (status int, text, reqID string, ok bool) {
+func (s *hub) checkFields(m *protocol.ClientMessage) (status int, text, reqID string, ok bool) {
 	o := &s.opts
 	reqID = m.RequestID
 	field, n, max := "", 0, 0

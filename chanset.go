@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 // chanSet is a client's set of joined channels, holding its membership
 // records (the instance keeps only a dense slice of the same records).

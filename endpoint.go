@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"encoding/json"
@@ -16,8 +16,8 @@ import (
 // channel patterns ("lobbies"). Channel instances and clients live in
 // xxhash-sharded tables owned by the endpoint.
 type Endpoint struct {
-	srv     *Server
-	pattern *Pattern
+	srv     *hub
+	pattern *pattern
 	path    string
 	handler func(*ConnectionContext) error
 
@@ -36,7 +36,7 @@ func (ep *Endpoint) Path() string { return ep.path }
 // registration order; registering the same pattern twice panics (a
 // programming error, as in the reference).
 func (ep *Endpoint) CreateChannel(pattern string, join func(*JoinContext) error) *Channel {
-	p, err := CompilePattern(pattern)
+	p, err := compilePattern(pattern)
 	if err != nil {
 		panic(err)
 	}
@@ -108,7 +108,7 @@ func (in *instance) isDead() bool {
 }
 
 // connect runs the connection handler.
-func (ep *Endpoint) connect(h *Handshake, route Route) (d Decision) {
+func (ep *Endpoint) connect(h *handshake, route Route) (d decision) {
 	ctx := &ConnectionContext{Route: route, ep: ep, hs: h, id: newID()}
 	err := func() (err error) {
 		defer ep.srv.catch(&err, "connection", "path", h.Path)
@@ -117,7 +117,7 @@ func (ep *Endpoint) connect(h *Handshake, route Route) (d Decision) {
 	if ctx.accepted { // assigns set after Accept count too
 		if _, err := ep.srv.checkAssigns(ctx.assigns); err != nil {
 			e := err.(*Error)
-			return Decision{Status: e.Status, Message: e.Message}
+			return decision{Status: e.Status, Message: e.Message}
 		}
 	}
 	switch {
@@ -129,12 +129,12 @@ func (ep *Endpoint) connect(h *Handshake, route Route) (d Decision) {
 		d.Greeting = append([]*wsframe.Frame{connect}, ctx.replies...)
 		return d
 	case ctx.declined:
-		return Decision{Status: ctx.status, Message: ctx.message}
+		return decision{Status: ctx.status, Message: ctx.message}
 	case err != nil:
 		status, msg := ep.srv.clientError(err, "connection", "path", h.Path)
-		return Decision{Status: status, Message: msg}
+		return decision{Status: status, Message: msg}
 	default:
-		return Decision{Status: 500, Message: "Connection handler completed without accepting or declining the request"}
+		return decision{Status: 500, Message: "Connection handler completed without accepting or declining the request"}
 	}
 }
 

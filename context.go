@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"context"
@@ -20,7 +20,7 @@ type ConnectionContext struct {
 	Route Route
 
 	ep       *Endpoint
-	hs       *Handshake
+	hs       *handshake
 	id       string
 	assigns  map[string]any
 	accepted bool
@@ -149,7 +149,7 @@ func (ctx *JoinContext) fail(err error) *JoinContext {
 func (ctx *JoinContext) Err() error { return ctx.err }
 
 // Context is cancelled when the joining connection goes away, when the
-// handler returns, when a shutdown abandons it, and at Options.HandlerTimeout.
+// handler returns, when a shutdown abandons it, and at hubOptions.HandlerTimeout.
 func (ctx *JoinContext) Context() context.Context { return ctx.c.runContext() }
 
 // ChannelName is the name of the channel being joined.
@@ -398,7 +398,7 @@ func (ctx *EventContext) fail(err error) *EventContext {
 func (ctx *EventContext) Err() error { return ctx.err }
 
 // Context is cancelled when the sender's connection goes away, when the
-// handler returns, when a shutdown abandons it, and at Options.HandlerTimeout.
+// handler returns, when a shutdown abandons it, and at hubOptions.HandlerTimeout.
 // Middleware receives the same context.
 func (ctx *EventContext) Context() context.Context { return ctx.c.runContext() }
 
@@ -531,7 +531,7 @@ func (ctx *EventContext) presenceAllowed() bool {
 
 // UpdatePresence replaces the sender's presence, tracking it when it was
 // not tracked yet. Presence changes of a sender are rate limited
-// (Options.PresenceRate: ErrPresenceRate) and bounded in size
+// (hubOptions.PresenceRate: ErrPresenceRate) and bounded in size
 // (ErrPresenceTooLarge).
 func (ctx *EventContext) UpdatePresence(presence any) *EventContext {
 	if !ctx.presenceAllowed() {
@@ -598,7 +598,7 @@ type LeaveContext struct {
 	Route Route
 	ch    *Channel
 
-	srv   *Server
+	srv   *hub
 	start time.Time
 	hctx  context.Context
 	stop  context.CancelFunc
@@ -608,7 +608,7 @@ type LeaveContext struct {
 func (ctx *LeaveContext) Channel() *Channel { return ctx.ch }
 
 // Context is cancelled when the leave handler returns, when a shutdown
-// abandons it, and at Options.HandlerTimeout. (The user's connection may
+// abandons it, and at hubOptions.HandlerTimeout. (The user's connection may
 // already be gone: that is often why it left.)
 func (ctx *LeaveContext) Context() context.Context {
 	if ctx.hctx == nil {

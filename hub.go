@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"context"
@@ -19,28 +19,28 @@ func init() { uuid.EnableRandPool() }
 
 func newID() string { return uuid.NewString() }
 
-// Conn is what the channel layer needs of a connection: a way to send a
+// memberConn is what the channel layer needs of a connection: a way to send a
 // pre-encoded frame and to close. The engine's WebSocket connections, the
 // fallback transports and the benchmarks' virtual connections all satisfy
 // it. Both methods must be safe from any goroutine, Send must keep the order
 // of calls made by one goroutine, and Send takes its own reference to f.
-type Conn interface {
+type memberConn interface {
 	Send(f *wsframe.Frame)
 	Close(code int, reason string)
 }
 
-// Transport delivers one frame to many connections at once. The engine
+// fanouter delivers one frame to many connections at once. The engine
 // implements it by grouping recipients per event loop; DirectTransport
 // simply calls Send on each.
-type Transport interface {
-	Fanout(f *wsframe.Frame, conns []Conn)
+type fanouter interface {
+	Fanout(f *wsframe.Frame, conns []memberConn)
 }
 
-// DirectTransport sends to each connection in turn.
-type DirectTransport struct{}
+// directFanout sends to each connection in turn.
+type directFanout struct{}
 
 // Fanout implements Transport.
-func (DirectTransport) Fanout(f *wsframe.Frame, conns []Conn) {
+func (directFanout) Fanout(f *wsframe.Frame, conns []memberConn) {
 	for _, c := range conns {
 		c.Send(f)
 	}
@@ -49,11 +49,11 @@ func (DirectTransport) Fanout(f *wsframe.Frame, conns []Conn) {
 // Server is the channel layer: endpoints, channels, presence, assigns and
 // message dispatch. It is transport-agnostic: a transport calls Connect,
 // Open, Message and Disconnect.
-type Server struct {
-	opts      Options
+type hub struct {
+	opts      hubOptions
 	log       *slog.Logger
 	rlog      *slog.Logger // for lines remote input can trigger (rate limited)
-	transport Transport
+	transport fanouter
 	pool      *pool
 
 	// base is the parent of every handler context; cancelled when
@@ -66,13 +66,13 @@ type Server struct {
 	mu        sync.RWMutex
 	endpoints []*Endpoint
 
-	stats      Stats
+	stats      hubStats
 	stateBytes atomic.Int64 // see charge
-	node       ClusterNode  // nil on a single node
+	node       clusterNode  // nil on a single node
 }
 
-// Stats are cumulative counters of the channel layer.
-type Stats struct {
+// hubStats are cumulative counters of the channel layer.
+type hubStats struct {
 	Connections   atomic.Int64 // currently registered connections
 	Channels      atomic.Int64 // live channel instances
 	Joins         atomic.Int64
@@ -91,37 +91,37 @@ type Stats struct {
 
 // NewServer builds a channel layer that delivers through t (nil means
 // DirectTransport).
-func NewServer(opts Options, t Transport) *Server {
+func newHub(opts hubOptions, t fanouter) *hub {
 	opts = opts.withDefaults()
 	if t == nil {
-		t = DirectTransport{}
+		t = directFanout{}
 	}
 	base, cancel := context.WithCancel(context.Background())
-	return &Server{opts: opts, log: opts.Logger, rlog: ratelog.New(opts.Logger, 0, 0), transport: t,
+	return &hub{opts: opts, log: opts.Logger, rlog: ratelog.New(opts.Logger, 0, 0), transport: t,
 		pool: newPool(opts.Workers), base: base, cancelBase: cancel}
 }
 
-// Options returns the effective options.
-func (s *Server) Options() Options { return s.opts }
+// hubOptions returns the effective options.
+func (s *hub) Options() hubOptions { return s.opts }
 
-// Stats exposes the counters.
-func (s *Server) Stats() *Stats { return &s.stats }
+// hubStats exposes the counters.
+func (s *hub) Stats() *hubStats { return &s.stats }
 
 // QueuedBytes is the bytes of client messages waiting for handlers, over
 // all connections.
-func (s *Server) QueuedBytes() int64 { return s.queued.Load() }
+func (s *hub) QueuedBytes() int64 { return s.queued.Load() }
 
 // Close stops the handler workers after the queued work ran (messages of
 // closed connections are dropped, their leave handlers run), however long
 // that takes.
-func (s *Server) Close() { _ = s.Shutdown(context.Background()) }
+func (s *hub) Close() { _ = s.Shutdown(context.Background()) }
 
 // Shutdown stops the handler workers after the queued work ran, or when
 // ctx ends, whichever comes first. Handlers still running then are
 // abandoned: their contexts are cancelled, nothing queued runs any more, and
 // the error (an *AbandonedError, errors.Is ErrHandlersAbandoned) says how
 // many. Their workers leave as soon as they return.
-func (s *Server) Shutdown(ctx context.Context) error {
+func (s *hub) Shutdown(ctx context.Context) error {
 	n := s.pool.shutdown(ctx)
 	s.cancelBase()
 	if n > 0 {
@@ -134,8 +134,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // CreateEndpoint registers an endpoint; the path is a route pattern
 // (PROTOCOL.md §6.2). Endpoints are tried in registration order. It panics
 // on an invalid pattern, as registering routes is start-up code.
-func (s *Server) CreateEndpoint(path string, handler func(*ConnectionContext) error) *Endpoint {
-	p, err := CompilePattern(path)
+func (s *hub) CreateEndpoint(path string, handler func(*ConnectionContext) error) *Endpoint {
+	p, err := compilePattern(path)
 	if err != nil {
 		panic(err)
 	}
@@ -147,23 +147,23 @@ func (s *Server) CreateEndpoint(path string, handler func(*ConnectionContext) er
 }
 
 // Endpoints lists the registered endpoints.
-func (s *Server) Endpoints() []*Endpoint {
+func (s *hub) Endpoints() []*Endpoint {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return append([]*Endpoint(nil), s.endpoints...)
 }
 
-// Handshake is the part of an HTTP upgrade request the connection handler
+// handshake is the part of an HTTP upgrade request the connection handler
 // sees.
-type Handshake struct {
+type handshake struct {
 	Path       string
 	RawQuery   string
 	Header     http.Header
 	RemoteAddr string
 }
 
-// Decision is the outcome of Connect.
-type Decision struct {
+// decision is the outcome of Connect.
+type decision struct {
 	Client   *Client          // non-nil when accepted
 	Greeting []*wsframe.Frame // frames to send right after the upgrade (CONNECT first); owned by the caller
 	Status   int              // HTTP status when declined
@@ -173,7 +173,7 @@ type Decision struct {
 // Connect runs the connection handler of the first endpoint matching the
 // path. It may block (user code). The returned client is not yet visible
 // to anyone: call Open once the transport is ready.
-func (s *Server) Connect(h *Handshake) Decision {
+func (s *hub) Connect(h *handshake) decision {
 	s.mu.RLock()
 	eps := s.endpoints
 	s.mu.RUnlock()
@@ -185,11 +185,11 @@ func (s *Server) Connect(h *Handshake) Decision {
 		route.Query = parseQuery(h.RawQuery)
 		return ep.connect(h, route)
 	}
-	return Decision{Status: 404, Message: "Not Found"}
+	return decision{Status: 404, Message: "Not Found"}
 }
 
 // Open makes an accepted client live on conn.
-func (s *Server) Open(c *Client, conn Conn) {
+func (s *hub) Open(c *Client, conn memberConn) {
 	c.conn = conn
 	c.ep.clients.set(c.id, c)
 	s.stats.Connections.Add(1)
@@ -198,7 +198,7 @@ func (s *Server) Open(c *Client, conn Conn) {
 // Message handles one client text message. data is only read during the
 // call (it may be a network buffer). Safe from any goroutine; messages of
 // one client must be passed in order from one goroutine (its event loop).
-func (s *Server) Message(c *Client, data []byte) {
+func (s *hub) Message(c *Client, data []byte) {
 	s.stats.MessagesIn.Add(1)
 	msg, err := protocol.DecodeClientMessage(data, s.opts.MaxMessageSize)
 	if err != nil {
@@ -227,7 +227,7 @@ func (s *Server) Message(c *Client, data []byte) {
 // the worker pool after the client's queued messages (which find it in no
 // channel). The transport calls it as soon as the connection starts
 // closing. Safe from any goroutine.
-func (s *Server) Disconnect(c *Client) {
+func (s *hub) Disconnect(c *Client) {
 	if c.gone.Swap(true) {
 		return
 	}

@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // id every channel knows it by (one per connection, PROTOCOL.md §6.1).
 type Client struct {
 	id     string
-	conn   Conn
+	conn   memberConn
 	ep     *Endpoint
 	remote string // peer address; the request headers are not kept
 

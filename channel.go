@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // lobby is a channel pattern with its handlers (PROTOCOL.md §6.1).
 type lobby struct {
 	ep      *Endpoint
-	pattern *Pattern
+	pattern *pattern
 	join    func(*JoinContext) error
 
 	mu         sync.RWMutex
@@ -28,13 +28,13 @@ type lobby struct {
 }
 
 type eventHandler struct {
-	pattern *Pattern
+	pattern *pattern
 	fn      func(*EventContext) error
 	gate    *gate
 }
 
 type outgoingHandler struct {
-	pattern *Pattern
+	pattern *pattern
 	fn      func(*OutgoingContext) error
 }
 
@@ -106,7 +106,7 @@ func (ch *Channel) Pattern() string { return ch.l.pattern.String() }
 // OnEvent registers a handler for events whose name matches pattern (route
 // syntax: "message", "message/:id", "*"). The first matching handler runs.
 func (ch *Channel) OnEvent(pattern string, fn func(*EventContext) error) *Channel {
-	p, err := CompilePattern(pattern)
+	p, err := compilePattern(pattern)
 	if err != nil {
 		panic(err)
 	}
@@ -138,7 +138,7 @@ func (ch *Channel) OnLeave(fn func(*LeaveContext)) *Channel {
 // Only the first matching hook runs. Channels with hooks pay one encoding
 // per recipient; others encode each message once.
 func (ch *Channel) OnOutgoing(pattern string, fn func(*OutgoingContext) error) *Channel {
-	p, err := CompilePattern(pattern)
+	p, err := compilePattern(pattern)
 	if err != nil {
 		panic(err)
 	}
@@ -307,7 +307,7 @@ func (l *lobby) sendLocal(in *instance, action, event, reqID string, payload jso
 	return nil
 }
 
-func (s *Server) runOutgoing(fn func(*OutgoingContext) error, ctx *OutgoingContext) (err error) {
+func (s *hub) runOutgoing(fn func(*OutgoingContext) error, ctx *OutgoingContext) (err error) {
 	defer s.catch(&err, "outgoing", "channel", ctx.ch.in.name, "event", ctx.Event.Event)
 	return fn(ctx)
 }
@@ -326,7 +326,7 @@ func (l *lobby) eventGate(event string) *gate {
 }
 
 // errHandlerTimeout replaces the result of a handler that overran
-// Options.HandlerTimeout.
+// hubOptions.HandlerTimeout.
 var errHandlerTimeout = NewError(504, "The handler did not finish in time")
 
 // dispatch runs the middleware chain and then the first matching handler.
@@ -373,7 +373,7 @@ func (l *lobby) dispatchChain(ctx *EventContext) error {
 }
 
 // runHandler runs an event's middleware and handler under the panic policy.
-func (s *Server) runHandler(fn func() error, attrs []any) (err error) {
+func (s *hub) runHandler(fn func() error, attrs []any) (err error) {
 	defer s.catch(&err, "event", attrs...)
 	return fn()
 }

@@ -1,9 +1,9 @@
-// Package channel is the PondSocket server proper: endpoints, channel
+// The hub (hub.go) is the PondSocket server proper: endpoints, channel
 // patterns ("lobbies"), live channels, presence, assigns, middleware and
 // the handler contexts of the public API. It knows nothing of sockets: a
 // transport hands it connections (Conn) and client messages, and it hands
-// back pre-encoded protocol.Frames, one per message however many
-// recipients there are.
+// back pre-encoded wsframe.Frames, one per message however many recipients
+// there are.
 //
 // # The path of a message
 //
@@ -12,7 +12,7 @@
 // in the client's mailbox. A bounded pool of workers drains mailboxes: one
 // worker at a time per client, so each connection's messages are handled
 // in order while a handler that blocks (a database call) delays only its
-// own connection. Options.InlineHandlers runs handlers on the loop instead,
+// own connection. hubOptions.InlineHandlers runs handlers on the loop instead,
 // for applications whose handlers never block.
 //
 // The mailbox is bounded in bytes per client (MaxQueuedBytes) and over all
@@ -57,9 +57,10 @@
 //
 // # Concurrency contract
 //
-// Server.Connect may block (it runs the connection handler). Server.Open,
+// hub.Connect may block (it runs the connection handler). hub.Open,
 // Message and Disconnect are safe from any goroutine; Message must be called
 // in order for one client. Everything on Channel, Endpoint and Client is
 // safe from any goroutine. Contexts (ConnectionContext, JoinContext,
 // EventContext) belong to the handler's goroutine.
-package channel
+
+package pondsocket

@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"bytes"
@@ -35,9 +35,9 @@ import (
 //     strength of a membership view that a node's death or an outage may
 //     have emptied.
 
-// ClusterNode is what the channel layer needs of a cluster node
+// clusterNode is what the channel layer needs of a cluster node
 // (*cluster.Node implements it).
-type ClusterNode interface {
+type clusterNode interface {
 	ID() string
 	Subscribe(endpointPattern, channelName string) error
 	Unsubscribe(endpointPattern, channelName string) error
@@ -49,10 +49,10 @@ type ClusterNode interface {
 
 // AttachCluster makes the server a node of a cluster; call before serving.
 // The caller starts the node with the server as its cluster.Handler.
-func (s *Server) AttachCluster(n ClusterNode) { s.node = n }
+func (s *hub) AttachCluster(n clusterNode) { s.node = n }
 
 // Clustered reports whether a cluster node is attached.
-func (s *Server) Clustered() bool { return s.node != nil }
+func (s *hub) Clustered() bool { return s.node != nil }
 
 func (ep *Endpoint) publish(in *instance, e *cluster.Envelope) {
 	n := ep.srv.node
@@ -159,7 +159,7 @@ func (ep *Endpoint) publishMessage(in *instance, event, reqID, from string, payl
 
 // HandleMessage applies a message from another node (cluster.Handler).
 // It runs on the node's delivery goroutine, in order per channel.
-func (s *Server) HandleMessage(e *cluster.Envelope) {
+func (s *hub) HandleMessage(e *cluster.Envelope) {
 	ep := s.endpointByName(e.EndpointName)
 	if ep == nil {
 		return
@@ -314,7 +314,7 @@ func (in *instance) applyStateLocked(node string, users []cluster.StateUser) {
 // and asks for everybody else's (STATE_REQUEST). With r.Sweep, remote
 // users that nothing confirms within r.Window are forgotten: this node may
 // have missed their USER_LEFT. See the cluster package doc, "Healing".
-func (s *Server) Resync(r cluster.Resync) {
+func (s *hub) Resync(r cluster.Resync) {
 	if s.node == nil {
 		return
 	}
@@ -357,7 +357,7 @@ func (s *Server) Resync(r cluster.Resync) {
 
 // NodeDown drops every user of a node that stopped sending heartbeats
 // (cluster.Handler).
-func (s *Server) NodeDown(nodeID string) {
+func (s *hub) NodeDown(nodeID string) {
 	for _, ep := range s.Endpoints() {
 		ep.instances.each(func(_ string, in *instance) bool {
 			in.mu.Lock()
@@ -372,7 +372,7 @@ func (s *Server) NodeDown(nodeID string) {
 	}
 }
 
-func (s *Server) endpointByName(name string) *Endpoint {
+func (s *hub) endpointByName(name string) *Endpoint {
 	for _, ep := range s.Endpoints() {
 		if strings.TrimLeft(ep.path, "/") == name {
 			return ep

@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ func (echoConn) Close(int, string)     {}
 // worker, routing, the handler, encoding the reply. 1 000 clients, each
 // with one request in flight per round, as in `pondbench echo`.
 func BenchmarkEchoHandoff(b *testing.B) {
-	s := NewServer(Options{MessageRate: -1, JoinRate: -1, Logger: quietLog()}, nil)
+	s := newHub(hubOptions{MessageRate: -1, JoinRate: -1, Logger: quietLog()}, nil)
 	defer s.Close()
 	ep := s.CreateEndpoint("/api/socket", func(ctx *ConnectionContext) error { return ctx.Accept() })
 	ep.CreateChannel("/chat/:room", func(ctx *JoinContext) error { return ctx.Accept().Err() }).
@@ -29,7 +29,7 @@ func BenchmarkEchoHandoff(b *testing.B) {
 	clients := make([]*Client, n)
 	msgs := make([][]byte, n)
 	for i := range clients {
-		d := s.Connect(&Handshake{Path: "/api/socket"})
+		d := s.Connect(&handshake{Path: "/api/socket"})
 		for _, f := range d.Greeting {
 			f.Release()
 		}

@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"encoding/json"
@@ -205,7 +205,7 @@ type recipients struct {
 }
 
 // connListPool recycles the []Conn handed to the transport.
-var connListPool = sync.Pool{New: func() any { s := make([]Conn, 0, 64); return &s }}
+var connListPool = sync.Pool{New: func() any { s := make([]memberConn, 0, 64); return &s }}
 
 // deliver fans one encoded frame out to the selected members: the frame is
 // encoded once by the caller and the same bytes reach every recipient. A
@@ -219,7 +219,7 @@ func (in *instance) deliver(f *wsframe.Frame, r recipients) (int, error) {
 }
 
 func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
-	lp := connListPool.Get().(*[]Conn)
+	lp := connListPool.Get().(*[]memberConn)
 	conns := (*lp)[:0]
 	switch {
 	case r.tracked:

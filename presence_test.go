@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"bytes"
@@ -44,7 +44,7 @@ func (p *presenceConn) last() (n int, list int) {
 // coalesced (far fewer messages than changes), and every member still ends
 // with the complete list.
 func TestPresenceStormCoalesces(t *testing.T) {
-	s := NewServer(Options{InlineHandlers: true, JoinRate: -1, PresenceBudget: 1 << 20, Logger: quietLog()}, nil)
+	s := newHub(hubOptions{InlineHandlers: true, JoinRate: -1, PresenceBudget: 1 << 20, Logger: quietLog()}, nil)
 	defer s.Close()
 	ep := s.CreateEndpoint("/api/socket", func(ctx *ConnectionContext) error { return ctx.Accept() })
 	ep.CreateChannel("/room/:id", func(ctx *JoinContext) error {
@@ -53,7 +53,7 @@ func TestPresenceStormCoalesces(t *testing.T) {
 	const n = 60
 	conns := make([]*presenceConn, n)
 	for i := range conns {
-		d := s.Connect(&Handshake{Path: "/api/socket"})
+		d := s.Connect(&handshake{Path: "/api/socket"})
 		for _, f := range d.Greeting {
 			f.Release()
 		}

@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"fmt"
@@ -32,16 +32,16 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 
 // newVirtualServer builds a server whose handlers run inline (synchronous),
 // with the limits lifted for bulk joins.
-func newVirtualServer() (*Server, *Endpoint, *Channel) {
-	s := NewServer(Options{InlineHandlers: true, JoinRate: -1, MessageRate: -1, Logger: quietLog()}, nil)
+func newVirtualServer() (*hub, *Endpoint, *Channel) {
+	s := newHub(hubOptions{InlineHandlers: true, JoinRate: -1, MessageRate: -1, Logger: quietLog()}, nil)
 	ep := s.CreateEndpoint("/api/socket", func(ctx *ConnectionContext) error { return ctx.Accept() })
 	lobby := ep.CreateChannel("/room/:id", func(ctx *JoinContext) error { return ctx.Accept().Err() })
 	lobby.OnEvent("say", func(ctx *EventContext) error { return ctx.Broadcast("said", ctx.RawPayload()).Err() })
 	return s, ep, lobby
 }
 
-func connectVirtual(t testing.TB, s *Server) (*Client, *vconn) {
-	d := s.Connect(&Handshake{Path: "/api/socket"})
+func connectVirtual(t testing.TB, s *hub) (*Client, *vconn) {
+	d := s.Connect(&handshake{Path: "/api/socket"})
 	if d.Client == nil {
 		t.Fatalf("connect declined: %d %s", d.Status, d.Message)
 	}

@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"maps"
@@ -30,7 +30,7 @@ func TestCompilePatternErrors(t *testing.T) {
 		{"*/", `'*' must be the last segment`},
 	}
 	for _, tt := range tests {
-		p, err := CompilePattern(tt.pattern)
+		p, err := compilePattern(tt.pattern)
 		if err == nil {
 			t.Errorf("CompilePattern(%q) = %v, want error", tt.pattern, p)
 			continue
@@ -58,7 +58,7 @@ func TestCompilePatternAccepts(t *testing.T) {
 		{"/:_/:a_1/:B", false},
 		{"/org/:org/repo/:repo/*", false},
 	} {
-		p, err := CompilePattern(tt.pattern)
+		p, err := compilePattern(tt.pattern)
 		if err != nil {
 			t.Errorf("CompilePattern(%q): %v", tt.pattern, err)
 			continue
@@ -114,7 +114,7 @@ func TestMatch(t *testing.T) {
 			m{"a": "2", "b": "", "": "e", "d": "a b c", "e": "é?q"}},
 	}
 	for _, tt := range tests {
-		p, err := CompilePattern(tt.pattern)
+		p, err := compilePattern(tt.pattern)
 		if err != nil {
 			t.Fatalf("CompilePattern(%q): %v", tt.pattern, err)
 		}
@@ -150,9 +150,9 @@ func TestQueryGet(t *testing.T) {
 }
 
 func TestMatchAllocs(t *testing.T) {
-	lit, _ := CompilePattern("message")
-	par, _ := CompilePattern("/chat/:roomId")
-	wild, _ := CompilePattern("/files/*")
+	lit, _ := compilePattern("message")
+	par, _ := compilePattern("/chat/:roomId")
+	wild, _ := compilePattern("/files/*")
 	for _, c := range []struct {
 		name string
 		fn   func()
@@ -176,7 +176,7 @@ func TestMatchAllocs(t *testing.T) {
 }
 
 func TestPatternConcurrentUse(t *testing.T) {
-	p, _ := CompilePattern("/chat/:roomId/*")
+	p, _ := compilePattern("/chat/:roomId/*")
 	done := make(chan bool)
 	for i := range 8 {
 		go func() {
@@ -256,7 +256,7 @@ func oracle(pattern, s string) (Route, bool) {
 func FuzzPatternMatch(f *testing.F) {
 	f.Add("/chat/:roomId", "/chat/lobby?x=1")
 	f.Fuzz(func(t *testing.T, pattern, s string) {
-		p, err := CompilePattern(pattern)
+		p, err := compilePattern(pattern)
 		if err != nil {
 			if p != nil {
 				t.Fatal("pattern returned with an error")

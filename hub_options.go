@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"log/slog"
@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// Options configures the channel layer. Zero fields take the defaults of
-// withDefaults, so a partially filled Options is safe.
-type Options struct {
+// hubOptions configures the channel layer. Zero fields take the defaults of
+// withDefaults, so a partially filled hubOptions is safe.
+type hubOptions struct {
 	// MaxMessageSize bounds a client message (bytes); larger ones get the
 	// protocol's 413 INVALID_MESSAGE error and the connection stays open.
 	MaxMessageSize int
@@ -116,7 +116,7 @@ const (
 	DefaultMaxTotalQueuedBytes      = 256 << 20
 )
 
-func (o Options) withDefaults() Options {
+func (o hubOptions) withDefaults() hubOptions {
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = DefaultMaxMessageSize
 	}

@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"crypto/rand"
@@ -65,7 +65,7 @@ func internalError(id string) *Error {
 // error returned by user code (kind says which: "join", "event", …). An
 // *Error passes as it is; anything else is logged at ERROR with a fresh
 // error id and becomes a generic 500 carrying that id.
-func (s *Server) clientError(err error, kind string, attrs ...any) (int, string) {
+func (s *hub) clientError(err error, kind string, attrs ...any) (int, string) {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Status, e.Message
@@ -82,7 +82,7 @@ func (s *Server) clientError(err error, kind string, attrs ...any) (int, string)
 // are logged at ERROR under a fresh error id, and the returned *Error is
 // the generic 500 carrying that id for the client. Call it from the
 // deferred function that recovered p.
-func (s *Server) recovered(p any, kind string, attrs ...any) *Error {
+func (s *hub) recovered(p any, kind string, attrs ...any) *Error {
 	id := newErrorID()
 	s.stats.HandlerErrors.Add(1)
 	s.rlog.Error("handler panicked", append([]any{"id", id, "kind", kind, "panic", fmt.Sprint(p), "stack", string(debug.Stack())}, attrs...)...)
@@ -91,7 +91,7 @@ func (s *Server) recovered(p any, kind string, attrs ...any) *Error {
 
 // catch is deferred around user code that returns an error: a panic
 // becomes the error recovered returns.
-func (s *Server) catch(err *error, kind string, attrs ...any) {
+func (s *hub) catch(err *error, kind string, attrs ...any) {
 	if p := recover(); p != nil {
 		*err = s.recovered(p, kind, attrs...)
 	}

@@ -1,4 +1,4 @@
-package channel
+package pondsocket
 
 import (
 	"fmt"
@@ -38,25 +38,25 @@ type segment struct {
 	text string // literal text, or parameter name
 }
 
-// Pattern is a compiled route pattern (PROTOCOL.md §6.2), used for endpoint
+// pattern is a compiled route pattern (PROTOCOL.md §6.2), used for endpoint
 // paths, channel names and event names. The pattern is split on "/"; each
 // segment is a literal, ":name" (one non-empty segment, URL-decoded) or "*"
 // (the rest of the path, possibly empty; last segment only).
 //
-// A Pattern is immutable and safe for concurrent use.
-type Pattern struct {
+// A pattern is immutable and safe for concurrent use.
+type pattern struct {
 	raw      string
 	segs     []segment
 	nParams  int
 	wildcard bool
 }
 
-// CompilePattern compiles a route pattern. It rejects a '?' anywhere, ':'
+// compilePattern compiles a route pattern. It rejects a '?' anywhere, ':'
 // or '*' that do not occupy a whole segment ("job:*", "pre:id"), parameter
 // names that are not identifiers ([A-Za-z_][A-Za-z0-9_]*), duplicate
 // parameter names, more than one '*' and a '*' that is not the last
 // segment.
-func CompilePattern(p string) (*Pattern, error) {
+func compilePattern(p string) (*pattern, error) {
 	if strings.IndexByte(p, '?') >= 0 {
 		return nil, patternError(p, "'?' is not allowed in a pattern (a query string belongs to the matched name)")
 	}
@@ -70,7 +70,7 @@ func CompilePattern(p string) (*Pattern, error) {
 	if stars > 1 {
 		return nil, patternError(p, "only one '*' is allowed")
 	}
-	pat := &Pattern{raw: p, segs: make([]segment, len(parts))}
+	pat := &pattern{raw: p, segs: make([]segment, len(parts))}
 	for i, s := range parts {
 		switch {
 		case s == "*":
@@ -119,12 +119,12 @@ func isIdentifier(s string) bool {
 }
 
 // String returns the pattern as given to CompilePattern.
-func (p *Pattern) String() string { return p.raw }
+func (p *pattern) String() string { return p.raw }
 
 // IsLiteral reports whether the pattern has no parameter and no wildcard,
 // so that it matches exactly one path (itself) and callers may index it in
 // a map.
-func (p *Pattern) IsLiteral() bool { return p.nParams == 0 && !p.wildcard }
+func (p *pattern) IsLiteral() bool { return p.nParams == 0 && !p.wildcard }
 
 // Match matches s (a path, channel name or event name, optionally followed
 // by "?query") against the pattern. The path part must match as a whole,
@@ -137,7 +137,7 @@ func (p *Pattern) IsLiteral() bool { return p.nParams == 0 && !p.wildcard }
 //
 // A failed match does not allocate; a successful one allocates the two
 // maps (and decoded values).
-func (p *Pattern) Match(s string) (Route, bool) {
+func (p *pattern) Match(s string) (Route, bool) {
 	path, rawQuery, _ := strings.Cut(s, "?")
 	if !p.matchPath(path) {
 		return Route{}, false
@@ -172,7 +172,7 @@ func (p *Pattern) Match(s string) (Route, bool) {
 
 // Matches reports whether Match(s) would succeed, without building the
 // Route. It never allocates.
-func (p *Pattern) Matches(s string) bool {
+func (p *pattern) Matches(s string) bool {
 	path, _, _ := strings.Cut(s, "?")
 	return p.matchPath(path)
 }
@@ -184,7 +184,7 @@ func segmentEnd(path string, pos int) int {
 	return len(path)
 }
 
-func (p *Pattern) matchPath(path string) bool {
+func (p *pattern) matchPath(path string) bool {
 	if p.IsLiteral() {
 		return path == p.raw
 	}
