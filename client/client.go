@@ -511,10 +511,8 @@ func (c *Client) attempt(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	ws.SetReadLimit(c.opts.MaxMessageSize)
-	// Wait for CONNECT; the context's end cuts the read.
-	if dl, ok := actx.Deadline(); ok {
-		_ = ws.SetReadDeadline(dl)
-	}
+	// Wait for CONNECT; the context's end cuts the read (only the context:
+	// a deadline of its own could fire before the context reports Done).
 	unblock := context.AfterFunc(actx, func() { _ = ws.SetReadDeadline(time.Unix(1, 0)) })
 	id, err := c.awaitConnect(ws)
 	if !unblock() || err != nil {

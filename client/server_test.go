@@ -54,8 +54,8 @@ func (a *testApp) register(srv *pondsocket.Server) {
 	})
 	rooms := ep.CreateChannel("/chat/:roomId", func(ctx *pondsocket.JoinContext) error {
 		var p struct {
-			Username string `json:"username"`
-			Untracked bool  `json:"untracked"`
+			Username  string `json:"username"`
+			Untracked bool   `json:"untracked"`
 		}
 		_ = ctx.ParsePayload(&p)
 		if p.Username == "blocked" {
