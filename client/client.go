@@ -189,6 +189,7 @@ type Client struct {
 	mu          sync.Mutex
 	state       State
 	started     bool
+	supervised  bool // the supervisor goroutine runs
 	id          string
 	cur         *conn
 	err         error // why the client closed
@@ -275,7 +276,7 @@ func New(rawURL string, opts *Options) (*Client, error) {
 			TLSClientConfig:  o.TLSConfig,
 		},
 	}
-	c.disp.init(o.DispatchBuffer)
+	c.disp.init(o.DispatchBuffer, ctx.Done())
 	go c.disp.run(ctx)
 	return c, nil
 }
@@ -316,7 +317,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	c.setStateLocked(StateConnecting)
 	c.mu.Unlock()
 
-	cn, err := c.connectLoop(ctx, true)
+	_, err := c.connectLoop(ctx, true)
 	if err != nil {
 		c.mu.Lock()
 		if c.state == StateConnecting {
@@ -326,8 +327,6 @@ func (c *Client) Connect(ctx context.Context) error {
 		c.mu.Unlock()
 		return err
 	}
-	c.wg.Add(1)
-	go c.supervise(cn)
 	return nil
 }
 
@@ -569,10 +568,19 @@ func (c *Client) install(ws *websocket.Conn, id string) (*conn, error) {
 			c.sendJoinLocked(ch)
 		}
 	}
-	c.wg.Add(2)
+	first := !c.supervised
+	c.supervised = true
+	if first {
+		c.wg.Add(3)
+	} else {
+		c.wg.Add(2)
+	}
 	c.mu.Unlock()
 
 	c.keepAlive(ws)
+	if first {
+		go c.supervise(cn)
+	}
 	go c.reader(cn)
 	go c.writer(cn)
 	if f := c.opts.OnConnect; f != nil {
@@ -879,11 +887,13 @@ type dispatcher struct {
 	wake   chan struct{}
 	space  chan struct{}
 	exited chan struct{}
+	closed <-chan struct{} // the client's Close
 	gid    uint64
 }
 
-func (d *dispatcher) init(max int) {
+func (d *dispatcher) init(max int, closed <-chan struct{}) {
 	d.max = max
+	d.closed = closed
 	d.wake = make(chan struct{}, 1)
 	d.space = make(chan struct{}, 1)
 	d.exited = make(chan struct{})
@@ -899,7 +909,7 @@ func (d *dispatcher) push(f func(), wait bool, cancel <-chan struct{}) bool {
 		case <-d.space:
 		case <-cancel:
 			return false
-		case <-d.exited:
+		case <-d.closed:
 			return false
 		}
 		d.mu.Lock()

@@ -68,7 +68,8 @@
 //   - Close stops the connection, fails waiting calls with ErrClosed and
 //     returns after every goroutine of the client has exited (called from
 //     a callback, it cannot wait for the callback goroutine itself, which
-//     exits when that callback returns). No callback starts after Close
+//     exits when that callback returns); a callback that never returns
+//     therefore keeps Close from returning. No callback starts after Close
 //     returns. Call Close even when Connect failed.
 //
 // The client runs, per Client, one callback goroutine and one supervisor
