@@ -78,6 +78,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Require checks that a piece of the test environment is present. If ok is
@@ -197,4 +198,19 @@ func PythonWebsockets(t testing.TB) string {
 	Require(t, "python3-websockets", pyErr == "",
 		pyErr+"; install it with apt-get install -y python3-websockets (or run .ci/run)")
 	return systemPython
+}
+
+// Eventually polls cond until it holds or timeout passes, then fails the
+// test with what. It is for state that has no signal to wait on (a
+// counter incremented after the peer already saw the effect); where a
+// signal exists, wait on the signal.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
