@@ -8,7 +8,7 @@ import (
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
 	"github.com/pondsocket/pondsocket/cluster"
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/protocol"
 )
 
 // lobby is a channel pattern with its handlers (PROTOCOL.md §6.1).

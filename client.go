@@ -9,7 +9,7 @@ import (
 
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/protocol"
 )
 
 // Client is one connection as the channel layer sees it. Its id is the user

@@ -9,7 +9,7 @@ import (
 
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/protocol"
 )
 
 // ConnectionContext is given to an endpoint's connection handler. The

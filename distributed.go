@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/pondsocket/pondsocket/cluster"
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/protocol"
 )
 
 // Cluster mode (PROTOCOL.md Part 2). Each node keeps, per live channel,

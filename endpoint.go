@@ -9,7 +9,7 @@ import (
 
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/protocol"
 )
 
 // Endpoint is one WebSocket URL pattern with its connection handler and its

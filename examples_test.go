@@ -32,13 +32,40 @@ func freeAddr(t *testing.T) string {
 // waiting until the port accepts connections.
 func runProgram(t *testing.T, dir string, env ...string) string {
 	t.Helper()
+	return runProgramAt(t, dir, freeAddr(t), env...)
+}
+
+// runSeedProgram runs one of the two seed programs, which listen on the
+// :8080 they hard-code (the library reads no environment variable, and
+// they must run unchanged). A lock file keeps test processes from running
+// two of them at once; a port taken by something else fails the test with
+// a clear message rather than a confusing one.
+func runSeedProgram(t *testing.T, dir string) string {
+	t.Helper()
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "pondsocket-seed-8080.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() }) // after the program's own cleanup (LIFO)
+	if l, err := net.Listen("tcp", ":8080"); err != nil {
+		t.Fatalf("%s listens on :8080, which is taken: %v", dir, err)
+	} else {
+		l.Close()
+	}
+	return runProgramAt(t, dir, "127.0.0.1:8080")
+}
+
+func runProgramAt(t *testing.T, dir, addr string, env ...string) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "prog")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Dir = filepath.Join(testenv.RepoRoot(), dir)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", dir, err, out)
 	}
-	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = append(append(os.Environ(), "PONDSOCKET_ADDR="+addr), env...)
@@ -96,7 +123,7 @@ func runProgram(t *testing.T, dir string, env ...string) string {
 // import line, driven by the published JS client.
 func TestTypeSafeExampleWithJSClient(t *testing.T) {
 	testenv.NodeModules(t)
-	addr := runProgram(t, "examples/typesafe")
+	addr := runSeedProgram(t, "examples/typesafe")
 	connect := func(token string) *pond {
 		d := testenv.StartNode(t, "pondsocket-client", "pond-driver.mjs")
 		p := &pond{t: t, d: d}
@@ -144,7 +171,7 @@ func TestTypeSafeExampleWithJSClient(t *testing.T) {
 // The seed README's Quick Start, with its three helpers supplied.
 func TestQuickStartExampleWithJSClient(t *testing.T) {
 	testenv.NodeModules(t)
-	addr := runProgram(t, "examples/quickstart")
+	addr := runSeedProgram(t, "examples/quickstart")
 	d := testenv.StartNode(t, "pondsocket-client", "pond-driver.mjs")
 	p := &pond{t: t, d: d}
 	d.Send(map[string]any{"op": "connect", "url": fmt.Sprintf("ws://%s/api/socket", addr), "params": map[string]any{"token": "user:carol"}})

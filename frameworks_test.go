@@ -96,12 +96,12 @@ type fwProc struct {
 	err    error // exit status, once exited is closed
 }
 
-// startFrameworkExample runs bin with ADDR=127.0.0.1:0 (and env) and
+// startFrameworkExample runs bin with PONDSOCKET_ADDR=127.0.0.1:0 (and env) and
 // returns the address it reports in its "listening on" line.
 func startFrameworkExample(t *testing.T, bin string, env ...string) (*fwProc, string) {
 	t.Helper()
 	p := &fwProc{cmd: exec.Command(bin), exited: make(chan struct{})}
-	p.cmd.Env = append(append(os.Environ(), "ADDR=127.0.0.1:0"), env...)
+	p.cmd.Env = append(append(os.Environ(), "PONDSOCKET_ADDR=127.0.0.1:0"), env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

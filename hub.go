@@ -11,12 +11,14 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pondsocket/pondsocket/internal/protocol"
 	"github.com/pondsocket/pondsocket/internal/ratelog"
-	"github.com/pondsocket/pondsocket/protocol"
 )
 
-func init() { uuid.EnableRandPool() }
-
+// newID is a connection's user id: a random (version 4) UUID, as the
+// reference server gives. uuid.EnableRandPool would make it cheaper, but it
+// changes the uuid package for the whole process, which a library must not
+// do on import.
 func newID() string { return uuid.NewString() }
 
 // memberConn is what the channel layer needs of a connection: a way to send a

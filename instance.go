@@ -9,7 +9,7 @@ import (
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
 	"github.com/pondsocket/pondsocket/cluster"
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/protocol"
 )
 
 // instance is one live channel: a distinct channel name with at least one

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/pondsocket/pondsocket/cluster"
-	"github.com/pondsocket/pondsocket/engine"
+	"github.com/pondsocket/pondsocket/internal/engine"
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 

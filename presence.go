@@ -6,7 +6,7 @@ import (
 
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
-	"github.com/pondsocket/pondsocket/protocol"
+	"github.com/pondsocket/pondsocket/internal/protocol"
 )
 
 // Presence messages carry the channel's complete presence list

@@ -16,7 +16,7 @@ import (
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
 	"github.com/pondsocket/pondsocket/cluster"
-	"github.com/pondsocket/pondsocket/engine"
+	"github.com/pondsocket/pondsocket/internal/engine"
 )
 
 // Server is a standalone PondSocket server: the event-loop engine listening
@@ -42,11 +42,6 @@ func NewServer(opts *ServerOptions) *Server {
 		opts = &ServerOptions{}
 	}
 	so := *opts
-	if addr := os.Getenv("PONDSOCKET_ADDR"); addr != "" {
-		// Deployment override (and how tests run programs that hard-code
-		// their address, such as the seed examples).
-		so.ServerAddr = addr
-	}
 	if so.ServerAddr == "" {
 		so.ServerAddr = ":8080"
 	}

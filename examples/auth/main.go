@@ -84,7 +84,7 @@ func main() {
 	}
 
 	server := pondsocket.NewServer(&pondsocket.ServerOptions{
-		ServerAddr: ":8080",
+		ServerAddr: listenAddr(),
 		Options:    pondsocket.DefaultOptions(),
 	})
 	endpoint := server.CreateEndpoint("/api/socket", authenticate(secret))
@@ -285,4 +285,13 @@ func kick(ctx *pondsocket.EventContext) error {
 		return pondsocket.NotFound("no such user in this room")
 	}
 	return ctx.Reply("kicked", map[string]any{"userId": req.UserID, "connections": kicked}).Err()
+}
+
+// listenAddr is PONDSOCKET_ADDR, the variable every example and
+// cmd/pondsocket listen on, or :8080.
+func listenAddr() string {
+	if a := os.Getenv("PONDSOCKET_ADDR"); a != "" {
+		return a
+	}
+	return ":8080"
 }

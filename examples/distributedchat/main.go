@@ -49,7 +49,7 @@ func main() {
 	opts.Cluster.Namespace = "distributedchat"
 
 	server := pondsocket.NewServer(&pondsocket.ServerOptions{
-		ServerAddr: ":8080",
+		ServerAddr: listenAddr(),
 		Options:    opts,
 	})
 
@@ -104,4 +104,13 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// listenAddr is PONDSOCKET_ADDR, the variable every example and
+// cmd/pondsocket listen on, or :8080.
+func listenAddr() string {
+	if a := os.Getenv("PONDSOCKET_ADDR"); a != "" {
+		return a
+	}
+	return ":8080"
 }

@@ -100,7 +100,7 @@ func sortedNames(ps map[string]Player) []string {
 
 func main() {
 	server := pondsocket.NewServer(&pondsocket.ServerOptions{
-		ServerAddr: ":8080",
+		ServerAddr: listenAddr(),
 		Options:    pondsocket.DefaultOptions(),
 	})
 	endpoint := server.CreateEndpoint("/api/socket", func(ctx *pondsocket.ConnectionContext) error {
@@ -280,4 +280,13 @@ func main() {
 		slog.Error("server failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// listenAddr is PONDSOCKET_ADDR, the variable every example and
+// cmd/pondsocket listen on, or :8080.
+func listenAddr() string {
+	if a := os.Getenv("PONDSOCKET_ADDR"); a != "" {
+		return a
+	}
+	return ":8080"
 }

@@ -1,7 +1,7 @@
 // Command chi mounts PondSocket on a go-chi/chi router, next to a plain
 // JSON API, behind chi's logger and recoverer middleware.
 //
-//	ADDR=:8080 go run .
+//	PONDSOCKET_ADDR=:8080 go run .
 //	curl localhost:8080/api/users
 //	ws://localhost:8080/ws/api/socket?token=alice
 package main
@@ -109,7 +109,7 @@ var users = []map[string]any{
 }
 
 func listenAddr() string {
-	if a := os.Getenv("ADDR"); a != "" {
+	if a := os.Getenv("PONDSOCKET_ADDR"); a != "" {
 		return a
 	}
 	return ":8080"

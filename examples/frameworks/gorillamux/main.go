@@ -3,7 +3,7 @@
 // built-in ones; gorilla/handlers provides LoggingHandler and
 // RecoveryHandler if you prefer) and mux's CORS method middleware.
 //
-//	ADDR=:8080 go run .
+//	PONDSOCKET_ADDR=:8080 go run .
 //	curl localhost:8080/api/users
 //	ws://localhost:8080/ws/api/socket?token=alice
 package main
@@ -133,7 +133,7 @@ var users = []map[string]any{
 }
 
 func listenAddr() string {
-	if a := os.Getenv("ADDR"); a != "" {
+	if a := os.Getenv("PONDSOCKET_ADDR"); a != "" {
 		return a
 	}
 	return ":8080"
