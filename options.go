@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"runtime"
 	"time"
-
 )
 
 // Options configures connections and channels. Start from DefaultOptions;
