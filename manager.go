@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/pondsocket/pondsocket/cluster"
 	"github.com/pondsocket/pondsocket/internal/engine"
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
@@ -21,28 +18,17 @@ import (
 // the event loops — after the upgrade they are served exactly like the
 // standalone Server's.
 type Manager struct {
-	o    Options
-	log  *slog.Logger
-	ch   *hub
-	eng  *engine.Engine
-	br   *bridge
-	once sync.Once
-	err  error
-	stop sync.Once
-	node *cluster.Node // with Options.PubSub, once started
+	*core
 }
 
-// NewManager builds a manager; it stops when ctx ends (or on Stop).
+// NewManager builds a manager; it stops when ctx ends (or on Stop). It
+// starts (and joins the cluster, with Options.PubSub) on the first request
+// or Ready call.
 func NewManager(ctx context.Context, opts Options) *Manager {
 	o := mergeOptions(&opts)
-	br := &bridge{log: o.Logger}
-	ch := newHub(channelOptions(o), br)
-	br.ch = ch
-	m := &Manager{o: o, log: o.Logger, ch: ch, br: br}
 	cfg := engineConfig("", ServerOptions{}, o)
 	cfg.NoListener = true
-	m.eng = engine.New(cfg, br)
-	br.eng = m.eng
+	m := &Manager{core: newCore(o, cfg)}
 	if ctx != nil && ctx.Done() != nil {
 		go func() {
 			<-ctx.Done()
@@ -56,53 +42,25 @@ func NewManager(ctx context.Context, opts Options) *Manager {
 // full request path the router hands over (mount "/ws/" and create
 // "/ws/api/socket", as in the seed README).
 func (m *Manager) CreateEndpoint(path string, handler func(*ConnectionContext) error) *Endpoint {
-	return m.ch.CreateEndpoint(path, handler)
-}
-
-func (m *Manager) start() error {
-	m.once.Do(func() {
-		if m.o.PubSub != nil {
-			s := &Server{o: m.o, log: m.log, ch: m.ch}
-			if err := s.startCluster(); err != nil {
-				m.err = err
-				return
-			}
-			m.node = s.node
-		}
-		m.err = m.eng.Start()
-	})
-	return m.err
+	return m.hub.CreateEndpoint(path, handler)
 }
 
 // Ready is Server.Ready for a manager: nil once started and, with
 // Options.PubSub, while the bus is reachable.
 func (m *Manager) Ready() error {
-	if err := m.start(); err != nil {
+	if err := m.start(nil); err != nil {
 		return err
 	}
-	if m.node != nil {
-		return m.node.Ready()
-	}
-	return nil
+	return m.ready()
 }
 
-// Stop closes every connection gracefully (close 1001) and returns by the
-// deadline; handlers still running then are abandoned, as in Server.Stop.
-func (m *Manager) Stop(timeout time.Duration) error {
-	var err error
-	m.stop.Do(func() {
-		if m.start() != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		err = stopBoth(ctx, m.eng, m.ch, timeout)
-	})
-	return err
-}
+// Stop closes every connection gracefully (close 1001), stops the cluster
+// node and returns by the deadline; handlers still running then are
+// abandoned, as in Server.Stop.
+func (m *Manager) Stop(timeout time.Duration) error { return m.stop(timeout) }
 
 // Stats returns a snapshot of the counters.
-func (m *Manager) Stats() Stats { return collectStats(m.eng, m.ch) }
+func (m *Manager) Stats() Stats { return m.stats() }
 
 // HTTPHandler returns the handler to mount on a router for the WebSocket
 // routes. It runs the endpoint's connection handler with the request's
@@ -112,7 +70,7 @@ func (m *Manager) Stats() Stats { return collectStats(m.eng, m.ch) }
 // with any bytes the server had already buffered.
 func (m *Manager) HTTPHandler() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := m.start(); err != nil {
+		if err := m.start(nil); err != nil {
 			m.log.Error("pondsocket manager cannot start", "err", err)
 			http.Error(w, "WebSocket service unavailable", http.StatusServiceUnavailable)
 			return
@@ -136,7 +94,7 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 		}
 		// copies: some adaptors (fasthttp's) hand over strings that alias
 		// buffers they reuse after the handler returns
-		d := m.ch.Connect(&handshake{Path: strings.Clone(r.URL.Path), RawQuery: strings.Clone(r.URL.RawQuery),
+		d := m.hub.Connect(&handshake{Path: strings.Clone(r.URL.Path), RawQuery: strings.Clone(r.URL.RawQuery),
 			Header: cloneHeader(r.Header), RemoteAddr: strings.Clone(r.RemoteAddr)})
 		if d.Client == nil {
 			http.Error(w, d.Message, d.Status)

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pondsocket/pondsocket"
+	"github.com/pondsocket/pondsocket/internal/testenv"
 )
 
 // startManager mounts a Manager on a net/http ServeMux (with a logging
@@ -234,4 +237,100 @@ func TestManagerChecksTheUpgrade(t *testing.T) {
 	if ran != 0 {
 		t.Fatalf("the connection handler ran %d times for refused upgrades", ran)
 	}
+}
+
+// A Manager with a PubSub is one node of a cluster like a Server, and its
+// Stop stops that node too: other nodes see its users leave at once (not
+// after their heartbeat timeout), and no goroutine of ours is left. Before,
+// Manager started its node through a throwaway Server and never stopped
+// it: it kept sending heartbeats, so its users stayed listed elsewhere.
+func TestManagerWithPubSubStopsCleanly(t *testing.T) {
+	testenv.NodeModules(t)
+	redisAddr, _ := startRedis(t)
+	host, portStr, _ := net.SplitHostPort(redisAddr)
+	port, _ := strconv.Atoi(portStr)
+	// the other node: cmd/pondsocket in its own process, with a heartbeat
+	// timeout far longer than the test, so only a goodbye can remove bob
+	_, addrs := startNodesArgs(t, 1, "--redis-addr", redisAddr, "--heartbeat-timeout", "60s", "--heartbeat-interval", "1s")
+
+	base := goroutinesOfOurs()
+	opts := pondsocket.DefaultOptions()
+	opts.Logger = quiet()
+	opts.PubSub = pondsocket.NewRedisPubSub(&pondsocket.RedisPubSubOptions{Host: host, Port: port})
+	opts.Cluster = pondsocket.ClusterOptions{NodeID: "manager", Namespace: "multi", HeartbeatInterval: time.Second, HeartbeatTimeout: 60 * time.Second}
+	m := pondsocket.NewManager(context.Background(), *opts)
+	registerReferenceDemoAt(m, "/api/socket")
+	mux := http.NewServeMux()
+	mux.Handle("/api/", m.HTTPHandler())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: mux}
+	go hs.Serve(l)
+	defer hs.Close()
+	if err := m.Ready(); err != nil {
+		t.Fatal(err)
+	}
+
+	const room = "/chat/mgr"
+	alice := newPondAt(t, addrs[0], map[string]any{"username": "alice"})
+	alice.join(room, map[string]any{})
+	alice.state(room, "JOINED")
+	bob := newPondURL(t, "ws://"+l.Addr().String()+"/api/socket", map[string]any{"token": "bob"})
+	bob.join(room, map[string]any{"username": "bob"})
+	bob.state(room, "JOINED")
+	alice.users(room, 2)
+
+	start := time.Now()
+	if err := m.Stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	alice.users(room, 1) // bob's leave crossed the bus before the node closed
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("bob left after %v: by the heartbeat timeout, not by Stop", d)
+	}
+	hs.Close()
+	defer func() {
+		if t.Failed() {
+			t.Log(ourStacks())
+		}
+	}()
+	testenv.Eventually(t, 5*time.Second, "no goroutine of ours left after Manager.Stop", func() bool {
+		return goroutinesOfOurs() <= base
+	})
+}
+
+func ourStacks() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if isOurs(g) {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
+}
+
+func isOurs(g string) bool {
+	if strings.Contains(g, "internal/testenv") || strings.Contains(g, "pondsocket_test.") {
+		return false // the test's own helpers
+	}
+	return strings.Contains(g, "github.com/pondsocket/pondsocket.") || strings.Contains(g, "github.com/pondsocket/pondsocket/internal/") ||
+		strings.Contains(g, "github.com/pondsocket/pondsocket/cluster") || strings.Contains(g, "panjf2000/gnet")
+}
+
+// goroutinesOfOurs counts goroutines running this module's code or gnet's
+// (the event loops).
+func goroutinesOfOurs() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if isOurs(g) {
+			n++
+		}
+	}
+	return n
 }

@@ -130,13 +130,19 @@ func (p *proc) kill() {
 }
 
 func startNodes(t *testing.T, n int, backend ...string) ([]*proc, []string) {
+	return startNodesArgs(t, n, append([]string{"--heartbeat-interval", "200ms", "--heartbeat-timeout", "1s"}, backend...)...)
+}
+
+// startNodesArgs runs n cmd/pondsocket nodes with args after the common
+// ones (later flags win).
+func startNodesArgs(t *testing.T, n int, args ...string) ([]*proc, []string) {
 	bin := binaries(t)
 	var ps []*proc
 	var addrs []string
 	for i := 0; i < n; i++ {
-		args := append([]string{"--addr", "127.0.0.1:0", "--node-id", fmt.Sprintf("node%d", i), "--cluster-namespace", "multi",
-			"--heartbeat-interval", "200ms", "--heartbeat-timeout", "1s", "--log-level", "warn"}, backend...)
-		p, addr := startProc(t, "listening on ", filepath.Join(bin, "pondsocket"), args...)
+		all := append([]string{"--addr", "127.0.0.1:0", "--node-id", fmt.Sprintf("node%d", i), "--cluster-namespace", "multi",
+			"--log-level", "warn"}, args...)
+		p, addr := startProc(t, "listening on ", filepath.Join(bin, "pondsocket"), all...)
 		ps = append(ps, p)
 		addrs = append(addrs, addr)
 	}

@@ -49,10 +49,16 @@ func newPond(t *testing.T, srv *pondsocket.Server, params map[string]any) *pond 
 
 func newPondAt(t *testing.T, addr string, params map[string]any) *pond {
 	t.Helper()
+	return newPondURL(t, fmt.Sprintf("ws://%s/api/socket", addr), params)
+}
+
+// newPondURL connects a JS client to the endpoint at url.
+func newPondURL(t *testing.T, url string, params map[string]any) *pond {
+	t.Helper()
 	testenv.NodeModules(t)
 	d := testenv.StartNode(t, "pondsocket-client", "pond-driver.mjs")
 	p := &pond{t: t, d: d}
-	d.Send(map[string]any{"op": "connect", "url": fmt.Sprintf("ws://%s/api/socket", addr), "params": params})
+	d.Send(map[string]any{"op": "connect", "url": url, "params": params})
 	p.expect("conn", func(e pondEv) bool { return e.State == "connected" })
 	return p
 }

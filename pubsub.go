@@ -3,7 +3,6 @@ package pondsocket
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"time"
 
 	"github.com/segmentio/kafka-go/sasl"
@@ -91,22 +90,4 @@ type ClusterOptions struct {
 	// it is slow or unreachable (default 16 MiB); past it the oldest are
 	// dropped and counted, and membership is resynchronised afterwards.
 	PublishBuffer int
-}
-
-func (s *Server) startCluster() error {
-	ps := s.o.PubSub
-	if ps == nil {
-		return nil
-	}
-	co := s.o.Cluster
-	node := cluster.NewNode(ps, cluster.Options{NodeID: co.NodeID, KeyPrefix: co.KeyPrefix, Namespace: co.Namespace,
-		HeartbeatInterval: co.HeartbeatInterval, HeartbeatTimeout: co.HeartbeatTimeout, PublishBuffer: co.PublishBuffer,
-		Logger: s.log})
-	s.ch.AttachCluster(node)
-	if err := node.Start(context.Background(), s.ch); err != nil {
-		return fmt.Errorf("pondsocket: cluster: %w", err)
-	}
-	s.node = node
-	s.log.Info("cluster node started", "node", node.ID())
-	return nil
 }

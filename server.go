@@ -22,21 +22,14 @@ import (
 // Server is a standalone PondSocket server: the event-loop engine listening
 // on ServerAddr, serving the endpoints created on it.
 type Server struct {
-	opts  ServerOptions
-	o     Options
-	log   *slog.Logger
-	ch    *hub
-	eng   *engine.Engine
-	br    *bridge
-	mu    sync.Mutex
-	state int // 0 new, 1 running, 2 stopped
-	node  *cluster.Node
-
+	*core
+	opts    ServerOptions
 	tlsAddr net.Addr
 }
 
 // NewServer builds a server; endpoints are added with CreateEndpoint and it
-// starts with Listen or Start.
+// starts with Listen or Start. It reads no environment variable: the
+// address is ServerAddr (default ":8080").
 func NewServer(opts *ServerOptions) *Server {
 	if opts == nil {
 		opts = &ServerOptions{}
@@ -46,12 +39,13 @@ func NewServer(opts *ServerOptions) *Server {
 		so.ServerAddr = ":8080"
 	}
 	o := mergeOptions(so.Options)
-	log := o.Logger
-	br := &bridge{log: log}
-	ch := newHub(channelOptions(o), br)
-	br.ch = ch
-	s := &Server{opts: so, o: o, log: log, ch: ch, br: br}
-	return s
+	cfg := engineConfig(so.ServerAddr, so, o)
+	if so.ServerTLSConfig != nil {
+		// TLS cannot ride the event loops: Start's listener feeds the
+		// goroutine-based fallback transport (same framing and limits).
+		cfg.NoListener = true
+	}
+	return &Server{core: newCore(o, cfg), opts: so}
 }
 
 // mergeOptions fills zero fields of o from DefaultOptions.
@@ -167,48 +161,29 @@ func engineConfig(addr string, so ServerOptions, o Options) engine.Config {
 // CreateEndpoint registers a WebSocket endpoint (a route pattern such as
 // "/api/socket") with its connection handler.
 func (s *Server) CreateEndpoint(path string, handler func(*ConnectionContext) error) *Endpoint {
-	return s.ch.CreateEndpoint(path, handler)
+	return s.hub.CreateEndpoint(path, handler)
 }
 
 // Start listens and serves in the background.
 func (s *Server) Start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.state != 0 {
+	if s.running() {
 		return errors.New("pondsocket: server already started")
 	}
-	if err := s.startCluster(); err != nil {
-		return err
-	}
-	cfg := engineConfig(s.opts.ServerAddr, s.opts, s.o)
 	var ln net.Listener
 	if s.opts.ServerTLSConfig != nil {
-		// TLS cannot ride the event loops: the listener feeds the
-		// goroutine-based fallback transport (same framing and limits).
 		l, err := net.Listen("tcp", s.opts.ServerAddr)
 		if err != nil {
 			return fmt.Errorf("pondsocket: listen %s: %w", s.opts.ServerAddr, err)
 		}
 		ln = tls.NewListener(l, s.opts.ServerTLSConfig)
-		cfg.NoListener = true
+		s.tlsAddr = ln.Addr()
 	}
-	e := engine.New(cfg, s.br)
-	s.br.eng = e
-	if err := e.Start(); err != nil {
-		if s.node != nil {
-			_ = s.node.Close()
-		}
+	if err := s.start(ln); err != nil {
 		if ln != nil {
 			_ = ln.Close()
 		}
 		return err
 	}
-	if ln != nil {
-		s.tlsAddr = ln.Addr()
-		e.ServeListener(ln)
-	}
-	s.eng = e
-	s.state = 1
 	return nil
 }
 
@@ -230,51 +205,16 @@ func (s *Server) Listen() error {
 }
 
 // Stop shuts down gracefully: every client gets close 1001, messages still
-// queued for closed connections are dropped, leave handlers run, and the
-// call returns when all is done or by the deadline. Then remaining
-// connections are cut, and handlers still running are abandoned: their
-// contexts are cancelled and the error says how many (errors.Is
-// ErrHandlersAbandoned; errors.As *AbandonedError).
-func (s *Server) Stop(timeout time.Duration) error {
-	s.mu.Lock()
-	if s.state != 1 {
-		s.mu.Unlock()
-		return nil
-	}
-	s.state = 2
-	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	err := stopBoth(ctx, s.eng, s.ch, timeout)
-	if s.node != nil {
-		_ = s.node.Close()
-	}
-	return err
-}
-
-// stopBoth stops the engine and then the handler workers, both within
-// ctx's deadline.
-func stopBoth(ctx context.Context, eng *engine.Engine, ch *hub, timeout time.Duration) error {
-	var errs []error
-	if err := eng.Stop(ctx); errors.Is(err, context.DeadlineExceeded) {
-		errs = append(errs, fmt.Errorf("pondsocket: stop: some connections did not close within %v and were cut", timeout))
-	} else if err != nil {
-		errs = append(errs, err)
-	}
-	if err := ch.Shutdown(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("pondsocket: stop: %w", err))
-	}
-	return errors.Join(errs...)
-}
+// queued for closed connections are dropped, leave handlers run, the
+// cluster node leaves, and the call returns when all is done or by the
+// deadline. Then remaining connections are cut, and handlers still running
+// are abandoned: their contexts are cancelled and the error says how many
+// (errors.Is ErrHandlersAbandoned; errors.As *AbandonedError).
+func (s *Server) Stop(timeout time.Duration) error { return s.stop(timeout) }
 
 // Done is closed when the server has stopped, by Stop or because its
 // listener failed (a process should then exit and be restarted).
-func (s *Server) Done() <-chan struct{} {
-	if s.eng == nil {
-		return nil
-	}
-	return s.eng.Done()
-}
+func (s *Server) Done() <-chan struct{} { return s.eng.Done() }
 
 // ClusterNode is the cluster node when Options.PubSub is set (nil
 // otherwise): its ID, Stats and the nodes it sees.
@@ -284,36 +224,21 @@ func (s *Server) ClusterNode() *cluster.Node { return s.node }
 // while it runs and, when Options.PubSub is set, the bus is reachable
 // (publishing and receiving); otherwise what is wrong. cmd/pondsocket
 // serves it as /readyz. Local delivery goes on while the bus is away.
-func (s *Server) Ready() error {
-	if !s.IsRunning() {
-		return errors.New("pondsocket: not running")
-	}
-	if s.node != nil {
-		return s.node.Ready()
-	}
-	return nil
-}
+func (s *Server) Ready() error { return s.ready() }
 
 // Addr is the bound address once started.
 func (s *Server) Addr() net.Addr {
 	if s.tlsAddr != nil {
 		return s.tlsAddr
 	}
-	if s.eng == nil {
-		return nil
-	}
 	return s.eng.Addr()
 }
 
 // IsRunning reports whether the server serves.
-func (s *Server) IsRunning() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state == 1
-}
+func (s *Server) IsRunning() bool { return s.running() }
 
 // Stats returns a snapshot of the server counters.
-func (s *Server) Stats() Stats { return collectStats(s.eng, s.ch) }
+func (s *Server) Stats() Stats { return s.stats() }
 
 // Stats is a snapshot of server counters (for metrics).
 type Stats struct {
