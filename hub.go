@@ -80,7 +80,6 @@ type hubStats struct {
 	Joins         atomic.Int64
 	JoinsDeclined atomic.Int64
 	Leaves        atomic.Int64
-	MessagesIn    atomic.Int64
 	Broadcasts    atomic.Int64 // frames fanned out
 	Deliveries    atomic.Int64 // frames × recipients
 	InvalidIn     atomic.Int64
@@ -201,7 +200,6 @@ func (s *hub) Open(c *Client, conn memberConn) {
 // call (it may be a network buffer). Safe from any goroutine; messages of
 // one client must be passed in order from one goroutine (its event loop).
 func (s *hub) Message(c *Client, data []byte) {
-	s.stats.MessagesIn.Add(1)
 	msg, err := protocol.DecodeClientMessage(data, s.opts.MaxMessageSize)
 	if err != nil {
 		if protocol.IsClientPing(data) {

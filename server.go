@@ -250,6 +250,7 @@ type Stats struct {
 	CompressedConnections, TLSFailures                             int64
 	Joins, JoinsDeclined, Leaves, InvalidMessages, RateLimited     int64
 	HandlerErrors, Broadcasts, Deliveries, PresenceMessages        int64
+	QueueClosed, HandlerTimeouts                                   int64
 	StateBytes                                                     int64 // channel names, presence, assigns held for clients
 }
 
@@ -267,6 +268,8 @@ func collectStats(e *engine.Engine, c *hub) Stats {
 	st.Broadcasts = cs.Broadcasts.Load()
 	st.Deliveries = cs.Deliveries.Load()
 	st.PresenceMessages = cs.PresenceSent.Load()
+	st.QueueClosed = cs.QueueClosed.Load()
+	st.HandlerTimeouts = cs.TimedOut.Load()
 	st.StateBytes = c.StateBytes()
 	if e != nil {
 		es := e.Stats()

@@ -72,6 +72,7 @@ func newStatsCollector(stats func() pondsocket.Stats, node func() *cluster.Node)
 		server: []metric[S]{
 			gauge("pondsocket_connections", "Open WebSocket connections.", func(s *S) int64 { return s.Connections }),
 			gauge("pondsocket_channels", "Live channels.", func(s *S) int64 { return s.Channels }),
+			gauge("pondsocket_state_bytes", "Bytes of channel names, presence and assigns held for clients.", func(s *S) int64 { return s.StateBytes }),
 			counter("pondsocket_upgrades_accepted_total", "WebSocket upgrades accepted.", func(s *S) int64 { return s.Accepted }),
 			counter("pondsocket_upgrades_declined_total", "WebSocket upgrades declined (by the connection handler or a limit).", func(s *S) int64 { return s.Declined }),
 			counter("pondsocket_http_requests_total", "Plain HTTP requests served (this page, /metrics, /healthz).", func(s *S) int64 { return s.HTTPRequests }),
@@ -85,6 +86,8 @@ func newStatsCollector(stats func() pondsocket.Stats, node func() *cluster.Node)
 			counter("pondsocket_socket_writes_total", "write/writev system calls.", func(s *S) int64 { return s.Writes }),
 			counter("pondsocket_slow_consumers_total", "Connections closed (1008) for exceeding the outbound byte limit.", func(s *S) int64 { return s.SlowConsumers }),
 			counter("pondsocket_rate_limited_total", "Messages and joins refused by the rate limits.", func(s *S) int64 { return s.RateLimited }),
+			counter("pondsocket_receive_queue_closes_total", "Connections closed (1008) because their receive queue stayed full.", func(s *S) int64 { return s.QueueClosed }),
+			counter("pondsocket_handler_timeouts_total", "Handler calls that overran HandlerTimeout (the client got 504).", func(s *S) int64 { return s.HandlerTimeouts }),
 			counter("pondsocket_handler_errors_total", "Errors returned by application handlers.", func(s *S) int64 { return s.HandlerErrors }),
 			counter("pondsocket_invalid_messages_total", "Client messages that failed validation.", func(s *S) int64 { return s.InvalidMessages }),
 			counter("pondsocket_protocol_errors_total", "Connections failed for WebSocket protocol errors.", func(s *S) int64 { return s.ProtocolErrors }),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -116,5 +117,27 @@ func TestStatsCollector(t *testing.T) {
 	}
 	if id := labels["pondsocket_cluster_node_info"]["node_id"]; id != "node-a" {
 		t.Errorf("node_info node_id %q", id)
+	}
+}
+
+// Every field of pondsocket.Stats is a metric: each gets a distinct value
+// and each value must be scraped.
+func TestEveryStatIsAMetric(t *testing.T) {
+	var st pondsocket.Stats
+	v := reflect.ValueOf(&st).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		v.Field(i).SetInt(int64(7000 + i))
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(newStatsCollector(func() pondsocket.Stats { return st }, func() *cluster.Node { return nil }))
+	vals, _ := gather(t, reg)
+	seen := map[int64]bool{}
+	for _, x := range vals {
+		seen[int64(x)] = true
+	}
+	for i := 0; i < v.NumField(); i++ {
+		if !seen[int64(7000+i)] {
+			t.Errorf("Stats.%s is not in /metrics", v.Type().Field(i).Name)
+		}
 	}
 }

@@ -1,0 +1,43 @@
+package pondsocket
+
+import (
+	"reflect"
+	"sync/atomic"
+	"testing"
+
+	"github.com/pondsocket/pondsocket/internal/engine"
+)
+
+// Every counter the engine and the hub keep reaches the Stats snapshot
+// (and from there /metrics, checked in cmd/pondsocket): each gets a
+// distinct value and each value must come out of collectStats.
+// (engine.Stats.IdleTimeouts once never left the engine.)
+func TestStatsCarryEveryCounter(t *testing.T) {
+	e := engine.New(engine.Config{NoListener: true}, nil)
+	h := newHub(hubOptions{}, nil)
+	want := map[int64]string{}
+	next := int64(1000)
+	fill := func(prefix string, v reflect.Value) {
+		for i := 0; i < v.NumField(); i++ {
+			c, ok := v.Field(i).Addr().Interface().(*atomic.Int64)
+			if !ok {
+				t.Fatalf("%s.%s is not an atomic.Int64", prefix, v.Type().Field(i).Name)
+			}
+			next++
+			c.Store(next)
+			want[next] = prefix + "." + v.Type().Field(i).Name
+		}
+	}
+	fill("engine.Stats", reflect.ValueOf(e.Stats()).Elem())
+	fill("hubStats", reflect.ValueOf(h.Stats()).Elem())
+	got := map[int64]bool{}
+	st := reflect.ValueOf(collectStats(e, h))
+	for i := 0; i < st.NumField(); i++ {
+		got[st.Field(i).Int()] = true
+	}
+	for v, name := range want {
+		if !got[v] {
+			t.Errorf("%s does not reach Stats", name)
+		}
+	}
+}
