@@ -391,9 +391,9 @@ func (ch *Channel) memberInstances(userID string) []*instance {
 	return out
 }
 
-func (ch *Channel) presenceOp(userID string, presence any, mode string) error {
+func (ch *Channel) presenceOp(userID string, presence any, mode presenceMode) error {
 	var raw json.RawMessage
-	if mode != "remove" {
+	if mode != presenceRemove {
 		var err error
 		if raw, err = encodePresence(presence); err != nil {
 			return err
@@ -414,22 +414,19 @@ func (ch *Channel) presenceOp(userID string, presence any, mode string) error {
 
 // TrackPresence starts presence for a member.
 func (ch *Channel) TrackPresence(userID string, presence any) error {
-	return ch.presenceOp(userID, presence, "track")
+	return ch.presenceOp(userID, presence, presenceTrack)
 }
 
-// UpdatePresence replaces a member's presence (it must be tracked).
+// UpdatePresence sets a member's presence: it replaces it, or starts it
+// when the member is not tracked yet (as EventContext.UpdatePresence does
+// for the sender). ErrNotMember when userID is not in the channel.
 func (ch *Channel) UpdatePresence(userID string, presence any) error {
-	return ch.presenceOp(userID, presence, "update")
-}
-
-// UpsertPresence tracks or updates a member's presence.
-func (ch *Channel) UpsertPresence(userID string, presence any) error {
-	return ch.presenceOp(userID, presence, "upsert")
+	return ch.presenceOp(userID, presence, presenceUpsert)
 }
 
 // RemovePresence stops presence for a member (it stays a member).
 func (ch *Channel) RemovePresence(userID string) error {
-	return ch.presenceOp(userID, nil, "remove")
+	return ch.presenceOp(userID, nil, presenceRemove)
 }
 
 // GetPresence returns the presence of every tracked member, by user id.

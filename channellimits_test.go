@@ -189,13 +189,13 @@ func TestPresenceLimitsTypedErrors(t *testing.T) {
 	if !ok {
 		t.Fatal("no channel")
 	}
-	if err := ch.UpsertPresence(a.id, map[string]any{"s": strings.Repeat("p", 9<<10)}); !errors.Is(err, pondsocket.ErrPresenceTooLarge) {
-		t.Fatalf("UpsertPresence: %v", err)
+	if err := ch.UpdatePresence(a.id, map[string]any{"s": strings.Repeat("p", 9<<10)}); !errors.Is(err, pondsocket.ErrPresenceTooLarge) {
+		t.Fatalf("UpdatePresence: %v", err)
 	}
 	if err := ch.UpdateAssigns(a.id, "k", strings.Repeat("a", 65<<10)); !errors.Is(err, pondsocket.ErrAssignsTooLarge) {
 		t.Fatalf("UpdateAssigns: %v", err)
 	}
-	if err := ch.UpsertPresence(a.id, map[string]any{"s": "ok"}); err != nil {
+	if err := ch.UpdatePresence(a.id, map[string]any{"s": "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	a.expect(`{"action":"PRESENCE","event":"JOIN","channelName":"/room/1","requestId":"<uuid>","payload":{"changed":{"s":"ok"},"presence":[{"s":"ok"}]}}`, nil)

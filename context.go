@@ -3,6 +3,7 @@ package pondsocket
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -64,6 +65,11 @@ func (ctx *ConnectionContext) SetAssigns(key string, value any) *ConnectionConte
 
 // GetAssigns returns a connection assign or nil.
 func (ctx *ConnectionContext) GetAssigns(key string) any { return ctx.assigns[key] }
+
+// GetAssign is GetAssigns with an error: ErrNoAssign when key is not set.
+func (ctx *ConnectionContext) GetAssign(key string) (any, error) {
+	return lookupAssign(ctx.assigns, key)
+}
 
 // Accept accepts the connection, merging the given assigns.
 func (ctx *ConnectionContext) Accept(assigns ...map[string]any) error {
@@ -192,6 +198,11 @@ func (ctx *JoinContext) assignsNow() map[string]any {
 // with what the join set so far), or nil.
 func (ctx *JoinContext) GetAssigns(key string) any { return ctx.assignsNow()[key] }
 
+// GetAssign is GetAssigns with an error: ErrNoAssign when key is not set.
+func (ctx *JoinContext) GetAssign(key string) (any, error) {
+	return lookupAssign(ctx.assignsNow(), key)
+}
+
 // ParseAssigns decodes the user's assigns (as a JSON object) into v.
 func (ctx *JoinContext) ParseAssigns(v any) error { return remarshal(ctx.assignsNow(), v) }
 
@@ -278,7 +289,7 @@ func (ctx *JoinContext) Track(presence any) *JoinContext {
 	if err != nil {
 		return ctx.fail(err)
 	}
-	if err := ctx.in.setPresence(ctx.c.id, raw, "track"); err != nil {
+	if err := ctx.in.setPresence(ctx.c.id, raw, presenceTrack); err != nil {
 		return ctx.fail(err)
 	}
 	return ctx
@@ -441,15 +452,27 @@ func (ctx *EventContext) ParsePresence(v any) error {
 	return json.Unmarshal(p, v)
 }
 
-// GetAssign returns one of the sender's channel assigns.
+// GetAssign returns one of the sender's channel assigns: ErrNoAssign when
+// key is not set, ErrNotMember when the sender has left.
 func (ctx *EventContext) GetAssign(key string) (any, error) {
 	a, ok := ctx.in.assignsOf(ctx.c.id)
 	if !ok {
 		return nil, ErrNotMember
 	}
+	return lookupAssign(a, key)
+}
+
+// GetAssigns is GetAssign without the error: nil when key is not set.
+func (ctx *EventContext) GetAssigns(key string) any {
+	v, _ := ctx.GetAssign(key)
+	return v
+}
+
+// lookupAssign is the one lookup behind every GetAssign.
+func lookupAssign(a map[string]any, key string) (any, error) {
 	v, ok := a[key]
 	if !ok {
-		return nil, fmt.Errorf("assign %q: %w", key, ErrUnknownUser)
+		return nil, fmt.Errorf("assign %q: %w", key, ErrNoAssign)
 	}
 	return v, nil
 }
@@ -500,7 +523,7 @@ func (ctx *EventContext) BroadcastFrom(event string, payload any) *EventContext 
 // error (status 400) and nothing is sent.
 func (ctx *EventContext) BroadcastTo(event string, payload any, userIDs ...string) *EventContext {
 	ctx.bcast(protocol.ActionServerBroadcast, event, payload, recipients{only: nonNil(userIDs)})
-	if ctx.err == ErrNotMember {
+	if errors.Is(ctx.err, ErrNotMember) {
 		ctx.err = BadRequest("BroadcastTo: a recipient is not a member of the channel")
 	}
 	return ctx
@@ -541,14 +564,11 @@ func (ctx *EventContext) UpdatePresence(presence any) *EventContext {
 	if err != nil {
 		return ctx.fail(err)
 	}
-	if err := ctx.in.setPresence(ctx.c.id, raw, "upsert"); err != nil {
+	if err := ctx.in.setPresence(ctx.c.id, raw, presenceUpsert); err != nil {
 		return ctx.fail(err)
 	}
 	return ctx
 }
-
-// Update is UpdatePresence.
-func (ctx *EventContext) Update(presence any) *EventContext { return ctx.UpdatePresence(presence) }
 
 // Track starts presence for the sender.
 func (ctx *EventContext) Track(presence any) *EventContext {
@@ -559,7 +579,7 @@ func (ctx *EventContext) Track(presence any) *EventContext {
 	if err != nil {
 		return ctx.fail(err)
 	}
-	if err := ctx.in.setPresence(ctx.c.id, raw, "track"); err != nil {
+	if err := ctx.in.setPresence(ctx.c.id, raw, presenceTrack); err != nil {
 		return ctx.fail(err)
 	}
 	return ctx
@@ -570,7 +590,7 @@ func (ctx *EventContext) RemovePresence() *EventContext {
 	if !ctx.presenceAllowed() {
 		return ctx.fail(ErrPresenceRate)
 	}
-	if err := ctx.in.setPresence(ctx.c.id, nil, "remove"); err != nil {
+	if err := ctx.in.setPresence(ctx.c.id, nil, presenceRemove); err != nil {
 		return ctx.fail(err)
 	}
 	return ctx

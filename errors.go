@@ -111,11 +111,11 @@ var (
 // Sentinel errors callers can branch on with errors.Is.
 var (
 	ErrNotMember        = errors.New("user is not a member of the channel")
-	ErrUnknownUser      = errors.New("unknown user")
 	ErrChannelClosed    = errors.New("channel is closed")
 	ErrAlreadyDecided   = errors.New("the request was already accepted or declined")
 	ErrNotAccepted      = errors.New("the request has not been accepted")
 	ErrPresenceExists   = errors.New("presence is already tracked for this user")
 	ErrNoPresence       = errors.New("no presence is tracked for this user")
+	ErrNoAssign         = errors.New("no such assign")
 	ErrPayloadNotObject = errors.New("payload must encode to a JSON object")
 )

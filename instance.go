@@ -378,11 +378,19 @@ func (in *instance) untrackLocked(rec *presenceRec) {
 	}
 }
 
-// setPresence tracks, updates or removes (p == nil) a member's presence.
-// mode: "track" fails if tracked, "update" fails if not, "upsert" either.
+// presenceMode is what setPresence may do.
+type presenceMode uint8
+
+const (
+	presenceTrack  presenceMode = iota + 1 // start it; ErrPresenceExists when tracked
+	presenceUpsert                         // start or replace it
+	presenceRemove                         // stop it; ErrNoPresence when not tracked
+)
+
+// setPresence tracks, replaces or removes (p == nil) a member's presence.
 // The entry is bounded by MaxPresenceBytes and charged to the member's
 // connection.
-func (in *instance) setPresence(id string, p json.RawMessage, mode string) error {
+func (in *instance) setPresence(id string, p json.RawMessage, mode presenceMode) error {
 	if len(p) > in.ep.srv.opts.MaxPresenceBytes {
 		return ErrPresenceTooLarge
 	}
@@ -394,9 +402,9 @@ func (in *instance) setPresence(id string, p json.RawMessage, mode string) error
 	}
 	var err error
 	switch {
-	case p == nil && m.pres == nil, mode == "update" && m.pres == nil:
+	case p == nil && m.pres == nil:
 		err = ErrNoPresence
-	case p != nil && mode == "track" && m.pres != nil:
+	case p != nil && mode == presenceTrack && m.pres != nil:
 		err = ErrPresenceExists
 	}
 	var old int64

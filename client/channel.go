@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -401,7 +402,7 @@ func (ch *Channel) terminateLocked(s ChannelState, err error) []func() {
 	failWith := error(ErrNotJoined)
 	if err != nil {
 		failWith = fmt.Errorf("%w: %w", ErrNotJoined, err)
-		if err == ErrClosed || c.state == StateClosed {
+		if errors.Is(err, ErrClosed) || c.state == StateClosed {
 			failWith = err
 		}
 	}

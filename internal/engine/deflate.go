@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"compress/flate"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -119,7 +120,7 @@ func inflate(data []byte, limit int) (out *bytebufferpool.ByteBuffer, tooBig, ok
 			fragPool.Put(out)
 			return nil, true, false
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			// the stripped tail ends the stream without a final block
 			return out, false, true
 		}
