@@ -429,7 +429,8 @@ func (ch *Channel) RemovePresence(userID string) error {
 	return ch.presenceOp(userID, nil, presenceRemove)
 }
 
-// GetPresence returns the presence of every tracked member, by user id.
+// GetPresence returns the presence of every tracked member, by user id,
+// on every node of a cluster (remote members are replicated here).
 func (ch *Channel) GetPresence() map[string]any {
 	out := map[string]any{}
 	for _, in := range ch.instances() {
@@ -442,8 +443,10 @@ func (ch *Channel) GetPresence() map[string]any {
 	return out
 }
 
-// GetDistributedPresence is GetPresence across every node of a cluster;
-// on a single node it equals GetPresence.
+// GetDistributedPresence is GetPresence under the name the seed README
+// uses. Both are the cluster's presence: members on other nodes are
+// replicated into every node that hosts the channel (USER_JOINED,
+// PRESENCE_UPDATE, STATE_RESPONSE), so no extra round trip is needed.
 func (ch *Channel) GetDistributedPresence() map[string]any { return ch.GetPresence() }
 
 // GetAssigns returns every member's assigns, by user id.
