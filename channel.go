@@ -11,7 +11,7 @@ import (
 	"github.com/pondsocket/pondsocket/internal/protocol"
 )
 
-// lobby is a channel pattern with its handlers (PROTOCOL.md §6.1).
+// lobby is a channel pattern with its handlers (docs/protocol.md §0).
 type lobby struct {
 	ep      *Endpoint
 	pattern *pattern
@@ -516,7 +516,7 @@ func (ch *Channel) Users() []string {
 // DefaultEvictReason is the reason given when EvictUser gets none.
 const DefaultEvictReason = "You have been banned from the channel"
 
-// EvictUser removes a member (PROTOCOL.md §3.9): the user gets SYSTEM
+// EvictUser removes a member (docs/protocol.md §6.7): the user gets SYSTEM
 // kicked_out {message, code: 403}, every member (the user included) gets
 // SYSTEM kicked {userId, reason}, then the user is removed (presence LEAVE
 // to the others, leave handler). The connection stays open.

@@ -13,7 +13,7 @@ import (
 )
 
 // Client is one connection as the channel layer sees it. Its id is the user
-// id every channel knows it by (one per connection, PROTOCOL.md §6.1).
+// id every channel knows it by (one per connection, docs/protocol.md §0).
 type Client struct {
 	id     string
 	conn   memberConn
@@ -128,7 +128,7 @@ func (c *Client) sendMessage(action, event, channel, requestID string, payload [
 }
 
 // sendEndpointError answers a message that could not be routed with the
-// protocol's INVALID_MESSAGE error on ENDPOINT (PROTOCOL.md §3.6), echoing
+// protocol's INVALID_MESSAGE error on ENDPOINT (docs/protocol.md §6.10), echoing
 // the client's requestId when it had one.
 func (c *Client) sendEndpointError(requestID string, status int, message string) {
 	if requestID == "" {
@@ -449,7 +449,7 @@ func (c *Client) refuse(m protocol.ClientMessage, status int, text string) {
 }
 
 // declineJoin answers a join that did not succeed. Decision (a) of
-// PROTOCOL.md §8: the event is UNAUTHORIZED so that the published npm
+// docs/protocol.md §10: the event is UNAUTHORIZED so that the published npm
 // client (which only recognises that event) reaches DECLINED, while the
 // payload keeps the reference's error code for the newer client.
 func (c *Client) declineJoin(channel, requestID, code, message string, status int) {

@@ -17,7 +17,7 @@ import (
 )
 
 // The raw suite: hand-written frames, replies compared field by field with
-// the transcripts of PROTOCOL.md Appendix A (uuids ignored), and with the
+// the transcripts of docs/protocol.md §4 (uuids ignored), and with the
 // decisions of §8 where we deliberately differ:
 //   (a) a refused join is ERROR/UNAUTHORIZED with the reference's code in
 //       the payload (the npm client only recognises that event);

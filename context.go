@@ -382,7 +382,7 @@ func nonNil(ids []string) []string {
 
 // EventContext is given to event handlers. Its action methods chain and
 // remember the first error, returned by Err. Broadcasts and replies carry
-// the event's requestId (PROTOCOL.md §2.5).
+// the event's requestId (docs/protocol.md §2.3).
 type EventContext struct {
 	// Route holds the channel name's params and query.
 	Route Route

@@ -11,8 +11,9 @@ import (
 	"github.com/pondsocket/pondsocket"
 )
 
-// startDemo runs the demo application the reference transcripts of
-// PROTOCOL.md were captured with (its header describes it), on 127.0.0.1:0.
+// startDemo runs the demo application the reference transcripts in
+// docs/protocol.md §4 and §6 were captured with (its header describes
+// it), on 127.0.0.1:0.
 func startDemo(t testing.TB, tweak func(*pondsocket.Options)) *pondsocket.Server {
 	t.Helper()
 	opts := pondsocket.DefaultOptions()

@@ -10,7 +10,7 @@ import (
 	"github.com/pondsocket/pondsocket/internal/protocol"
 )
 
-// Cluster mode (PROTOCOL.md Part 2). Each node keeps, per live channel,
+// Cluster mode (docs/distributed.md). Each node keeps, per live channel,
 // its local members and the users it knows on other nodes (instance.remote)
 // with their assigns and presence. Local changes are published as
 // distributed-protocol messages; messages from other nodes update the

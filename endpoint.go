@@ -143,7 +143,7 @@ func connectPayload(id string) json.RawMessage {
 	return append(b, '}')
 }
 
-// join handles JOIN_CHANNEL (PROTOCOL.md §3.1–3.2).
+// join handles JOIN_CHANNEL (docs/protocol.md §6.2–§6.3).
 func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 	s := ep.srv
 	name, reqID := msg.ChannelName, msg.RequestID
@@ -244,7 +244,7 @@ func (ep *Endpoint) admit(c *Client, l *lobby, name string, route Route, reqID s
 
 var emptyObject = json.RawMessage(`{}`)
 
-// leave handles LEAVE_CHANNEL (PROTOCOL.md §3.7).
+// leave handles LEAVE_CHANNEL (docs/protocol.md §6.8).
 func (ep *Endpoint) leave(c *Client, msg *protocol.ClientMessage) {
 	in := c.channel(msg.ChannelName)
 	if in == nil {

@@ -11,7 +11,7 @@ import (
 
 // Error is an error with an HTTP-like status that reaches the client: a
 // handler or middleware that returns one produces a PondSocket error message
-// carrying Status and Message (see PROTOCOL.md §2.4). Any other error is
+// carrying Status and Message (see docs/protocol.md §5.1–§5.2). Any other error is
 // logged at ERROR with a short error id and reaches the client only as
 // status 500 "Internal Server Error (error id <id>)", so that a database
 // error's text (hosts, users) never leaves the server.

@@ -133,7 +133,7 @@ func (s *hub) Shutdown(ctx context.Context) error {
 }
 
 // CreateEndpoint registers an endpoint; the path is a route pattern
-// (PROTOCOL.md §6.2). Endpoints are tried in registration order. It panics
+// (docs/protocol.md §7.1). Endpoints are tried in registration order. It panics
 // on an invalid pattern, as registering routes is start-up code.
 func (s *hub) CreateEndpoint(path string, handler func(*ConnectionContext) error) *Endpoint {
 	p, err := compilePattern(path)

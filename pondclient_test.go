@@ -13,7 +13,7 @@ import (
 
 // Conformance with the published client @eleven-am/pondsocket-client
 // 0.0.32, driven by testdata/js/pond-driver.mjs, through the sequences of
-// PROTOCOL.md §3.
+// docs/protocol.md §6.
 
 const wait = 10 * time.Second
 
@@ -221,7 +221,7 @@ func TestPondClientJoinRefusals(t *testing.T) {
 	srv := startDemo(t, nil)
 	a := newPond(t, srv, map[string]any{"token": "alice"})
 	// declined, undecided, no such pattern: the npm client must end DECLINED
-	// (decision (a) of PROTOCOL.md §8), never hang in JOINING
+	// (decision (a) of docs/protocol.md §10), never hang in JOINING
 	a.join("/chat/vip", map[string]any{"username": "blocked"})
 	a.state("/chat/vip", "DECLINED")
 	a.join("/chat/quiet", map[string]any{"username": "alice", "silent": true})

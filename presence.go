@@ -10,7 +10,7 @@ import (
 )
 
 // Presence messages carry the channel's complete presence list
-// (PROTOCOL.md §6.9), so N joins cost O(N²) messages and O(N³) bytes if
+// (docs/protocol.md §8), so N joins cost O(N²) messages and O(N³) bytes if
 // every change is sent as it happens. Two things keep a storm bounded:
 //
 //   - each change is encoded once (the list is concatenated from every
@@ -24,7 +24,7 @@ import (
 //     at once, exactly as the reference does.
 //
 // UPDATE messages carry the *new* presence in "changed" (decision (c) of
-// PROTOCOL.md §8; the reference sends the previous one).
+// docs/protocol.md §10; the reference sends the previous one).
 type presenceState struct {
 	pending bool
 	event   string

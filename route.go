@@ -38,7 +38,7 @@ type segment struct {
 	text string // literal text, or parameter name
 }
 
-// pattern is a compiled route pattern (PROTOCOL.md §6.2), used for endpoint
+// pattern is a compiled route pattern (docs/protocol.md §7.1), used for endpoint
 // paths, channel names and event names. The pattern is split on "/"; each
 // segment is a literal, ":name" (one non-empty segment, URL-decoded) or "*"
 // (the rest of the path, possibly empty; last segment only).

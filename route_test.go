@@ -78,7 +78,7 @@ func TestMatch(t *testing.T) {
 		params      m
 		query       m
 	}{
-		// PROTOCOL.md §6.2 and Appendix A
+		// docs/protocol.md §7.1 and Appendix A
 		{"/files/*", "/files/a/b/c.txt?mode=ro", true, "/files/a/b/c.txt", m{"*": "/a/b/c.txt"}, m{"mode": "ro"}},
 		{"/files/*", "/files", false, "", nil, nil},
 		{"/files/*", "/files/", true, "/files/", m{"*": "/"}, m{}},

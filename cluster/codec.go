@@ -51,7 +51,7 @@ type spec struct {
 	required bool
 }
 
-// typeSchemas is PROTOCOL.md §5.3, in the key order of the reference
+// typeSchemas is docs/distributed.md §4, in the key order of the reference
 // producer (so a message re-encoded after Decode is byte-identical to the
 // reference's). A field is required on receipt only when a receiver cannot
 // act without it; the rest default (§5.3: consumers MUST NOT require
@@ -75,7 +75,7 @@ var typeSchemas = map[Type][]spec{
 var emptyObject = json.RawMessage(`{}`)
 
 // Encode writes e as one distributed message: the eight envelope fields and
-// exactly the fields of e.Type (PROTOCOL.md §5.3), camelCase, version as a
+// exactly the fields of e.Type (docs/distributed.md §4), camelCase, version as a
 // number, payload/presence/assigns as raw JSON ({} when empty). An empty
 // Protocol or a zero Version is written as the constant; NodeID of a
 // heartbeat defaults to SourceNodeID. The bytes are a fresh slice the caller
@@ -238,7 +238,7 @@ func appendRaw(dst, raw []byte, object bool, f field) ([]byte, error) {
 }
 
 // Decode parses one distributed message and applies the receiver checks of
-// PROTOCOL.md §5.2: valid JSON object, protocol equal to Protocol, version
+// docs/distributed.md §3: valid JSON object, protocol equal to Protocol, version
 // the number 1, a known type, messageId, sourceNodeId, endpointName and
 // channelName strings, timestamp a number; then the fields its type
 // requires (see typeSchemas), each of the right JSON type. Unknown fields

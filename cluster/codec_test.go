@@ -12,10 +12,10 @@ import (
 	"testing"
 )
 
-// envelopeKeys are the eight keys every message carries (PROTOCOL.md §5.2).
+// envelopeKeys are the eight keys every message carries (docs/distributed.md §3).
 var envelopeKeys = []string{"protocol", "version", "type", "messageId", "sourceNodeId", "endpointName", "channelName", "timestamp"}
 
-// wireKeys is PROTOCOL.md §5.3 "extra fields (exact)", written out again
+// wireKeys is docs/distributed.md §4 "extra fields (exact)", written out again
 // here independently of the codec's table.
 var wireKeys = map[Type][]string{
 	UserMessage:     {"fromUserId", "event", "payload", "requestId", "recipientDescriptor"},
@@ -58,7 +58,7 @@ type fixture struct {
 	data  []byte
 }
 
-// appendixC reads the bus lines of PROTOCOL.md Appendix C (captured from two
+// appendixC reads the bus lines of docs/protocol.md §4 (captured from two
 // reference nodes): "[bus <topic>] <json>".
 func appendixC(t testing.TB) []fixture {
 	t.Helper()

@@ -1,6 +1,6 @@
 // Package cluster lets several PondSocket nodes share channels over a
 // publish/subscribe bus, speaking the distributed protocol v1 of the
-// reference JavaScript server (PROTOCOL.md part 2), so Go and reference
+// reference JavaScript server (docs/distributed.md), so Go and reference
 // nodes on the same Redis understand each other.
 //
 // It is everything below the channel layer's distributed semantics (who is
@@ -30,7 +30,7 @@
 // otherwise).
 //
 // Inbound: the backend calls the node's deliver callback. The node decodes
-// (Decode applies every receiver check of PROTOCOL.md §5.2 and the type's
+// (Decode applies every receiver check of docs/distributed.md §3 and the type's
 // required fields; invalid messages are dropped and counted), drops its own
 // messages by sourceNodeId, refreshes the sender's last-seen time (any
 // message counts, so a node first seen through a user message is alive
@@ -135,7 +135,7 @@
 //     and keeps retrying in the background (100 ms doubling to 5 s), so a
 //     server comes up with its bus and recovers when the bus does. Set
 //     Options.FailFast to get the error from Start instead.
-//   - Deliberate differences on the wire (PROTOCOL.md §5.5 otherwise holds:
+//   - Deliberate differences on the wire (docs/distributed.md §9 otherwise holds:
 //     one node id per process, exact topics, all envelope fields, all 13
 //     types): STATE_RESPONSE lists only the sender's own users, is also sent
 //     unasked when resynchronising, and is read as the sender's complete

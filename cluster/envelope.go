@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// Protocol and Version identify the distributed protocol (PROTOCOL.md §5.2).
+// Protocol and Version identify the distributed protocol (docs/distributed.md §3).
 const (
 	Protocol = "pondsocket.distributed"
 	Version  = 1
@@ -16,7 +16,7 @@ const (
 // the last segment of the heartbeat topic.
 const HeartbeatName = "__heartbeat__"
 
-// Type is the type of a distributed message (PROTOCOL.md §5.3).
+// Type is the type of a distributed message (docs/distributed.md §4).
 type Type string
 
 // The 13 message types.
@@ -36,7 +36,7 @@ const (
 	NodeHeartbeat   Type = "NODE_HEARTBEAT"
 )
 
-// Types lists the 13 message types in the order of PROTOCOL.md §5.3.
+// Types lists the 13 message types in the order of docs/distributed.md §4.
 var Types = [...]Type{
 	UserMessage, PresenceUpdate, PresenceRemoved, AssignsUpdate, EvictUser, UserRemove,
 	UserGetRequest, UserGetResponse, UserJoined, UserLeft, StateRequest, StateResponse, NodeHeartbeat,

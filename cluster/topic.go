@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// ChannelTopic is the bus topic of one channel (PROTOCOL.md §5.1):
+// ChannelTopic is the bus topic of one channel (docs/distributed.md §2):
 // "<prefix>:v1:<namespace>:<endpoint pattern without leading '/'>:<channel
 // name verbatim>", e.g. "pondsocket:v1:demo:api/socket:/chat/lobby".
 func ChannelTopic(prefix, namespace, endpointPattern, channelName string) string {

@@ -296,7 +296,7 @@ func answers(c *Conn, prefix string, want int, deadline time.Time, t *tally) (go
 			return got
 		}
 		if m.Action == "ERROR" && !strings.HasPrefix(m.RequestID, prefix) && m.Channel == "ENDPOINT" {
-			// INVALID_MESSAGE answers carry a fresh id (PROTOCOL.md §2.5).
+			// INVALID_MESSAGE answers carry a fresh id (docs/protocol.md §2.3).
 			k := fmt.Sprintf("answer: error %d %s", errorStatus(m.Payload), m.Event)
 			t.add(k)
 			t.note(k, errorText(m.Payload))

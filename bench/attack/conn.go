@@ -146,7 +146,7 @@ func (c *Conn) SendText(b []byte, deadline time.Time) error {
 	return c.writeFrame(client.OpText, b, deadline)
 }
 
-// Send sends one PondSocket client message (PROTOCOL.md §2.2).
+// Send sends one PondSocket client message (docs/protocol.md §3).
 func (c *Conn) Send(action, channel, event, requestID string, payload any, deadline time.Time) error {
 	b, err := encodeMsg(action, channel, event, requestID, payload)
 	if err != nil {
@@ -301,7 +301,7 @@ func errKind(err error) string {
 	return "error"
 }
 
-// waitConnect reads until the CONNECT message (PROTOCOL.md §1.3).
+// waitConnect reads until the CONNECT message (docs/protocol.md §1.3).
 func (c *Conn) waitConnect(deadline time.Time) error {
 	for {
 		m, err := c.Next(deadline)
@@ -344,8 +344,8 @@ func (e *replyError) Error() string {
 	return fmt.Sprintf("ERROR %s: %s", e.m.Event, errorText(e.m.Payload))
 }
 
-// errorText is the message and status of an error payload (PROTOCOL.md
-// §2.4, shapes A and B).
+// errorText is the message and status of an error payload (docs/protocol.md
+// §5.1–§5.2, shapes A and B).
 func errorText(payload []byte) string {
 	var p struct {
 		Message string `json:"message"`

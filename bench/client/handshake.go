@@ -84,7 +84,7 @@ func ParseTarget(raw string) (*Target, error) {
 }
 
 // WithQuery returns the request target with extra query parameters, the way
-// the PondSocket client passes its parameters (PROTOCOL.md §1.1).
+// the PondSocket client passes its parameters (docs/protocol.md §1.1).
 func (t *Target) WithQuery(q url.Values) string {
 	if len(q) == 0 {
 		return t.Path

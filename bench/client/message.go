@@ -27,7 +27,7 @@ func (m *Message) Is(action, event string) bool {
 }
 
 // SplitLines calls fn for each non-blank line of a text frame: the server
-// may put several messages in one frame, separated by "\n" (PROTOCOL.md §1.4).
+// may put several messages in one frame, separated by "\n" (docs/protocol.md §1.4).
 func SplitLines(frame []byte, fn func(line []byte) error) error {
 	for len(frame) > 0 {
 		i := bytes.IndexByte(frame, '\n')

@@ -12,7 +12,7 @@ import (
 )
 
 // stubHub is a test-only PondSocket server speaking the subset the demo
-// server offers (PROTOCOL.md §1–§3): CONNECT on open, JOIN_CHANNEL →
+// server offers (docs/protocol.md §1–§6): CONNECT on open, JOIN_CHANNEL →
 // ACKNOWLEDGE plus presence unless the join says "presence": false,
 // "message" → broadcast to the channel (sender included, same payload),
 // "echo" → reply to the sender only. Goroutine per connection: it is a

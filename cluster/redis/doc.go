@@ -1,5 +1,5 @@
 // Package redis is the Redis backend of cluster.PubSub, wire-compatible
-// with the reference PondSocket nodes (PROTOCOL.md §5): the bytes published
+// with the reference PondSocket nodes (docs/distributed.md): the bytes published
 // are the §5 envelope, one plain PUBLISH per message on the exact topic
 // string, so Go and JavaScript nodes on the same Redis (same key prefix and
 // namespace) see each other's messages.

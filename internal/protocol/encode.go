@@ -11,7 +11,7 @@ import (
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
-// Server actions (PROTOCOL.md §2.1).
+// Server actions (docs/protocol.md §2.1).
 const (
 	ActionPresence        = "PRESENCE"
 	ActionSystem          = "SYSTEM"
@@ -204,7 +204,7 @@ func appendHeader(dst []byte, action, event, channelName, requestID string) []by
 	return append(dst, `,"payload":`...)
 }
 
-// ErrorPayload builds error payload A (PROTOCOL.md §2.4):
+// ErrorPayload builds error payload A (docs/protocol.md §5.1–§5.2):
 //
 //	{"code":code,"message":message,"status":status,"statusCode":status,"error":{"message":message,"status":status}}
 func ErrorPayload(code, message string, status int) json.RawMessage {
@@ -224,7 +224,7 @@ func ErrorPayload(code, message string, status int) json.RawMessage {
 	return append(b, "}}"...)
 }
 
-// HandlerErrorPayload builds error payload B (PROTOCOL.md §2.4), sent with
+// HandlerErrorPayload builds error payload B (docs/protocol.md §5.1–§5.2), sent with
 // HANDLER_NOT_FOUND: {"message":message,"code":code}. code is a number.
 func HandlerErrorPayload(message string, code int) json.RawMessage {
 	b := make([]byte, 0, 24+len(message))

@@ -9,7 +9,7 @@ import (
 	"unsafe"
 )
 
-// Client actions (PROTOCOL.md §2.1).
+// Client actions (docs/protocol.md §2.1).
 const (
 	ActionJoin      = "JOIN_CHANNEL"
 	ActionLeave     = "LEAVE_CHANNEL"
@@ -42,7 +42,7 @@ type DecodeError struct {
 	Message string
 	// RequestID is the message's requestId when the message was a JSON
 	// object with a string requestId (whatever else was wrong with it), so
-	// that the error answer can echo it (PROTOCOL.md §8, decisions). Empty
+	// that the error answer can echo it (docs/protocol.md §10, decisions). Empty
 	// otherwise.
 	RequestID string
 }
@@ -54,7 +54,7 @@ func (e *DecodeError) Error() string { return e.Message }
 // limit as encoding/json, so both agree on what is valid JSON.
 const maxDepth = 10000
 
-// The keys of the client envelope, in the order PROTOCOL.md §2.2 checks
+// The keys of the client envelope, in the order docs/protocol.md §3 checks
 // their presence.
 const (
 	keyEvent = iota
@@ -87,7 +87,7 @@ type envelope struct {
 }
 
 // DecodeClientMessage decodes and validates one client message, following
-// PROTOCOL.md §2.2 in order:
+// docs/protocol.md §3 in order:
 //
 //  1. len(data) > maxSize (when maxSize > 0): status 413,
 //     "Message size N exceeds maximum allowed size of M bytes";
@@ -164,7 +164,7 @@ func DecodeClientMessage(data []byte, maxSize int) (ClientMessage, error) {
 
 // IsClientPing reports whether data is a JSON object whose only key is
 // "action" with the string value "ping", such as {"action":"ping"} (the npm
-// client's keep-alive, PROTOCOL.md §1.5). Whitespace, escapes and repeated
+// client's keep-alive, docs/protocol.md §1.6). Whitespace, escapes and repeated
 // "action" keys (last wins) are tolerated. It gives up at the first other
 // key, so it is cheap on ordinary messages.
 func IsClientPing(data []byte) bool {

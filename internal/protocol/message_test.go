@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// Real client messages (PROTOCOL.md §2.2 and Appendix A).
+// Real client messages (docs/protocol.md §3 and Appendix A).
 const (
 	msgJoin      = `{"action":"JOIN_CHANNEL","event":"JOIN_CHANNEL","channelName":"/chat/lobby","requestId":"7dbd699e-64c7-46fc-b318-cbc4738dd8d0","payload":{"username":"alice","history":true}}`
 	msgBroadcast = `{"action":"BROADCAST","channelName":"/chat/lobby","requestId":"b8a80dbb-90db-40a6-be7c-35919e653c3f","event":"ping","payload":{}}`
