@@ -2,6 +2,7 @@ package pondsocket
 
 import (
 	"context"
+	"iter"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -35,15 +36,15 @@ type memberConn interface {
 // implements it by grouping recipients per event loop; DirectTransport
 // simply calls Send on each.
 type fanouter interface {
-	Fanout(f *wsframe.Frame, conns []memberConn)
+	Fanout(f *wsframe.Frame, conns iter.Seq[memberConn])
 }
 
 // directFanout sends to each connection in turn.
 type directFanout struct{}
 
 // Fanout implements Transport.
-func (directFanout) Fanout(f *wsframe.Frame, conns []memberConn) {
-	for _, c := range conns {
+func (directFanout) Fanout(f *wsframe.Frame, conns iter.Seq[memberConn]) {
+	for c := range conns {
 		c.Send(f)
 	}
 }
