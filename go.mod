@@ -17,7 +17,7 @@ require (
 	golang.org/x/time v0.8.0
 )
 
-require gopkg.in/yaml.v3 v3.0.1 // indirect
+require gopkg.in/yaml.v3 v3.0.1
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
