@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -380,5 +381,43 @@ func TestConfigFileLayers(t *testing.T) {
 	// app settings without a file: refused (the demo has no auth)
 	if _, err := parseConfig([]string{"--api-key", "k"}, noEnv, io.Discard); err == nil || !strings.Contains(err.Error(), "--api-key: needs a configuration file") {
 		t.Errorf("--api-key without --config: %v", err)
+	}
+}
+
+// Every flag is in the reference table of docs/configuration.md under its
+// file key, flag and environment variable.
+func TestConfigurationReferenceComplete(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	var c config
+	envOf := map[string]string{}
+	defineAppFlags(fs, &c, func(name, env string) string { envOf[name] = env; return "" })
+	out := &strings.Builder{} // every flag, from the help text
+	_, _ = parseConfig([]string{"--help"}, noEnv, out)
+	seen := 0
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "-") {
+			continue
+		}
+		seen++
+		name := strings.TrimPrefix(f[0], "-")
+		if !strings.Contains(string(doc), "`--"+name+"`") {
+			t.Errorf("docs/configuration.md lacks --%s", name)
+		}
+		if name != "config" && name != "version" && !strings.Contains(string(doc), "`"+fileKey(name)+"`") {
+			t.Errorf("docs/configuration.md lacks the file key %s", fileKey(name))
+		}
+	}
+	if seen < 30 {
+		t.Fatalf("read %d flags from the help text", seen)
+	}
+	for _, env := range envOf {
+		if !strings.Contains(string(doc), env) {
+			t.Errorf("docs/configuration.md lacks %s", env)
+		}
 	}
 }
