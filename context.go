@@ -23,6 +23,7 @@ type ConnectionContext struct {
 	ep       *Endpoint
 	hs       *handshake
 	id       string
+	customID bool // set by SetUserID
 	assigns  map[string]any
 	accepted bool
 	declined bool
@@ -75,6 +76,9 @@ func (ctx *ConnectionContext) GetAssign(key string) (any, error) {
 func (ctx *ConnectionContext) Accept(assigns ...map[string]any) error {
 	if ctx.accepted || ctx.declined {
 		return ErrAlreadyDecided
+	}
+	if ctx.err != nil { // a bad SetUserID
+		return ctx.err
 	}
 	for _, a := range assigns {
 		for k, v := range a {

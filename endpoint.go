@@ -121,6 +121,8 @@ func (ep *Endpoint) connect(h *handshake, route Route) (d decision) {
 		}
 	}
 	switch {
+	case ctx.accepted && ctx.userTaken():
+		return decision{Status: StatusUserConnected, Message: "User already connected"}
 	case ctx.accepted:
 		c := &Client{id: ctx.id, ep: ep, remote: h.RemoteAddr, assigns: ctx.assigns}
 		connect := protocol.Encode(protocol.ActionConnect, protocol.EventConnection, protocol.ChannelEndpoint, newID(),

@@ -17,6 +17,8 @@ require (
 	golang.org/x/time v0.8.0
 )
 
+require gopkg.in/yaml.v3 v3.0.1
+
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect

@@ -193,7 +193,11 @@ func (s *hub) Connect(h *handshake) decision {
 // Open makes an accepted client live on conn.
 func (s *hub) Open(c *Client, conn memberConn) {
 	c.conn = conn
-	c.ep.clients.set(c.id, c)
+	if !c.ep.claim(c) {
+		c.gone.Store(true) // joins nothing; its disconnect finds no table entry of its own
+		conn.Close(CloseUserConnected, "User already connected")
+		return
+	}
 	s.stats.Connections.Add(1)
 }
 

@@ -55,6 +55,13 @@ type config struct {
 	namespace     string
 	heartbeat     time.Duration
 	nodeTimeout   time.Duration
+
+	// the application of a configuration file (nil: the demo)
+	configFile string
+	app        *appConfig
+	auth       authConfig
+	api        apiConfig
+	version    bool
 }
 
 func main() {
@@ -65,6 +72,10 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pondsocket: bad configuration: %v\n", err)
 		os.Exit(2)
+	}
+	if cfg.version {
+		fmt.Println("pondsocket", version())
+		return
 	}
 	log := newLogger(cfg, os.Stderr)
 	srv, err := newServer(cfg, log)
@@ -78,7 +89,20 @@ func main() {
 	}
 	// The plain line is for scripts and tests that wait for the address.
 	fmt.Fprintf(os.Stderr, "listening on %s\n", srv.Addr())
-	log.Info("serving", "addr", srv.Addr().String(), "chat", pageURL(srv.Addr()), "endpoint", "/api/socket", "channel", "/chat/:roomId")
+	if cfg.app == nil {
+		log.Info("serving the demo", "addr", srv.Addr().String(), "chat", pageURL(srv.Addr()), "endpoint", "/api/socket", "channel", "/chat/:roomId", "health", "/healthz /readyz", "metrics", "/metrics")
+	} else {
+		var eps []string
+		for _, e := range cfg.app.Endpoints {
+			eps = append(eps, e.Path)
+		}
+		api := "off (no api.key)"
+		if cfg.api.key != "" {
+			api = "/api/"
+		}
+		log.Info("serving", "config", cfg.configFile, "addr", srv.Addr().String(), "endpoints", strings.Join(eps, " "),
+			"auth", cfg.auth.describe(), "api", api, "health", "/healthz /readyz", "metrics", "/metrics")
+	}
 	sig := waitForSignal(log, srv.Done())
 	log.Info("shutting down", "signal", sig.String(), "drain", cfg.drain.String())
 	if err := srv.Stop(cfg.drain); err != nil {
@@ -136,6 +160,13 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Wr
 	fs.StringVar(&c.namespace, "cluster-namespace", "default", "nodes sharing a namespace form one cluster "+def("cluster-namespace", "PONDSOCKET_CLUSTER_NAMESPACE"))
 	fs.DurationVar(&c.heartbeat, "heartbeat-interval", 30*time.Second, "cluster heartbeat period "+def("heartbeat-interval", "PONDSOCKET_HEARTBEAT_INTERVAL"))
 	fs.DurationVar(&c.nodeTimeout, "heartbeat-timeout", 90*time.Second, "a node silent this long is dead "+def("heartbeat-timeout", "PONDSOCKET_HEARTBEAT_TIMEOUT"))
+	fs.StringVar(&c.configFile, "config", "", "serve the application of this YAML file instead of the demo "+def("config", "PONDSOCKET_CONFIG"))
+	defineAppFlags(fs, &c, def)
+	fs.BoolVar(&c.version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: pondsocket [flags]\n\nWithout --config, pondsocket serves the demo chat (a page at /, endpoint /api/socket,\nchannels /chat/:roomId). With --config FILE it serves the application the file describes\nand no demo. Flags and their environment variables override the file.\n\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -159,12 +190,42 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Wr
 	if envErr != nil {
 		return c, envErr
 	}
+	// the file: below the flags and the environment, through the same parsers
+	fromFile := map[string]fileValue{}
+	if c.configFile != "" && !c.version {
+		settable := map[string]bool{}
+		fs.VisitAll(func(f *flag.Flag) {
+			if f.Name != "config" && f.Name != "version" {
+				settable[f.Name] = true
+			}
+		})
+		vals, app, err := loadConfigFile(c.configFile, settable)
+		if err != nil {
+			return c, err
+		}
+		for name, v := range vals {
+			if given[name] {
+				continue
+			}
+			if _, ok := lookupEnv(envOf[name]); ok {
+				continue
+			}
+			if err := fs.Set(name, v.value); err != nil {
+				return c, fmt.Errorf("%s: %q: %w", v.source(c.configFile), v.value, err)
+			}
+			fromFile[name] = v
+		}
+		c.app = app
+	}
 	return c, c.validate(func(name string) string {
 		if given[name] {
 			return "--" + name
 		}
 		if v, ok := lookupEnv(envOf[name]); ok {
 			return fmt.Sprintf("%s=%q", envOf[name], v)
+		}
+		if v, ok := fromFile[name]; ok {
+			return v.source(c.configFile)
 		}
 		return "--" + name
 	})
@@ -204,7 +265,7 @@ func (c *config) validate(source func(name string) string) error {
 	if c.origins != "" && len(splitList(c.origins)) == 0 {
 		return bad("origins", "lists no origin")
 	}
-	return nil
+	return c.validateApp(bad)
 }
 
 // splitList splits a comma-separated list, trimming spaces and dropping
@@ -280,7 +341,12 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 		so.ServerTLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	srv := pondsocket.NewServer(so)
-	demochat.RegisterWith(srv, demochat.Config{TestEvents: c.testEvents})
+	if c.app == nil {
+		demochat.RegisterWith(srv, demochat.Config{TestEvents: c.testEvents})
+		mux.Handle("GET /", pageHandler())
+	} else if err := serveApp(srv, mux, c, log); err != nil {
+		return nil, err
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !srv.IsRunning() {
 			http.Error(w, "stopping", http.StatusServiceUnavailable)
@@ -298,6 +364,5 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 		io.WriteString(w, "ready")
 	})
 	mux.Handle("GET /metrics", metricsHandler(srv))
-	mux.Handle("GET /", pageHandler())
 	return srv, nil
 }

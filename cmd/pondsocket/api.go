@@ -1,0 +1,286 @@
+package main
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/pondsocket/pondsocket"
+)
+
+// apiConfig: the server API for backends (api.* in the file).
+type apiConfig struct {
+	key     string
+	maxBody int64
+}
+
+// CloseDisconnected is the close code of a connection ended by
+// POST /api/disconnect.
+const CloseDisconnected = 4000
+
+// serverAPI is the HTTP JSON API backends call: every request needs
+// Authorization: apikey <key>; errors are {"error": "..."} with a fitting
+// status.
+type serverAPI struct {
+	key     []byte
+	maxBody int64
+	eps     []*pondsocket.Endpoint
+	log     *slog.Logger
+}
+
+func (a *serverAPI) register(mux *http.ServeMux) {
+	mux.Handle("POST /api/broadcast", a.guard(a.broadcast))
+	mux.Handle("POST /api/evict", a.guard(a.evict))
+	mux.Handle("POST /api/disconnect", a.guard(a.disconnect))
+	mux.Handle("GET /api/channels", a.guard(a.channels))
+	mux.Handle("GET /api/presence", a.guard(a.presence))
+	mux.Handle("GET /api/users/{id}", a.guard(a.user))
+	mux.Handle("/api/", a.guard(func(w http.ResponseWriter, r *http.Request) error {
+		return apiErr(http.StatusNotFound, "no such call: "+r.Method+" "+r.URL.Path)
+	}))
+}
+
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func apiErr(status int, msg string) error { return &apiError{status, msg} }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// guard checks the key and turns errors into JSON answers.
+func (a *serverAPI) guard(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "apikey") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), a.key) != 1 {
+			w.Header().Set("WWW-Authenticate", "apikey")
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong API key (Authorization: apikey KEY)"})
+			return
+		}
+		if err := fn(w, r); err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) {
+				a.log.Error("server API", "path", r.URL.Path, "err", err)
+				ae = &apiError{http.StatusInternalServerError, "internal error"}
+			}
+			writeJSON(w, ae.status, map[string]string{"error": ae.msg})
+		}
+	})
+}
+
+// decode reads a JSON body of at most maxBody bytes with no unknown fields.
+func (a *serverAPI) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return apiErr(http.StatusRequestEntityTooLarge, "body larger than the limit")
+		}
+		return apiErr(http.StatusBadRequest, "malformed JSON: "+err.Error())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return apiErr(http.StatusBadRequest, "malformed JSON: data after the object")
+	}
+	return nil
+}
+
+// endpoint is the named endpoint, the first configured one by default.
+func (a *serverAPI) endpoint(path string) (*pondsocket.Endpoint, error) {
+	if path == "" {
+		return a.eps[0], nil
+	}
+	for _, ep := range a.eps {
+		if ep.Path() == path {
+			return ep, nil
+		}
+	}
+	return nil, apiErr(http.StatusNotFound, "unknown endpoint "+path)
+}
+
+func (a *serverAPI) channel(epPath, name string) (*pondsocket.Channel, error) {
+	if name == "" {
+		return nil, apiErr(http.StatusBadRequest, "channel is required")
+	}
+	ep, err := a.endpoint(epPath)
+	if err != nil {
+		return nil, err
+	}
+	ch, ok := ep.Channel(name)
+	if !ok {
+		return nil, apiErr(http.StatusNotFound, "channel not found (no members on this node): "+name)
+	}
+	return ch, nil
+}
+
+type broadcastRequest struct {
+	Endpoint string          `json:"endpoint"`
+	Channel  string          `json:"channel"`
+	Event    string          `json:"event"`
+	Payload  json.RawMessage `json:"payload"`
+	To       []string        `json:"to"`
+	Except   string          `json:"except"`
+}
+
+func (a *serverAPI) broadcast(w http.ResponseWriter, r *http.Request) error {
+	var req broadcastRequest
+	if err := a.decode(w, r, &req); err != nil {
+		return err
+	}
+	switch {
+	case req.Event == "":
+		return apiErr(http.StatusBadRequest, "event is required")
+	case req.To != nil && req.Except != "":
+		return apiErr(http.StatusBadRequest, "give to or except, not both")
+	case req.To != nil && len(req.To) == 0:
+		return apiErr(http.StatusBadRequest, "to lists no user")
+	}
+	payload := req.Payload
+	if len(payload) == 0 || string(payload) == "null" {
+		payload = json.RawMessage("{}")
+	} else if payload[0] != '{' {
+		return apiErr(http.StatusBadRequest, "payload must be a JSON object")
+	}
+	ch, err := a.channel(req.Endpoint, req.Channel)
+	if err != nil {
+		return err
+	}
+	switch {
+	case req.To != nil:
+		err = ch.BroadcastTo(req.Event, payload, req.To...)
+	case req.Except != "":
+		err = ch.BroadcastFrom(req.Event, payload, req.Except)
+	default:
+		err = ch.Broadcast(req.Event, payload)
+	}
+	if err != nil {
+		return libErr(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	return nil
+}
+
+// libErr maps the library's errors to answers.
+func libErr(err error) error {
+	var pe *pondsocket.Error
+	switch {
+	case errors.Is(err, pondsocket.ErrNotMember), errors.Is(err, pondsocket.ErrUnknownUser):
+		return apiErr(http.StatusNotFound, "user not in the channel")
+	case errors.Is(err, pondsocket.ErrChannelClosed):
+		return apiErr(http.StatusNotFound, "channel closed")
+	case errors.As(err, &pe):
+		return apiErr(pe.Status, pe.Message)
+	}
+	return err
+}
+
+func (a *serverAPI) evict(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Endpoint string `json:"endpoint"`
+		Channel  string `json:"channel"`
+		User     string `json:"user"`
+		Reason   string `json:"reason"`
+	}
+	if err := a.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.User == "" {
+		return apiErr(http.StatusBadRequest, "user is required")
+	}
+	ch, err := a.channel(req.Endpoint, req.Channel)
+	if err != nil {
+		return err
+	}
+	if err := ch.EvictUser(req.User, req.Reason); err != nil {
+		return libErr(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	return nil
+}
+
+func (a *serverAPI) disconnect(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		User string `json:"user"`
+	}
+	if err := a.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.User == "" {
+		return apiErr(http.StatusBadRequest, "user is required")
+	}
+	n := 0
+	for _, ep := range a.eps {
+		if c, ok := ep.Client(req.User); ok {
+			c.Close(CloseDisconnected, "Disconnected by the server")
+			n++
+		}
+	}
+	if n == 0 {
+		return apiErr(http.StatusNotFound, "user not connected to this node: "+req.User)
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	return nil
+}
+
+type channelInfo struct {
+	Endpoint string `json:"endpoint"`
+	Name     string `json:"name"`
+	Members  int    `json:"members"`
+}
+
+func (a *serverAPI) channels(w http.ResponseWriter, r *http.Request) error {
+	out := []channelInfo{}
+	for _, ep := range a.eps {
+		for _, ch := range ep.Channels() {
+			out = append(out, channelInfo{Endpoint: ep.Path(), Name: ch.Name(), Members: len(ch.Users())})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Endpoint != out[j].Endpoint {
+			return out[i].Endpoint < out[j].Endpoint
+		}
+		return out[i].Name < out[j].Name
+	})
+	writeJSON(w, http.StatusOK, map[string]any{"channels": out})
+	return nil
+}
+
+func (a *serverAPI) presence(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	ch, err := a.channel(q.Get("endpoint"), q.Get("channel"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"channel": ch.Name(), "presence": ch.GetPresence()})
+	return nil
+}
+
+func (a *serverAPI) user(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	for _, ep := range a.eps {
+		c, ok := ep.Client(id)
+		if !ok {
+			continue
+		}
+		assigns := c.Assigns()
+		delete(assigns, channelsAssign)
+		chans := c.Channels()
+		sort.Strings(chans)
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "endpoint": ep.Path(), "channels": chans, "assigns": assigns})
+		return nil
+	}
+	return apiErr(http.StatusNotFound, "user not connected to this node: "+id)
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path"
+	"runtime/debug"
+	"strings"
+
+	"github.com/pondsocket/pondsocket/internal/ratelog"
+
+	"github.com/pondsocket/pondsocket"
+)
+
+// channelsAssign is the connection assign holding a token's channels claim.
+const channelsAssign = "_channels"
+
+// registerApp creates the file's endpoints, channels and events on srv.
+func registerApp(srv *pondsocket.Server, app *appConfig, auth *authenticator) (eps []*pondsocket.Endpoint, err error) {
+	at := ""
+	defer func() { // bad patterns panic in the library: name the key
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s: %v", at, p)
+		}
+	}()
+	for i, e := range app.Endpoints {
+		at = fmt.Sprintf("endpoints[%d].path", i)
+		ep := srv.CreateEndpoint(e.Path, func(ctx *pondsocket.ConnectionContext) error {
+			if auth == nil {
+				return ctx.Accept()
+			}
+			cl, err := auth.verify(tokenOf(ctx))
+			if err != nil {
+				return ctx.Decline(401, err.Error())
+			}
+			ctx.SetUserID(cl.Subject)
+			for k, v := range cl.Info {
+				ctx.SetAssigns(k, v)
+			}
+			if cl.Channels != nil {
+				ctx.SetAssigns(channelsAssign, cl.Channels)
+			}
+			return ctx.Accept()
+		})
+		eps = append(eps, ep)
+		for j, c := range e.Channels {
+			at = fmt.Sprintf("endpoints[%d].channels[%d].pattern", i, j)
+			c := c
+			ch := ep.CreateChannel(c.Pattern, func(ctx *pondsocket.JoinContext) error {
+				u := ctx.User()
+				if !mayJoin(u.Assigns[channelsAssign], ctx.ChannelName()) {
+					return ctx.Decline(403, "Not allowed to join "+ctx.ChannelName())
+				}
+				ctx.Accept()
+				if c.Presence {
+					ctx.Track(presenceOf(u))
+				}
+				return ctx.Err()
+			})
+			for name, mode := range c.Events {
+				at = fmt.Sprintf("endpoints[%d].channels[%d].events.%s", i, j, name)
+				ch.OnEvent(name, eventHandler(mode))
+			}
+			ch.OnEvent("*", eventHandler("forbidden"))
+		}
+	}
+	return eps, nil
+}
+
+func eventHandler(mode string) func(*pondsocket.EventContext) error {
+	switch mode {
+	case "broadcast":
+		return func(ctx *pondsocket.EventContext) error {
+			return ctx.Broadcast(ctx.Event().Event, ctx.RawPayload()).Err()
+		}
+	case "broadcast_from":
+		return func(ctx *pondsocket.EventContext) error {
+			return ctx.BroadcastFrom(ctx.Event().Event, ctx.RawPayload()).Err()
+		}
+	case "reply":
+		return func(ctx *pondsocket.EventContext) error {
+			return ctx.Reply(ctx.Event().Event, ctx.RawPayload()).Err()
+		}
+	}
+	return func(ctx *pondsocket.EventContext) error {
+		return pondsocket.Forbidden("Event not allowed: " + ctx.Event().Event)
+	}
+}
+
+// mayJoin applies a token's channels claim: nil (no claim) allows every
+// configured channel; otherwise one of its patterns (path.Match syntax,
+// "/chat/*") must match the channel name.
+func mayJoin(claim any, name string) bool {
+	var pats []string
+	switch v := claim.(type) {
+	case nil:
+		return true
+	case []string:
+		pats = v
+	case []any:
+		for _, p := range v {
+			if s, ok := p.(string); ok {
+				pats = append(pats, s)
+			}
+		}
+	default:
+		return false
+	}
+	for _, p := range pats {
+		if ok, err := path.Match(p, name); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// presenceOf is what a member shows in presence: its id and its token's
+// info (the assigns but the channels claim).
+func presenceOf(u *pondsocket.User) map[string]any {
+	p := map[string]any{}
+	for k, v := range u.Assigns {
+		if k != channelsAssign {
+			p[k] = v
+		}
+	}
+	p["id"] = u.UserID
+	return p
+}
+
+// serveApp registers the configuration file's application and, with an
+// api.key, the server API.
+func serveApp(srv *pondsocket.Server, mux *http.ServeMux, c config, log *slog.Logger) error {
+	var auth *authenticator
+	if c.auth.enabled() {
+		var err error
+		if auth, err = newAuthenticator(c.auth, ratelog.New(log, 0, 0)); err != nil {
+			return err
+		}
+	} else {
+		log.Warn("no auth.jwt in the configuration: every connection is accepted with a random user id")
+	}
+	eps, err := registerApp(srv, c.app, auth)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.configFile, err)
+	}
+	if c.api.key != "" {
+		api := &serverAPI{key: []byte(c.api.key), maxBody: c.api.maxBody, eps: eps, log: ratelog.New(log, 0, 0)}
+		api.register(mux)
+	}
+	return nil
+}
+
+// describe names the token checks for the startup line.
+func (a authConfig) describe() string {
+	var parts []string
+	if a.hmacSecret != "" {
+		parts = append(parts, "HS256")
+	}
+	if a.publicKeyFile != "" {
+		parts = append(parts, "public key "+a.publicKeyFile)
+	}
+	if a.jwksURL != "" {
+		parts = append(parts, "JWKS "+a.jwksURL)
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return "JWT (" + strings.Join(parts, ", ") + ")"
+}
+
+// version is the module version the binary was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " " + s.Value[:12]
+			}
+		}
+		return v
+	}
+	return "(devel)"
+}

@@ -1,0 +1,90 @@
+package pondsocket_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pondsocket/pondsocket"
+)
+
+// ConnectionContext.SetUserID: the id is CONNECT's connectionId and what
+// presence shows; a second connection with a live user id is declined 409
+// while a bystander with another id connects and chats; a bad id declines
+// the upgrade with a generic error.
+func TestSetUserID(t *testing.T) {
+	srv, _ := startApp(t, nil, func(srv *pondsocket.Server) {
+		ep := srv.CreateEndpoint("/api/socket", func(ctx *pondsocket.ConnectionContext) error {
+			return ctx.SetUserID(ctx.Route.Query.Get("user")).Accept()
+		})
+		ep.CreateChannel("/room/:id", func(ctx *pondsocket.JoinContext) error {
+			return ctx.Accept().Track(map[string]any{"id": ctx.User().UserID}).Err()
+		})
+	})
+	dial := func(user string) (*websocket.Conn, int, error) {
+		c, resp, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/api/socket?user=%s", srv.Addr(), user), nil)
+		if resp != nil {
+			return c, resp.StatusCode, err
+		}
+		return c, 0, err
+	}
+	read := func(c *websocket.Conn) string {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, m, err := c.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(m)
+	}
+	ann, _, err := dial("ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ann.Close()
+	if m := read(ann); !strings.Contains(m, `"connectionId":"ann"`) {
+		t.Fatalf("CONNECT %s, want connectionId ann", m)
+	}
+	if _, status, err := dial("ann"); err == nil || status != pondsocket.StatusUserConnected {
+		t.Fatalf("second connection of ann: status %d err %v, want %d", status, err, pondsocket.StatusUserConnected)
+	}
+	if _, status, err := dial(strings.Repeat("x", pondsocket.MaxUserIDBytes+1)); err == nil || status != 500 {
+		t.Fatalf("oversized id: status %d err %v, want 500", status, err)
+	}
+	bob, _, err := dial("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	read(bob)
+	for _, c := range []*websocket.Conn{ann, bob} {
+		c.WriteMessage(websocket.TextMessage, []byte(`{"action":"JOIN_CHANNEL","event":"JOIN_CHANNEL","channelName":"/room/1","requestId":"j","payload":{}}`))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m := read(bob)
+		if strings.Contains(m, `"presence":[`) && strings.Contains(m, `{"id":"ann"}`) && strings.Contains(m, `{"id":"bob"}`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no presence with ann and bob; last %s", m)
+		}
+	}
+	// ann's id is free again once her connection is gone
+	ann.Close()
+	ok := false
+	for i := 0; i < 50 && !ok; i++ {
+		c, _, err := dial("ann")
+		if err == nil {
+			c.Close()
+			ok = true
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling a server-side release; no signal reaches the client
+	}
+	if !ok {
+		t.Fatal("ann could not reconnect after closing")
+	}
+}
