@@ -177,7 +177,7 @@ func (a *serverAPI) broadcast(w http.ResponseWriter, r *http.Request) error {
 func libErr(err error) error {
 	var pe *pondsocket.Error
 	switch {
-	case errors.Is(err, pondsocket.ErrNotMember), errors.Is(err, pondsocket.ErrUnknownUser):
+	case errors.Is(err, pondsocket.ErrNotMember):
 		return apiErr(http.StatusNotFound, "user not in the channel")
 	case errors.Is(err, pondsocket.ErrChannelClosed):
 		return apiErr(http.StatusNotFound, "channel closed")
