@@ -326,7 +326,7 @@ func (l *lobby) eventGate(event string) *gate {
 }
 
 // errHandlerTimeout replaces the result of a handler that overran
-// hubOptions.HandlerTimeout.
+// Options.HandlerTimeout.
 var errHandlerTimeout = NewError(504, "The handler did not finish in time")
 
 // dispatch runs the middleware chain and then the first matching handler.

@@ -170,7 +170,7 @@ func (c *Client) enqueue(j job) {
 		}
 		text, own := "", true
 		switch {
-		case pending >= s.opts.ReceiveQueue:
+		case pending >= s.opts.ReceiveChannelBuffer:
 			text = "Too many messages waiting for this connection"
 		case c.queued+j.size > s.opts.MaxQueuedBytes:
 			text = "Too many bytes waiting for this connection's handlers"

@@ -159,7 +159,7 @@ func (ctx *JoinContext) fail(err error) *JoinContext {
 func (ctx *JoinContext) Err() error { return ctx.err }
 
 // Context is cancelled when the joining connection goes away, when the
-// handler returns, when a shutdown abandons it, and at hubOptions.HandlerTimeout.
+// handler returns, when a shutdown abandons it, and at Options.HandlerTimeout.
 func (ctx *JoinContext) Context() context.Context { return ctx.c.runContext() }
 
 // ChannelName is the name of the channel being joined.
@@ -413,7 +413,7 @@ func (ctx *EventContext) fail(err error) *EventContext {
 func (ctx *EventContext) Err() error { return ctx.err }
 
 // Context is cancelled when the sender's connection goes away, when the
-// handler returns, when a shutdown abandons it, and at hubOptions.HandlerTimeout.
+// handler returns, when a shutdown abandons it, and at Options.HandlerTimeout.
 // Middleware receives the same context.
 func (ctx *EventContext) Context() context.Context { return ctx.c.runContext() }
 
@@ -549,7 +549,7 @@ func (ctx *EventContext) SetAssigns(key string, value any) *EventContext {
 // presenceAllowed spends one token of the sender's presence bucket.
 func (ctx *EventContext) presenceAllowed() bool {
 	o := &ctx.in.ep.srv.opts
-	if ctx.c.st.presence.allow(o.PresenceRate, o.PresenceBurst, o.Now()) {
+	if ctx.c.st.presence.allow(o.PresenceRate, o.PresenceBurst, o.now()) {
 		return true
 	}
 	ctx.in.ep.srv.stats.RateLimited.Add(1)
@@ -558,7 +558,7 @@ func (ctx *EventContext) presenceAllowed() bool {
 
 // UpdatePresence replaces the sender's presence, tracking it when it was
 // not tracked yet. Presence changes of a sender are rate limited
-// (hubOptions.PresenceRate: ErrPresenceRate) and bounded in size
+// (Options.PresenceRate: ErrPresenceRate) and bounded in size
 // (ErrPresenceTooLarge).
 func (ctx *EventContext) UpdatePresence(presence any) *EventContext {
 	if !ctx.presenceAllowed() {
@@ -632,7 +632,7 @@ type LeaveContext struct {
 func (ctx *LeaveContext) Channel() *Channel { return ctx.ch }
 
 // Context is cancelled when the leave handler returns, when a shutdown
-// abandons it, and at hubOptions.HandlerTimeout. (The user's connection may
+// abandons it, and at Options.HandlerTimeout. (The user's connection may
 // already be gone: that is often why it left.)
 func (ctx *LeaveContext) Context() context.Context {
 	if ctx.hctx == nil {

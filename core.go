@@ -36,7 +36,7 @@ type core struct {
 func newCore(o Options, cfg engine.Config) *core {
 	br := &bridge{log: o.Logger}
 	c := &core{o: o, log: o.Logger, br: br, stopped: make(chan struct{})}
-	c.hub = newHub(channelOptions(o), br)
+	c.hub = newHub(o, br)
 	br.ch = c.hub
 	c.eng = engine.New(cfg, br)
 	br.eng = c.eng

@@ -152,7 +152,7 @@ func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 	if c.gone.Load() {
 		return // the connection is closing: it joins nothing
 	}
-	if !c.joinBucket.allow(s.opts.JoinRate, s.opts.JoinBurst, s.opts.Now()) {
+	if !c.joinBucket.allow(s.opts.JoinRate, s.opts.JoinBurst, s.opts.now()) {
 		s.stats.RateLimited.Add(1)
 		c.declineJoin(name, reqID, protocol.ErrChannelError, "Too many join requests", 429)
 		return
@@ -359,7 +359,7 @@ func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage) {
 		}
 		return
 	}
-	if !c.msgBucket.allow(s.opts.MessageRate, s.opts.MessageBurst, s.opts.Now()) {
+	if !c.msgBucket.allow(s.opts.MessageRate, s.opts.MessageBurst, s.opts.now()) {
 		s.stats.RateLimited.Add(1)
 		c.sendMessage(protocol.ActionError, protocol.ErrHandlerNotFound, in.name, msg.RequestID,
 			protocol.HandlerErrorPayload("Too many messages: rate limit exceeded", 429))

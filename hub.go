@@ -53,7 +53,7 @@ func (directFanout) Fanout(f *wsframe.Frame, conns iter.Seq[memberConn]) {
 // message dispatch. It is transport-agnostic: a transport calls Connect,
 // Open, Message and Disconnect.
 type hub struct {
-	opts      hubOptions
+	opts      Options
 	log       *slog.Logger
 	rlog      *slog.Logger // for lines remote input can trigger (rate limited)
 	transport fanouter
@@ -93,8 +93,8 @@ type hubStats struct {
 
 // NewServer builds a channel layer that delivers through t (nil means
 // DirectTransport).
-func newHub(opts hubOptions, t fanouter) *hub {
-	opts = opts.withDefaults()
+func newHub(opts Options, t fanouter) *hub {
+	opts = mergeOptions(&opts)
 	if t == nil {
 		t = directFanout{}
 	}
@@ -103,8 +103,8 @@ func newHub(opts hubOptions, t fanouter) *hub {
 		pool: newPool(opts.Workers), base: base, cancelBase: cancel}
 }
 
-// hubOptions returns the effective options.
-func (s *hub) Options() hubOptions { return s.opts }
+// Options returns the effective options.
+func (s *hub) Options() Options { return s.opts }
 
 // hubStats exposes the counters.
 func (s *hub) Stats() *hubStats { return &s.stats }
@@ -205,7 +205,7 @@ func (s *hub) Open(c *Client, conn memberConn) {
 // call (it may be a network buffer). Safe from any goroutine; messages of
 // one client must be passed in order from one goroutine (its event loop).
 func (s *hub) Message(c *Client, data []byte) {
-	msg, err := protocol.DecodeClientMessage(data, s.opts.MaxMessageSize)
+	msg, err := protocol.DecodeClientMessage(data, int(s.opts.MaxMessageSize))
 	if err != nil {
 		if protocol.IsClientPing(data) {
 			return // the npm client's keep-alive: ignored (decision (d))

@@ -12,7 +12,7 @@
 // in the client's mailbox. A bounded pool of workers drains mailboxes: one
 // worker at a time per client, so each connection's messages are handled
 // in order while a handler that blocks (a database call) delays only its
-// own connection. hubOptions.InlineHandlers runs handlers on the loop instead,
+// own connection. Options.InlineHandlers runs handlers on the loop instead,
 // for applications whose handlers never block.
 //
 // The mailbox is bounded in bytes per client (MaxQueuedBytes) and over all

@@ -470,4 +470,4 @@ func (in *instance) allPresence() map[string]json.RawMessage {
 	return out
 }
 
-func (in *instance) now() time.Time { return in.ep.srv.opts.Now() }
+func (in *instance) now() time.Time { return in.ep.srv.opts.now() }

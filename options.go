@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"runtime"
 	"time"
 )
@@ -148,29 +149,78 @@ type Options struct {
 	PubSub PubSub
 	// Cluster tunes the node when PubSub is set.
 	Cluster ClusterOptions
+
+	now func() time.Time // the clock (tests); time.Now
 }
 
-// DefaultOptions returns the defaults: 1 MiB messages, pings every 30 s
-// with a 60 s pong wait, one event loop per core.
+// Defaults: DefaultOptions and mergeOptions are the only places they are
+// applied (the engine keeps fallbacks of its own for its tests; a test
+// checks they agree).
+const (
+	DefaultMaxMessageSize           = 1 << 20
+	DefaultMaxChannelsPerConnection = 1000
+	DefaultMessageRate              = 1000
+	DefaultMessageBurst             = 2000
+	DefaultJoinRate                 = 100
+	DefaultJoinBurst                = 200
+	DefaultReceiveQueue             = 1024
+	DefaultPresenceBudget           = 4 << 20
+	DefaultPresenceRate             = 10
+	DefaultPresenceBurst            = 20
+	DefaultMaxChannelNameBytes      = 1 << 10
+	DefaultMaxEventNameBytes        = 1 << 10
+	DefaultMaxRequestIDBytes        = 256
+	DefaultMaxPresenceBytes         = 8 << 10
+	DefaultMaxAssignsBytes          = 64 << 10
+	DefaultMaxConnectionStateBytes  = 1 << 20
+	DefaultMaxStateBytes            = 4 << 30
+	DefaultMaxQueuedBytes           = 4 << 20
+	DefaultMaxTotalQueuedBytes      = 256 << 20
+	DefaultPingInterval             = 30 * time.Second
+	DefaultPongWait                 = 60 * time.Second
+	DefaultWriteWait                = 10 * time.Second
+	DefaultHandshakeTimeout         = 10 * time.Second
+	DefaultMaxOutboundBytes         = 4 << 20
+	DefaultMaxTotalOutboundBytes    = 1 << 30
+	DefaultSlowConsumerTimeout      = 5 * time.Second
+	DefaultMaxInflateRate           = 32 << 20
+	DefaultMaxPendingUpgrades       = 1024
+	DefaultFDHeadroom               = 256
+	DefaultWorkersPerCore           = 256
+)
+
+// DefaultOptions returns every default: 1 MiB messages, pings every 30 s
+// with a 60 s pong wait, one event loop per core, and the limits of the
+// table in docs/configuration.md.
 func DefaultOptions() *Options {
+	workers := DefaultWorkersPerCore * runtime.GOMAXPROCS(0)
 	return &Options{
 		ReadBufferSize:           1024,
 		WriteBufferSize:          1024,
-		MaxMessageSize:           1 << 20,
-		PingInterval:             30 * time.Second,
-		PongWait:                 60 * time.Second,
-		WriteWait:                10 * time.Second,
+		MaxMessageSize:           DefaultMaxMessageSize,
+		PingInterval:             DefaultPingInterval,
+		PongWait:                 DefaultPongWait,
+		WriteWait:                DefaultWriteWait,
 		SendChannelBuffer:        256,
-		ReceiveChannelBuffer:     1024,
+		ReceiveChannelBuffer:     DefaultReceiveQueue,
 		InternalQueueTimeout:     time.Second,
 		EventLoops:               runtime.GOMAXPROCS(0),
-		MaxOutboundBytes:         4 << 20,
-		HandshakeTimeout:         10 * time.Second,
-		MaxChannelsPerConnection: 1000,
-		MessageRate:              1000,
-		MessageBurst:             2000,
-		JoinRate:                 100,
-		JoinBurst:                200,
+		MaxOutboundBytes:         DefaultMaxOutboundBytes,
+		MaxTotalOutboundBytes:    DefaultMaxTotalOutboundBytes,
+		SlowConsumerTimeout:      DefaultSlowConsumerTimeout,
+		MaxInflateRate:           DefaultMaxInflateRate,
+		MaxPendingUpgrades:       DefaultMaxPendingUpgrades,
+		FDHeadroom:               DefaultFDHeadroom,
+		HandshakeTimeout:         DefaultHandshakeTimeout,
+		MaxChannelsPerConnection: DefaultMaxChannelsPerConnection,
+		MessageRate:              DefaultMessageRate,
+		MessageBurst:             DefaultMessageBurst,
+		JoinRate:                 DefaultJoinRate,
+		JoinBurst:                DefaultJoinBurst,
+		MaxQueuedBytes:           DefaultMaxQueuedBytes,
+		MaxTotalQueuedBytes:      DefaultMaxTotalQueuedBytes,
+		Workers:                  workers,
+		PresenceBudget:           DefaultPresenceBudget,
 		PresenceRate:             DefaultPresenceRate,
 		PresenceBurst:            DefaultPresenceBurst,
 		MaxChannelNameBytes:      DefaultMaxChannelNameBytes,
@@ -181,6 +231,56 @@ func DefaultOptions() *Options {
 		MaxConnectionStateBytes:  DefaultMaxConnectionStateBytes,
 		MaxStateBytes:            DefaultMaxStateBytes,
 	}
+}
+
+// mergeOptions is the one place defaults are applied: every zero (or
+// negative, for sizes and durations) field of o takes DefaultOptions'
+// value, then the rules between fields hold. Negative rates stay: they
+// disable their limit.
+func mergeOptions(o *Options) Options {
+	if o == nil {
+		o = &Options{}
+	}
+	r := *o
+	if r.MaxOutboundBytes <= 0 && r.SendChannelBuffer > 0 && r.SendChannelBuffer*16<<10 > DefaultMaxOutboundBytes {
+		r.MaxOutboundBytes = r.SendChannelBuffer * 16 << 10 // the seed's outbound setting, in bytes
+	}
+	d := reflect.ValueOf(DefaultOptions()).Elem()
+	v := reflect.ValueOf(&r).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		if !f.CanSet() {
+			continue
+		}
+		switch f.Kind() {
+		case reflect.Int, reflect.Int64:
+			if f.Int() <= 0 {
+				f.Set(d.Field(i))
+			}
+		case reflect.Float64:
+			if f.Float() == 0 {
+				f.Set(d.Field(i))
+			}
+		}
+	}
+	// derived defaults: DefaultOptions leaves them 0 so that they follow
+	// the field they derive from
+	if r.MaxWorkersPerHandler <= 0 {
+		r.MaxWorkersPerHandler = (r.Workers + 1) / 2
+	}
+	r.MaxWorkersPerHandler = min(r.MaxWorkersPerHandler, r.Workers)
+	r.MaxQueuedBytes = max(r.MaxQueuedBytes, int(r.MaxMessageSize))
+	r.MaxTotalQueuedBytes = max(r.MaxTotalQueuedBytes, r.MaxQueuedBytes)
+	if r.MaxOutboundBurst < r.MaxOutboundBytes {
+		r.MaxOutboundBurst = 4 * r.MaxOutboundBytes
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r
 }
 
 // ServerOptions configures a standalone Server.

@@ -16,7 +16,7 @@ import (
 //   - each change is encoded once (the list is concatenated from every
 //     member's pre-encoded presence) and the same frame goes to every
 //     tracked member;
-//   - a channel spends at most hubOptions.PresenceBudget bytes per second on
+//   - a channel spends at most Options.PresenceBudget bytes per second on
 //     presence: after a flush of B bytes the next one waits B/budget
 //     seconds, and the changes made meanwhile are coalesced into one
 //     message that carries the newest list, the kind (JOIN/UPDATE/LEAVE)

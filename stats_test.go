@@ -14,7 +14,7 @@ import (
 // (engine.Stats.IdleTimeouts once never left the engine.)
 func TestStatsCarryEveryCounter(t *testing.T) {
 	e := engine.New(engine.Config{NoListener: true}, nil)
-	h := newHub(hubOptions{}, nil)
+	h := newHub(Options{}, nil)
 	want := map[int64]string{}
 	next := int64(1000)
 	fill := func(prefix string, v reflect.Value) {
@@ -38,6 +38,21 @@ func TestStatsCarryEveryCounter(t *testing.T) {
 	for v, name := range want {
 		if !got[v] {
 			t.Errorf("%s does not reach Stats", name)
+		}
+	}
+}
+
+// The engine keeps fallback defaults of its own (for its tests); they must
+// be the library's defaults, which live in options.go.
+func TestEngineDefaultsAgree(t *testing.T) {
+	got := engine.New(engine.Config{NoListener: true}, nil).Config()
+	want := engineConfig("", ServerOptions{}, mergeOptions(nil))
+	for _, f := range []string{"MaxOutboundBytes", "MaxOutboundBurst", "MaxTotalOutboundBytes", "SlowConsumerTimeout",
+		"MaxInflateRate", "MaxPendingUpgrades", "FDHeadroom", "HandshakeTimeout", "PingInterval", "PongWait", "CloseTimeout", "EventLoops"} {
+		g := reflect.ValueOf(got).FieldByName(f).Interface()
+		w := reflect.ValueOf(want).FieldByName(f).Interface()
+		if g != w {
+			t.Errorf("%s: engine fallback %v, library default %v", f, g, w)
 		}
 	}
 }

@@ -112,7 +112,7 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultPingInterval     = 30 * time.Second
 	DefaultPongWait         = 60 * time.Second
-	DefaultCloseTimeout     = 5 * time.Second
+	DefaultCloseTimeout     = 10 * time.Second
 
 	DefaultSlowConsumerTimeout   = 5 * time.Second
 	DefaultMaxInflateRate        = 32 << 20
