@@ -1,15 +1,9 @@
 package pondsocket
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"net/http"
-	"strings"
 	"time"
-
-	"github.com/pondsocket/pondsocket/internal/engine"
-	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
 // Manager serves PondSocket endpoints through an HTTP server the
@@ -75,104 +69,6 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 			http.Error(w, "WebSocket service unavailable", http.StatusServiceUnavailable)
 			return
 		}
-		if !engine.WantsUpgrade(r.Header) {
-			w.Header().Set("Upgrade", "websocket")
-			http.Error(w, "Expected a WebSocket upgrade", http.StatusUpgradeRequired)
-			return
-		}
-		// the same checks as the engine's own listener, before any user code
-		if status, msg, hdr := engine.CheckUpgrade(r.Method, r.Proto, r.Host, r.Header); status != 0 {
-			for k, v := range hdr {
-				w.Header()[k] = v
-			}
-			http.Error(w, msg, status)
-			return
-		}
-		if !m.eng.OriginAllowed(r.Header.Get("Origin")) {
-			http.Error(w, "Origin not allowed", http.StatusForbidden)
-			return
-		}
-		// copies: some adaptors (fasthttp's) hand over strings that alias
-		// buffers they reuse after the handler returns
-		d := m.hub.Connect(&handshake{Path: strings.Clone(r.URL.Path), RawQuery: strings.Clone(r.URL.RawQuery),
-			Header: cloneHeader(r.Header), RemoteAddr: strings.Clone(r.RemoteAddr)})
-		if d.Client == nil {
-			http.Error(w, d.Message, d.Status)
-			return
-		}
-		release := func() {
-			for _, f := range d.Greeting {
-				f.Release()
-			}
-		}
-		if !m.eng.Reserve() {
-			release()
-			http.Error(w, "Too many connections", http.StatusServiceUnavailable)
-			return
-		}
-		fail := func(status int, msg string) {
-			m.eng.Unreserve()
-			release()
-			http.Error(w, msg, status)
-		}
-		key := r.Header.Get("Sec-Websocket-Key")
-		// ResponseController follows Unwrap chains of middleware wrappers.
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			fail(http.StatusInternalServerError, "this HTTP server cannot hand connections over: "+err.Error())
-			m.log.Error("hijack failed", "remote", r.RemoteAddr, "err", err)
-			return
-		}
-		prefix, err := buffered(brw)
-		deflate := m.o.EnableCompression && engine.NegotiateDeflate(r.Header)
-		if err == nil {
-			_, err = conn.Write(engine.SwitchingProtocols(key, deflate, nil))
-		}
-		if err == nil {
-			dec := engine.Decision{Accept: true, Context: d.Client, Greeting: d.Greeting}
-			if engine.Adoptable(conn) {
-				err = m.eng.AdoptDeflate(conn, prefix, nil, dec, deflate)
-			} else {
-				// TLS (an HTTPS server) or a framework's wrapped
-				// connection: the goroutine-based fallback transport
-				err = m.eng.AdoptStream(conn, prefix, nil, dec, deflate)
-			}
-		}
-		if err != nil {
-			m.eng.Unreserve()
-			release()
-			m.log.Warn("cannot hand the connection to the event loops", "remote", r.RemoteAddr, "err", err)
-			// the 101 may be out: say goodbye in WebSocket terms
-			_, _ = conn.Write(wsframe.Close(1011, ""))
-			_ = conn.Close()
-		}
+		m.eng.ServeUpgrade(w, r, m.br.Upgrade)
 	}
-}
-
-func cloneHeader(h http.Header) http.Header {
-	out := make(http.Header, len(h))
-	for k, vs := range h {
-		c := make([]string, len(vs))
-		for i, v := range vs {
-			c[i] = strings.Clone(v)
-		}
-		out[strings.Clone(k)] = c
-	}
-	return out
-}
-
-// buffered returns what the HTTP server's reader holds beyond the request.
-func buffered(brw *bufio.ReadWriter) ([]byte, error) {
-	if brw == nil || brw.Reader == nil {
-		return nil, nil
-	}
-	n := brw.Reader.Buffered()
-	if n == 0 {
-		return nil, nil
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(brw.Reader, b); err != nil {
-		return nil, err
-	}
-	return b, nil
 }

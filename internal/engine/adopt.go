@@ -36,28 +36,15 @@ func Adoptable(conn net.Conn) bool {
 	return false
 }
 
-// Reserve takes one MaxConnections slot for a connection about to be
-// adopted; false means the limit is reached (answer 503). A reserved slot
-// is released when the adopted connection closes, or by Unreserve if the
-// hand-over does not happen.
-func (e *Engine) Reserve() bool { return e.reserve() }
-
-// Unreserve releases a slot taken by Reserve that was not used.
-func (e *Engine) Unreserve() { e.upgraded.Add(-1) }
-
-// Adopt hands an upgraded connection (the 101 already written) to an event
-// loop. prefix holds bytes the HTTP server had already read past the
-// request (frames the client sent early); d supplies the context and the
-// greeting frames, as for Handler.Upgrade. The slot must have been taken
-// with Reserve. On success the engine owns conn (its descriptor is
-// duplicated and the original closed); on error the caller still owns it.
-func (e *Engine) Adopt(conn net.Conn, prefix []byte, r *Request, d Decision) error {
-	return e.AdoptDeflate(conn, prefix, r, d, false)
-}
-
-// AdoptDeflate is Adopt for a connection whose 101 accepted
-// permessage-deflate on the terms of DeflateExtension.
-func (e *Engine) AdoptDeflate(conn net.Conn, prefix []byte, r *Request, d Decision, deflate bool) error {
+// adopt hands an upgraded connection (the 101 already written) to an
+// event loop (ServeUpgrade). prefix holds bytes the HTTP server had
+// already read past the request (frames the client sent early); d supplies
+// the context and the greeting frames, as for Handler.Upgrade; deflate
+// says the 101 accepted permessage-deflate on the terms of
+// DeflateExtension. The caller has taken a MaxConnections slot. On success
+// the engine owns conn (its descriptor is duplicated and the original
+// closed); on error the caller still owns it.
+func (e *Engine) adopt(conn net.Conn, prefix []byte, r *Request, d Decision, deflate bool) error {
 	if !Adoptable(conn) {
 		return fmt.Errorf("%w (got %T)", ErrNotAdoptable, conn)
 	}
@@ -69,8 +56,8 @@ func (e *Engine) AdoptDeflate(conn net.Conn, prefix []byte, r *Request, d Decisi
 	return err
 }
 
-// adopt runs in OnOpen for an adopted connection: it is open at once.
-func (c *Conn) adopt(ad *adoption) {
+// adopted runs in OnOpen for an adopted connection: it is open at once.
+func (c *Conn) adopted(ad *adoption) {
 	e := c.e
 	now := time.Now().UnixNano()
 	c.state = stateOpen

@@ -289,7 +289,7 @@ func (e *Engine) open(s socket, l *loop, ctx any) (*Conn, []byte, gnet.Action) {
 	l.add(c)
 	switch v := ctx.(type) {
 	case *adoption:
-		c.adopt(v)
+		c.adopted(v)
 		return c, nil, gnet.None
 	case overCap:
 		// close to the open-files limit (accept.go): plain HTTP only

@@ -135,11 +135,11 @@ func (sc *streamConn) OutboundBuffered() int {
 
 func (sc *streamConn) RemoteAddr() net.Addr { return sc.nc.RemoteAddr() }
 
-// AdoptStream hands an upgraded connection that cannot ride the event
+// adoptStream hands an upgraded connection that cannot ride the event
 // loops (a *tls.Conn from an HTTPS server, a framework's wrapped
 // connection) to the fallback transport, after the 101 was written. Like
-// Adopt, the MaxConnections slot must have been taken with Reserve.
-func (e *Engine) AdoptStream(nc net.Conn, prefix []byte, r *Request, d Decision, deflate bool) error {
+// adopt, the caller has taken the MaxConnections slot.
+func (e *Engine) adoptStream(nc net.Conn, prefix []byte, r *Request, d Decision, deflate bool) error {
 	if e.draining.Load() || e.stopped.Load() {
 		return errors.New("engine: shutting down")
 	}
