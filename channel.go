@@ -443,7 +443,7 @@ func (ch *Channel) GetPresence() map[string]any {
 	return out
 }
 
-// GetDistributedPresence is GetPresence under the name the seed README
+// GetDistributedPresence is GetPresence under the name the original PondSocket Go README
 // uses. Both are the cluster's presence: members on other nodes are
 // replicated into every node that hosts the channel (USER_JOINED,
 // PRESENCE_UPDATE, STATE_RESPONSE), so no extra round trip is needed.

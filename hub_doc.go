@@ -7,7 +7,7 @@
 //
 // # The path of a message
 //
-// The transport calls Server.Message on the connection's event loop. The
+// The transport calls hub.Message on the connection's event loop. The
 // message is validated and decoded there (cheap, no user code), then queued
 // in the client's mailbox. A bounded pool of workers drains mailboxes: one
 // worker at a time per client, so each connection's messages are handled
@@ -25,9 +25,10 @@
 // get a context cancelled when their connection goes away, at
 // HandlerTimeout, and when Shutdown abandons them at its deadline.
 //
-// A broadcast is encoded once (protocol.Encode into a pooled Frame) and
-// handed to Transport.Fanout with every recipient's Conn; the engine groups
-// them per event loop. BroadcastFrom and BroadcastTo share the same bytes.
+// A broadcast is encoded once (internal/protocol.Encode into a pooled
+// wsframe.Frame) and handed to the transport's Fanout with every
+// recipient's connection; the engine groups them per event loop.
+// BroadcastFrom and BroadcastTo share the same bytes.
 // Only a channel pattern with outgoing hooks (OnOutgoing) pays one encoding
 // per recipient. Presence messages are encoded once per change and, during
 // storms, coalesced (presence.go).

@@ -34,7 +34,7 @@ func NewManager(ctx context.Context, opts Options) *Manager {
 
 // CreateEndpoint registers an endpoint. Its path is matched against the
 // full request path the router hands over (mount "/ws/" and create
-// "/ws/api/socket", as in the seed README).
+// "/ws/api/socket", as in the original PondSocket Go README).
 func (m *Manager) CreateEndpoint(path string, handler func(*ConnectionContext) error) *Endpoint {
 	return m.hub.CreateEndpoint(path, handler)
 }

@@ -18,7 +18,7 @@ type Options struct {
 	AllowedOrigins []string
 
 	// ReadBufferSize and WriteBufferSize are accepted for compatibility with
-	// the seed API; the event-loop engine has no per-connection I/O buffers
+	// the original PondSocket Go API; the event-loop engine has no per-connection I/O buffers
 	// (reads use one buffer per event loop, writes go straight to the socket
 	// or to a pooled overflow buffer), so they have no effect.
 	ReadBufferSize  int
@@ -58,7 +58,7 @@ type Options struct {
 	// engine waits on a queue, so it has no effect.
 	InternalQueueTimeout time.Duration
 
-	// --- beyond the seed API ---
+	// --- beyond the original PondSocket Go API ---
 
 	// EventLoops is the number of event loops (default: one per core).
 	EventLoops int
@@ -243,7 +243,7 @@ func mergeOptions(o *Options) Options {
 	}
 	r := *o
 	if r.MaxOutboundBytes <= 0 && r.SendChannelBuffer > 0 && r.SendChannelBuffer*16<<10 > DefaultMaxOutboundBytes {
-		r.MaxOutboundBytes = r.SendChannelBuffer * 16 << 10 // the seed's outbound setting, in bytes
+		r.MaxOutboundBytes = r.SendChannelBuffer * 16 << 10 // SendChannelBuffer, the original API's outbound setting, in bytes
 	}
 	d := reflect.ValueOf(DefaultOptions()).Elem()
 	v := reflect.ValueOf(&r).Elem()

@@ -4,8 +4,9 @@
 // nodes on the same Redis understand each other.
 //
 // It is everything below the channel layer's distributed semantics (who is
-// a member where, presence across nodes): the wire envelope, topics, the
-// bus backends, heartbeats and node liveness. It imports no Redis or Kafka
+// a member where, presence across nodes; the channel layer is the root
+// package's hub): the wire envelope, topics, the bus backends, heartbeats,
+// node liveness and healing. It imports no Redis or Kafka
 // code; the backends live in cluster/redis and cluster/kafka and plug in
 // through the PubSub interface. MemoryBus is an in-process bus for tests
 // and single-process setups.

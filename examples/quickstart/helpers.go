@@ -1,6 +1,6 @@
 package main
 
-// The seed README's Quick Start leaves these three helpers to the reader;
+// The Quick Start of the original PondSocket Go README leaves these three helpers to the reader;
 // this file supplies demo versions so the program runs as printed.
 
 import "strings"

@@ -18,10 +18,21 @@
 //     per-connection queues and writes each connection's queue with one
 //     writev. A fan-out is one task per loop, never one per recipient.
 //
-// Limits: MaxHeaderBytes (431), MaxConnections (503), MaxMessageSize (close
-// 1009), MaxOutboundBytes (slow consumer, close 1008), HandshakeTimeout,
-// PongWait, IdleTimeout and CloseTimeout. Timers are one sweep per loop per
-// tick of gnet's single ticker.
+// Sockets are accepted by the engine's own acceptor (accept.go), not by
+// gnet's listener, so that running out of file descriptors pauses accepting
+// instead of stopping the engine; FDHeadroom descriptors below the limit
+// upgrades get 503 while plain HTTP (health checks, metrics) is still
+// served, and in the last half of it sockets are answered 503 at once.
+//
+// Limits: MaxHeaderBytes (431), the upgrade validator CheckUpgrade, bare-LF
+// lines and a duplicate Host (400), MaxConnections and MaxPendingUpgrades
+// (503), MaxMessageSize (close 1009), MaxInflateRate (close 1008),
+// MaxOutboundBytes with SlowConsumerTimeout, MaxOutboundBurst and
+// MaxTotalOutboundBytes (slow consumer, close 1008; pongs are collapsed and
+// count against it), HandshakeTimeout, PongWait, IdleTimeout and
+// CloseTimeout. Log lines remote input can trigger go through
+// internal/ratelog. Timers are one sweep per loop per tick of gnet's single
+// ticker.
 //
 // Concurrency: Handler.OnOpen, OnMessage and OnClose run on the connection's
 // loop and must not block. Conn.Send, Conn.Close, Engine.Fanout, Engine.Stop
