@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // task is what the pool runs: in the server, a client whose mailbox has
@@ -35,6 +36,15 @@ type pool struct {
 	quitting bool          // shutdown started: idle workers leave once the queue is empty
 	exited   chan struct{} // a worker left during shutdown (capacity 1)
 
+	// Idle workers leave: every poolIdleReap, as many workers as stayed
+	// idle through the whole period exit, so that a burst (a few hundred
+	// disconnects, a storm of slow calls) does not leave its goroutines
+	// behind for the life of the process.
+	lowIdle   int // the fewest idle workers since the last sweep
+	reap      int // workers asked to leave
+	timer     *time.Timer
+	idleAfter time.Duration // poolIdleReap; shorter in tests
+
 	// stopped is set when shutdown gave up waiting: submit drops, and a
 	// task that comes back from an abandoned handler runs nothing more.
 	stopped atomic.Bool
@@ -44,7 +54,7 @@ func newPool(max int) *pool {
 	if max < 1 {
 		max = 1
 	}
-	p := &pool{max: max, exited: make(chan struct{}, 1)}
+	p := &pool{max: max, exited: make(chan struct{}, 1), idleAfter: poolIdleReap}
 	p.cond.L = &p.mu
 	return p
 }
@@ -63,12 +73,16 @@ func (p *pool) submit(t task) {
 		switch {
 		case p.idle > 0:
 			p.idle--
+			p.lowIdle = min(p.lowIdle, p.idle)
 			p.waking++
 			p.cond.Signal()
 		case p.workers < p.max:
 			p.workers++
 			p.waking++
 			go p.work()
+			if p.timer == nil {
+				p.timer = time.AfterFunc(p.idleAfter, p.sweepIdle)
+			}
 		}
 	}
 	p.mu.Unlock()
@@ -92,6 +106,12 @@ func (p *pool) work() {
 	p.waking--
 	for {
 		t := p.pop()
+		if t == nil && p.reap > 0 {
+			p.reap--
+			p.workers--
+			p.mu.Unlock()
+			return
+		}
 		if t == nil {
 			if p.quitting {
 				p.workers--
@@ -115,6 +135,32 @@ func (p *pool) work() {
 	}
 }
 
+// poolIdleReap is how long a worker may stay idle before it leaves.
+const poolIdleReap = 10 * time.Second
+
+// sweepIdle asks the workers that were idle for a whole period to leave.
+func (p *pool) sweepIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.quitting {
+		p.timer = nil
+		return
+	}
+	n := min(p.lowIdle, p.idle)
+	for range n {
+		p.idle--
+		p.waking++
+		p.reap++
+		p.cond.Signal()
+	}
+	p.lowIdle = p.idle
+	if p.workers-n > 0 {
+		p.timer.Reset(p.idleAfter)
+	} else {
+		p.timer = nil
+	}
+}
+
 // shutdown runs what is queued (and whatever that work submits) and waits
 // for the workers to leave, until ctx ends. Then it stops: nothing queued
 // runs any more, and it returns how many workers were still inside a task
@@ -124,6 +170,10 @@ func (p *pool) shutdown(ctx context.Context) int {
 	p.mu.Lock()
 	if !p.quitting {
 		p.quitting = true
+		if p.timer != nil {
+			p.timer.Stop()
+			p.timer = nil
+		}
 		p.waking += p.idle
 		p.idle = 0
 		p.cond.Broadcast()

@@ -80,3 +80,46 @@ func TestPoolShutdownDeadline(t *testing.T) {
 		t.Fatal("AbandonedError is not ErrHandlersAbandoned")
 	}
 }
+
+// Workers started by a burst leave once they have been idle for a while:
+// after 50 blocking tasks ran at once, the pool shrinks back to nothing,
+// and still serves what comes afterwards. (Attacks left ~150–340 idle
+// workers behind for good before.)
+func TestPoolIdleWorkersLeave(t *testing.T) {
+	p := newPool(64)
+	p.idleAfter = 20 * time.Millisecond
+	release := make(chan struct{})
+	var started atomic.Int64
+	for range 50 {
+		p.submit(fnTask(func() { started.Add(1); <-release }))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for started.Load() < 50 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 50 tasks started", started.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	workers := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.workers
+	}
+	for workers() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers still there after their tasks", workers())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := make(chan struct{})
+	p.submit(fnTask(func() { close(done) }))
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a task after the workers left did not run")
+	}
+	if n := p.shutdown(context.Background()); n != 0 {
+		t.Fatalf("abandoned %d", n)
+	}
+}
