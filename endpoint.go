@@ -370,6 +370,13 @@ func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage) {
 	if err == nil {
 		return
 	}
+	if c.gone.Load() {
+		// The connection closed while the handler ran (its broadcasts then
+		// fail with ErrNotMember): nobody is left to tell, and it is not
+		// the server's fault, so it is no ERROR line a client can trigger.
+		s.log.Debug("handler error after its connection closed", "channel", in.name, "event", msg.Event, "user", c.id, "err", err)
+		return
+	}
 	status, text := 500, errNoHandler.Error() // the reference's answer to an unknown event
 	if !errors.Is(err, errNoHandler) {
 		status, text = s.clientError(err, "event", "channel", in.name, "event", msg.Event, "user", c.id)
