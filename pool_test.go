@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pondsocket/pondsocket/internal/testenv"
 )
 
 type fnTask func()
@@ -60,19 +62,11 @@ func TestPoolShutdownDeadline(t *testing.T) {
 		t.Fatalf("abandoned %d, want 2", n)
 	}
 	close(release)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testenv.Eventually(t, 5*time.Second, "no worker left after their tasks returned", func() bool {
 		p.mu.Lock()
-		w := p.workers
-		p.mu.Unlock()
-		if w == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d workers left after their tasks returned", w)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer p.mu.Unlock()
+		return p.workers == 0
+	})
 	if got := ran.Load(); got != 2 {
 		t.Fatalf("ran %d tasks, want only the 2 running ones", got)
 	}

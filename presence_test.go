@@ -3,10 +3,12 @@ package pondsocket
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pondsocket/pondsocket/internal/testenv"
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
@@ -61,24 +63,14 @@ func TestPresenceStormCoalesces(t *testing.T) {
 		s.Open(d.Client, conns[i])
 		s.Message(d.Client, joinMsg("/room/storm"))
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		done := true
+	testenv.Eventually(t, 5*time.Second, fmt.Sprintf("every member's last presence list has all %d entries", n), func() bool {
 		for _, c := range conns {
 			if _, l := c.last(); l != n {
-				done = false
-				break
+				return false
 			}
 		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			_, l := conns[0].last()
-			t.Fatalf("first member's last list has %d of %d entries", l, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return true
+	})
 	total := 0
 	for _, c := range conns {
 		m, _ := c.last()

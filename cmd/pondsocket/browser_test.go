@@ -139,17 +139,10 @@ func TestBrowserChat(t *testing.T) {
 
 	// The server saw it: two joins, and every connection gone once alice
 	// left and bob's tab closed.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Eventually(t, 10*time.Second, "two joins, two leaves, no connection and no channel left", func() bool {
 		st := srv.Stats()
-		if st.Joins >= 2 && st.Leaves >= 2 && st.Connections == 0 && st.Channels == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server stats after the run: %+v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return st.Joins >= 2 && st.Leaves >= 2 && st.Connections == 0 && st.Channels == 0
+	})
 	// Chromium offered permessage-deflate and both tabs got it
 	if st := srv.Stats(); st.CompressedConnections < 2 {
 		t.Fatalf("connections with permessage-deflate: %d, want the two tabs", st.CompressedConnections)

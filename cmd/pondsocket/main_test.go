@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -9,13 +8,13 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pondsocket/pondsocket/internal/testenv"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -23,28 +22,11 @@ import (
 // and /metrics next to the WebSocket endpoint, runs the demo chat, and
 // drains on SIGTERM (clients get close 1001, the process exits 0).
 func TestServerBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "pondsocket")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--log-level", "warn")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(stderr)
-	addr := ""
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-			addr = a
-			break
-		}
-	}
-	if addr == "" {
-		t.Fatal("no 'listening on' line")
-	}
-	go io.Copy(io.Discard, stderr)
+	p := testenv.Start(t, buildBinary(t), testenv.ProcOptions{
+		Args:  []string{"--addr", "127.0.0.1:0", "--log-level", "warn"},
+		Ready: "listening on ",
+	})
+	addr := p.Ready
 
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {
@@ -97,7 +79,7 @@ func TestServerBinary(t *testing.T) {
 	checkMetrics(t, resp, b)
 	checkPage(t, "http://"+addr)
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -105,15 +87,8 @@ func TestServerBinary(t *testing.T) {
 	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != 1001 {
 		t.Fatalf("on SIGTERM: %v, want close 1001", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("server did not exit after SIGTERM")
+	if err := p.Stop(15 * time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }
 
@@ -266,14 +241,14 @@ func TestConfigErrors(t *testing.T) {
 
 func noEnv(string) (string, bool) { return "", false }
 
+// buildBinary builds this command once per test binary.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pondsocket")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
+	return testenv.Build(t, "cmd/pondsocket")
 }
+
+// TestMain removes the binary buildBinary made.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // Issue 10 point 11: a bad value in a flag or in the environment stops the
 // start (exit status 2) with a message naming it, instead of silently
@@ -315,26 +290,11 @@ func TestBadConfigurationStopsTheStart(t *testing.T) {
 // (PONDSOCKET_COMPRESSION=1 is on) and lists are trimmed (the second origin
 // of "a, b" is allowed).
 func TestEnvironmentAndLists(t *testing.T) {
-	bin := buildBinary(t)
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--origins", "https://a.example, https://b.example")
-	cmd.Env = append(cmd.Environ(), "PONDSOCKET_COMPRESSION=1", "PONDSOCKET_LOG_LEVEL=warn")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	sc := bufio.NewScanner(stderr)
-	addr := ""
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-			addr = a
-			break
-		}
-	}
-	if addr == "" {
-		t.Fatal("no 'listening on' line")
-	}
-	go io.Copy(io.Discard, stderr)
+	addr := testenv.Start(t, buildBinary(t), testenv.ProcOptions{
+		Args:  []string{"--addr", "127.0.0.1:0", "--origins", "https://a.example, https://b.example"},
+		Env:   []string{"PONDSOCKET_COMPRESSION=1", "PONDSOCKET_LOG_LEVEL=warn"},
+		Ready: "listening on ",
+	}).Ready
 	d := websocket.Dialer{EnableCompression: true}
 	for origin, ok := range map[string]bool{"https://a.example": true, "https://b.example": true, "https://c.example": false} {
 		c, resp, err := d.Dial(fmt.Sprintf("ws://%s/api/socket", addr), http.Header{"Origin": {origin}})

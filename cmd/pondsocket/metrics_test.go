@@ -12,6 +12,7 @@ import (
 
 	"github.com/pondsocket/pondsocket"
 	"github.com/pondsocket/pondsocket/cluster"
+	"github.com/pondsocket/pondsocket/internal/testenv"
 )
 
 type nopHandler struct{}
@@ -91,13 +92,10 @@ func TestStatsCollector(t *testing.T) {
 	}
 	// Each node sends a heartbeat at start: wait until node-a's was
 	// accepted and node-b's heard.
-	deadline := time.Now().Add(5 * time.Second)
-	for s := node.Stats(); s.NodesAlive < 1 || s.Published < 1 || !s.Connected; s = node.Stats() {
-		if time.Now().After(deadline) {
-			t.Fatalf("node stats %+v", s)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "node-a connected, its heartbeat published and node-b's heard", func() bool {
+		s := node.Stats()
+		return s.NodesAlive >= 1 && s.Published >= 1 && s.Connected
+	})
 	vals, labels := gather(t, reg)
 	if len(vals) != len(c.server)+len(c.cluster)+1 {
 		t.Fatalf("clustered: %d families, want %d", len(vals), len(c.server)+len(c.cluster)+1)

@@ -1,56 +1,28 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pondsocket/pondsocket/internal/testenv"
 )
 
-// buildServer builds this command once per test into a temporary folder.
-func buildServer(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pondsocket")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// startLimited runs the binary under `ulimit -n fds` and returns its
-// address once it listens.
-func startLimited(t *testing.T, bin string, fds int, args ...string) (*exec.Cmd, string) {
+// startLimited runs the binary under `ulimit -n fds` and returns it and
+// its address once it listens.
+func startLimited(t *testing.T, bin string, fds int, args ...string) (*testenv.Proc, string) {
 	t.Helper()
 	script := fmt.Sprintf("ulimit -n %d && exec %q --addr 127.0.0.1:0 --log-level warn %s", fds, bin, strings.Join(args, " "))
-	cmd := exec.Command("sh", "-c", script)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-			go io.Copy(io.Discard, stderr)
-			return cmd, a
-		}
-	}
-	t.Fatal("no 'listening on' line")
-	return nil, ""
+	p := testenv.Start(t, "sh", testenv.ProcOptions{Args: []string{"-c", script}, Ready: "listening on "})
+	return p, p.Ready
 }
-
-func alive(cmd *exec.Cmd) bool { return cmd.Process.Signal(syscall.Signal(0)) == nil }
 
 func getStatus(url string) int {
 	c := http.Client{Timeout: 2 * time.Second}
@@ -73,8 +45,7 @@ func TestConnectionBurstAtFDLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("burst test")
 	}
-	bin := buildServer(t)
-	cmd, addr := startLimited(t, bin, 1100)
+	cmd, addr := startLimited(t, buildBinary(t), 1100)
 
 	const n = 1400
 	var (
@@ -110,7 +81,7 @@ func TestConnectionBurstAtFDLimit(t *testing.T) {
 		}
 		mu.Unlock()
 	}()
-	if !alive(cmd) {
+	if !cmd.Alive() {
 		t.Fatal("the server exited during the connection burst")
 	}
 	// Connections beyond the limit are answered at once; read each held
@@ -137,39 +108,30 @@ func TestConnectionBurstAtFDLimit(t *testing.T) {
 		t.Errorf("only %d connections were refused or closed; beyond the limit each must be answered", refused.Load()+closed.Load())
 	}
 	// /healthz answers while the burst's sockets are still open.
-	deadline := time.Now().Add(10 * time.Second)
-	for getStatus("http://"+addr+"/healthz") != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("/healthz did not answer 200 while the burst was held")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "/healthz answers 200 while the burst is held", func() bool {
+		return getStatus("http://"+addr+"/healthz") == 200
+	})
 	mu.Lock()
 	for _, c := range held {
 		c.Close()
 	}
 	held = nil
 	mu.Unlock()
-	if !alive(cmd) {
+	if !cmd.Alive() {
 		t.Fatal("the server exited")
 	}
 	// Served again: a WebSocket client connects and joins.
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/socket?username=after", nil)
-		if err == nil {
-			_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-			_, m, err := ws.ReadMessage()
-			ws.Close()
-			if err != nil || !strings.Contains(string(m), `"CONNECT"`) {
-				t.Fatalf("after the burst: %v %s", err, m)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no WebSocket connection after the burst: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var ws *websocket.Conn
+	testenv.Eventually(t, 10*time.Second, "a WebSocket connection after the burst", func() bool {
+		var err error
+		ws, _, err = websocket.DefaultDialer.Dial("ws://"+addr+"/api/socket?username=after", nil)
+		return err == nil
+	})
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, m, err := ws.ReadMessage()
+	ws.Close()
+	if err != nil || !strings.Contains(string(m), `"CONNECT"`) {
+		t.Fatalf("after the burst: %v %s", err, m)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,23 +26,10 @@ const exampleConfig = "../../examples/standalone/pondsocket.yaml"
 // 127.0.0.1:0 and returns its address.
 func startConfigured(t *testing.T, bin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"--addr", "127.0.0.1:0", "--log-level", "warn"}, args...)...)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	sc := bufio.NewScanner(stderr)
-	var seen []string
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-			go io.Copy(io.Discard, stderr)
-			return a
-		}
-		seen = append(seen, sc.Text())
-	}
-	t.Fatalf("no 'listening on' line; output:\n%s", strings.Join(seen, "\n"))
-	return ""
+	return testenv.Start(t, bin, testenv.ProcOptions{
+		Args:  append([]string{"--addr", "127.0.0.1:0", "--log-level", "warn"}, args...),
+		Ready: "listening on ",
+	}).Ready
 }
 
 // token signs an HS256 token with the example's secret.

@@ -67,6 +67,27 @@
 // environment variable CI is "true", so CI can never pass by skipping.
 // scripts/test.sh installs the npm packages; .ci/run installs the Debian
 // packages.
+//
+// # Programs
+//
+// Tests that run a program of this repository as a process (cmd/pondsocket,
+// cmd/devkafka, the examples) build it with Build, once per test binary,
+// and start it with Start:
+//
+//	bin := testenv.Build(t, "cmd/pondsocket")
+//	p := testenv.Start(t, bin, testenv.ProcOptions{
+//		Args:  []string{"--addr", "127.0.0.1:0"},
+//		Ready: "listening on ",
+//	})
+//	addr := p.Ready // the rest of the ready line
+//
+// Start waits until the program is ready, captures everything it writes
+// to stdout and stderr (printed with the test's log when the test fails)
+// and stops it with SIGTERM when the test ends. A test binary that builds
+// programs should clean the build folder up with Main in its TestMain.
+//
+// Where a test must wait for state that sends no signal, Eventually polls
+// it; it is the one wait-until helper of the tests.
 package testenv
 
 import (
@@ -207,10 +228,14 @@ func PythonWebsockets(t testing.TB) string {
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	pause := 5 * time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("not within %v: %s", timeout, what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(pause)
+		if pause < 50*time.Millisecond {
+			pause += pause / 2 // polls that cost a request back off a little
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package pondsocket_test
+package e2e
 
 import (
 	"crypto/ecdsa"
@@ -205,14 +205,14 @@ func TestTLSGracefulStop(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before+2 { // the test's own dialer may linger briefly
-		if time.Now().After(deadline) {
+	defer func() {
+		if t.Failed() {
 			buf := make([]byte, 1<<16)
-			t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+			t.Logf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	}()
+	// the test's own dialer may linger briefly
+	testenv.Eventually(t, 5*time.Second, "the connections' goroutines are gone", func() bool { return runtime.NumGoroutine() <= before+2 })
 }
 
 // Server pings and the pong wait work on the fallback transport too: a

@@ -1,4 +1,4 @@
-package pondsocket_test
+package e2e
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pondsocket/pondsocket"
+	"github.com/pondsocket/pondsocket/internal/testenv"
 )
 
 // ConnectionContext.SetUserID: the id is CONNECT's connectionId and what
@@ -74,17 +75,12 @@ func TestSetUserID(t *testing.T) {
 	}
 	// ann's id is free again once her connection is gone
 	ann.Close()
-	ok := false
-	for i := 0; i < 50 && !ok; i++ {
+	// polling a server-side release; no signal reaches the client
+	testenv.Eventually(t, 5*time.Second, "ann reconnects after closing", func() bool {
 		c, _, err := dial("ann")
 		if err == nil {
 			c.Close()
-			ok = true
-			break
 		}
-		time.Sleep(50 * time.Millisecond) // polling a server-side release; no signal reaches the client
-	}
-	if !ok {
-		t.Fatal("ann could not reconnect after closing")
-	}
+		return err == nil
+	})
 }

@@ -1,4 +1,4 @@
-package pondsocket_test
+package e2e
 
 import (
 	"errors"
@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pondsocket/pondsocket"
+	"github.com/pondsocket/pondsocket/internal/testenv"
 )
 
 // endpointError expects the protocol's INVALID_MESSAGE error on ENDPOINT
@@ -127,13 +128,10 @@ func TestConnectionStateBudget(t *testing.T) {
 		}
 	}
 	a.c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Stats().Channels != 1 || srv.Stats().StateBytes > 2000 {
-		if time.Now().After(deadline) {
-			t.Fatalf("after disconnect: channels %d state bytes %d", srv.Stats().Channels, srv.Stats().StateBytes)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "after disconnect: one channel, state bytes at most 2000", func() bool {
+		st := srv.Stats()
+		return st.Channels == 1 && st.StateBytes <= 2000
+	})
 }
 
 // Issue 10 point 4: members joining with a 900 KB username (assigns and
@@ -238,13 +236,7 @@ func TestClosingConnectionLeavesAtOnce(t *testing.T) {
 	}
 	release <- struct{}{} // the blocked handler returns; the queued join runs
 	bystanderPing(by, "/room/1")
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Stats().Connections != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("connections %d", srv.Stats().Connections)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "one connection left", func() bool { return srv.Stats().Connections == 1 })
 	if _, ok := ep.Channel("/room/2"); ok || srv.Stats().Channels != 1 {
 		t.Fatalf("the closed connection joined /room/2 (channels %d)", srv.Stats().Channels)
 	}
@@ -290,13 +282,10 @@ func TestChannelsGaugeAfterChurn(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Stats().Channels != 0 || srv.Stats().Connections != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("after churn: channels gauge %d, connections %d", srv.Stats().Channels, srv.Stats().Connections)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "after churn: channels gauge and connections at 0", func() bool {
+		st := srv.Stats()
+		return st.Channels == 0 && st.Connections == 0
+	})
 }
 
 // Issue 10 point 10: one member spamming presence updates in a room of 300

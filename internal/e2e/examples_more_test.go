@@ -1,4 +1,4 @@
-package pondsocket_test
+package e2e
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -21,19 +20,6 @@ import (
 // The examples under examples/ (auth, ratelimit, gamelobby, collab,
 // distributedchat), each built and run as its own process and driven by the
 // published JS client through the scenario its README describes.
-
-// buildExampleBin builds the package at dir (relative to the repository
-// root) and returns the binary's path.
-func buildExampleBin(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), filepath.Base(dir))
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join(testenv.RepoRoot(), dir)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", dir, err, out)
-	}
-	return bin
-}
 
 // upgradeStatus dials url with gorilla and returns the HTTP status of the
 // upgrade (101 when it succeeded) and the response body.
@@ -92,7 +78,7 @@ func TestExampleAuth(t *testing.T) {
 	testenv.NodeModules(t)
 	const secret = "example-auth-test-secret"
 	addr := runProgram(t, "examples/auth", "JWT_SECRET="+secret)
-	bin := buildExampleBin(t, "examples/auth")
+	bin := testenv.Build(t, "examples/auth")
 	mint := func(key string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, append([]string{"-mint"}, args...)...)
@@ -353,10 +339,8 @@ func TestExampleCollab(t *testing.T) {
 
 func TestExampleDistributedChat(t *testing.T) {
 	testenv.NodeModules(t)
-	bin := binaries(t)
-	broker := freeAddr(t)
-	port := broker[strings.LastIndexByte(broker, ':')+1:]
-	startProc(t, "kafka broker listening on ", filepath.Join(bin, "devkafka"), "--port", port, "--data", t.TempDir())
+	broker := testenv.FreeAddr(t)
+	startKafka(t, broker, t.TempDir())
 	n1 := runProgram(t, "examples/distributedchat", "KAFKA_BROKERS="+broker, "NODE_ID=node-a")
 	n2 := runProgram(t, "examples/distributedchat", "KAFKA_BROKERS="+broker, "NODE_ID=node-b")
 

@@ -1,4 +1,4 @@
-package pondsocket_test
+package e2e
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pondsocket/pondsocket"
+	"github.com/pondsocket/pondsocket/internal/testenv"
 )
 
 func joinRaw(r *raw, ch, reqID string) {
@@ -107,13 +108,7 @@ func TestChannelsPerConnectionLimit(t *testing.T) {
 	a.sync("/chat/c999")
 	// closing the connection removes it from every channel
 	a.c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Stats().Channels != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("channels left after disconnect: %d", srv.Stats().Channels)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "no channel left after disconnect", func() bool { return srv.Stats().Channels == 0 })
 }
 
 func TestMessageRateLimit(t *testing.T) {

@@ -1,4 +1,4 @@
-package pondsocket_test
+package e2e
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pondsocket/pondsocket"
+	"github.com/pondsocket/pondsocket/internal/testenv"
 )
 
 // logBuffer collects a server's log lines (safe from any goroutine).
@@ -41,8 +42,8 @@ func (l *logBuffer) String() string {
 // test saw). It fails the test after 5 s.
 func (l *logBuffer) waitFor(t *testing.T, parts ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	found := ""
+	testenv.Eventually(t, 5*time.Second, fmt.Sprintf("a log line with %q", parts), func() bool {
 	lines:
 		for _, line := range strings.Split(l.String(), "\n") {
 			for _, p := range parts {
@@ -50,13 +51,12 @@ func (l *logBuffer) waitFor(t *testing.T, parts ...string) string {
 					continue lines
 				}
 			}
-			return line
+			found = line
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line with %q in:\n%s", parts, l.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
+	return found
 }
 
 // startApp runs a server with the given application on 127.0.0.1:0, its

@@ -1,17 +1,10 @@
-package pondsocket_test
+package e2e
 
 import (
-	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,142 +22,23 @@ var frameworkExamples = []string{"nethttp", "chi", "echo", "gin", "gorillamux", 
 
 func TestFrameworkExamples(t *testing.T) {
 	testenv.NodeModules(t)
-	bins := buildFrameworkExamples(t)
+	// each its own module: built in parallel, each failing its own subtest
+	var dirs []string
+	for _, name := range frameworkExamples {
+		dirs = append(dirs, "examples/frameworks/"+name)
+	}
+	start := time.Now()
+	testenv.Prebuild(dirs...)
+	t.Logf("built %d framework examples in %s", len(dirs), time.Since(start).Round(time.Millisecond))
 	for _, name := range frameworkExamples {
 		t.Run(name, func(t *testing.T) {
-			if bins[name].err != nil {
-				t.Fatal(bins[name].err)
-			}
-			frameworkScenario(t, bins[name].path)
+			frameworkScenario(t, testenv.Build(t, "examples/frameworks/"+name))
 		})
 	}
 	// fiber's net/http adaptor, mounted as the upstream README shows
 	t.Run("fiber-adaptor", func(t *testing.T) {
-		if bins["fiber"].err != nil {
-			t.Fatal(bins["fiber"].err)
-		}
-		frameworkScenario(t, bins["fiber"].path, "WS_MOUNT=adaptor")
+		frameworkScenario(t, testenv.Build(t, "examples/frameworks/fiber"), "WS_MOUNT=adaptor")
 	})
-}
-
-type fwBinary struct {
-	path string
-	err  error
-}
-
-// buildFrameworkExamples builds the six programs, in parallel, each in its
-// own module (GOWORK=off: a go.work at the root must not capture them).
-func buildFrameworkExamples(t *testing.T) map[string]fwBinary {
-	t.Helper()
-	dir := t.TempDir()
-	bins := make(map[string]fwBinary)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	start := time.Now()
-	for _, name := range frameworkExamples {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b := fwBinary{path: filepath.Join(dir, name)}
-			src := filepath.Join("examples", "frameworks", name)
-			cmd := exec.Command("go", "build", "-o", b.path, ".")
-			cmd.Dir = filepath.Join(testenv.RepoRoot(), src)
-			cmd.Env = append(os.Environ(), "GOWORK=off")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				hint := ""
-				if strings.Contains(string(out), "go mod tidy") || strings.Contains(string(out), "updates to go.mod needed") || strings.Contains(string(out), "missing go.sum entry") {
-					hint = fmt.Sprintf("\n(the root module's requirements changed: run `go mod tidy` in %s)", src)
-				}
-				b.err = fmt.Errorf("build %s: %v\n%s%s", src, err, out, hint)
-			}
-			mu.Lock()
-			bins[name] = b
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	t.Logf("built %d framework examples in %s", len(frameworkExamples), time.Since(start).Round(time.Millisecond))
-	return bins
-}
-
-// fwProc is a running example program.
-type fwProc struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	logs   []string
-	exited chan struct{}
-	err    error // exit status, once exited is closed
-}
-
-// startFrameworkExample runs bin with PONDSOCKET_ADDR=127.0.0.1:0 (and env) and
-// returns the address it reports in its "listening on" line.
-func startFrameworkExample(t *testing.T, bin string, env ...string) (*fwProc, string) {
-	t.Helper()
-	p := &fwProc{cmd: exec.Command(bin), exited: make(chan struct{})}
-	p.cmd.Env = append(append(os.Environ(), "PONDSOCKET_ADDR=127.0.0.1:0"), env...)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stdout = p.cmd.Stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.logs = append(p.logs, line)
-			p.mu.Unlock()
-			if i := strings.Index(line, "listening on "); i >= 0 {
-				select {
-				case ready <- strings.TrimSpace(line[i+len("listening on "):]):
-				default:
-				}
-			}
-		}
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			p.mu.Lock()
-			for _, l := range p.logs {
-				t.Logf("%s: %s", filepath.Base(bin), l)
-			}
-			p.mu.Unlock()
-		}
-	})
-	select {
-	case addr := <-ready:
-		return p, addr
-	case <-p.exited:
-		t.Fatalf("%s exited before listening: %v", bin, p.err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not report its address", bin)
-	}
-	return nil, ""
-}
-
-// terminate sends SIGTERM and returns the exit status.
-func (p *fwProc) terminate(t *testing.T) error {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-		return p.err
-	case <-time.After(15 * time.Second):
-		t.Fatal("the program did not stop within 15s of SIGTERM")
-		return nil
-	}
 }
 
 // checkUsersRoute checks the plain JSON route served next to the socket.
@@ -202,7 +76,11 @@ func checkNoTokenRefused(t *testing.T, addr string) {
 }
 
 func frameworkScenario(t *testing.T, bin string, env ...string) {
-	p, addr := startFrameworkExample(t, bin, env...)
+	p := testenv.Start(t, bin, testenv.ProcOptions{
+		Env:   append([]string{"PONDSOCKET_ADDR=127.0.0.1:0"}, env...),
+		Ready: "listening on ",
+	})
+	addr := p.Ready
 	checkUsersRoute(t, addr)
 	checkNoTokenRefused(t, addr)
 
@@ -253,7 +131,7 @@ func frameworkScenario(t *testing.T, bin string, env ...string) {
 			}
 		}
 	}()
-	if err := p.terminate(t); err != nil {
+	if err := p.Stop(15 * time.Second); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 	if err := <-closed; !websocket.IsCloseError(err, websocket.CloseGoingAway) {

@@ -1,11 +1,10 @@
-package pondsocket_test
+package e2e
 
 import (
 	"bufio"
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,16 +29,17 @@ const (
 	healTimeout = 600 * time.Millisecond
 )
 
-func startHealNodes(t *testing.T, n int, backend ...string) ([]*proc, []string) {
-	bin := binaries(t)
-	var ps []*proc
+func startHealNodes(t *testing.T, n int, backend ...string) ([]*testenv.Proc, []string) {
+	t.Helper()
+	bin := testenv.Build(t, "cmd/pondsocket")
+	var ps []*testenv.Proc
 	var addrs []string
 	for i := 0; i < n; i++ {
 		args := append([]string{"--addr", "127.0.0.1:0", "--node-id", fmt.Sprintf("heal%d", i), "--cluster-namespace", "heal",
 			"--heartbeat-interval", healHB.String(), "--heartbeat-timeout", healTimeout.String(), "--log-level", "info"}, backend...)
-		p, addr := startProc(t, "listening on ", filepath.Join(bin, "pondsocket"), args...)
+		p := testenv.Start(t, bin, testenv.ProcOptions{Args: args, Ready: "listening on "})
 		ps = append(ps, p)
-		addrs = append(addrs, addr)
+		addrs = append(addrs, p.Ready)
 	}
 	return ps, addrs
 }
@@ -47,16 +47,14 @@ func startHealNodes(t *testing.T, n int, backend ...string) ([]*proc, []string) 
 // startRedis runs a redis-server on a free port; restart stops it, waits
 // down, and starts a new one on the same port.
 func startRedis(t *testing.T) (addr string, restart func(down time.Duration, during func())) {
-	addr = freeAddr(t)
-	port := addr[strings.LastIndexByte(addr, ':')+1:]
-	args := []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}
-	r, _ := startProc(t, "Ready to accept connections", redisServerPath(t), args...)
+	addr = testenv.FreeAddr(t)
+	r := runRedis(t, addr)
 	return addr, func(down time.Duration, during func()) {
-		r.stop()
+		_ = r.Stop(10 * time.Second)
 		stopped := time.Now()
 		during()
 		time.Sleep(time.Until(stopped.Add(down))) // the outage itself is the thing under test
-		r, _ = startProc(t, "Ready to accept connections", redisServerPath(t), args...)
+		r = runRedis(t, addr)
 	}
 }
 
@@ -92,22 +90,22 @@ func lastUsers(t *testing.T, p *pond, room string) ([]string, bool) {
 func converge(t *testing.T, deadline time.Time, room string, want []string, ps ...*pond) {
 	t.Helper()
 	want = slices.Sorted(slices.Values(want))
-	for {
-		bad := ""
+	bad := ""
+	defer func() {
+		if bad != "" { // only when it did not converge
+			t.Logf("presence lists: %s", bad)
+		}
+	}()
+	testenv.Eventually(t, time.Until(deadline), fmt.Sprintf("every client's presence list of %s is %v", room, want), func() bool {
+		bad = ""
 		for i, p := range ps {
 			if got, _ := lastUsers(t, p, room); !slices.Equal(got, want) {
 				bad = fmt.Sprintf("client %d has %v, want %v", i, got, want)
-				break
+				return false
 			}
 		}
-		if bad == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("presence did not converge: %s", bad)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return true
+	})
 }
 
 // flows sends a uniquely tagged message from each client and checks that
@@ -176,7 +174,7 @@ func TestClusterHealsAfterPause(t *testing.T) {
 			}
 			converge(t, time.Now().Add(wait), room, names, clients...)
 
-			paused := nodes[1].cmd.Process
+			paused := nodes[1]
 			if err := paused.Signal(syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
@@ -239,13 +237,9 @@ func TestClusterHealsAfterRedisRestart(t *testing.T) {
 	var d *pond
 	const during = 30
 	restart(5500*time.Millisecond, func() {
-		for deadline := time.Now().Add(3 * time.Second); readyz(t, addrs[0]) != http.StatusServiceUnavailable; {
-			if time.Now().After(deadline) {
-				t.Error("/readyz did not answer 503 with Redis down")
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testenv.Eventually(t, 3*time.Second, "/readyz answers 503 with Redis down", func() bool {
+			return readyz(t, addrs[0]) == http.StatusServiceUnavailable
+		})
 		if v := metric(t, addrs[0], "pondsocket_cluster_connected"); v != 0 {
 			t.Errorf("connected = %v with Redis down", v)
 		}
@@ -383,11 +377,7 @@ func TestClusterPublishBufferOverflow(t *testing.T) {
 
 	bus.SetDown(true)
 	node := srvs[0].ClusterNode()
-	for deadline := time.Now().Add(5 * time.Second); node.Ready() == nil; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("Ready with the bus down")
-		}
-	}
+	testenv.Eventually(t, 5*time.Second, "the node is not Ready with the bus down", func() bool { return node.Ready() != nil })
 	pad := strings.Repeat("x", 900)
 	const total = 200 // ~200 KB of messages for a 32 KiB buffer
 	for i := range total {

@@ -1,12 +1,8 @@
-package pondsocket_test
+package e2e
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,12 +16,7 @@ import (
 // observed by a member that uses the Go client.
 func TestBotExampleAnswersMentions(t *testing.T) {
 	srv, _ := startApp(t, nil, func(s *pondsocket.Server) { demochat.Register(s) })
-	bin := filepath.Join(t.TempDir(), "bot")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join(testenv.RepoRoot(), "examples", "bot")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build examples/bot: %v\n%s", err, out)
-	}
+	bin := testenv.Build(t, "examples/bot")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -52,19 +43,9 @@ func TestBotExampleAnswersMentions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(bin, "-room", "lobby")
-	cmd.Env = append(os.Environ(), "BOT_URL=ws://"+srv.Addr().String()+"/api/socket")
-	var logs strings.Builder
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Log("bot output:\n" + logs.String())
-		}
+	testenv.Start(t, bin, testenv.ProcOptions{
+		Args: []string{"-room", "lobby"},
+		Env:  []string{"BOT_URL=ws://" + srv.Addr().String() + "/api/socket"},
 	})
 	select {
 	case <-botHere:

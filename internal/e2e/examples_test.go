@@ -1,38 +1,23 @@
-package pondsocket_test
+package e2e
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/pondsocket/pondsocket/internal/testenv"
 )
 
-// freeAddr reserves a loopback port for a child process.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-// runProgram builds the package at dir and runs it with PONDSOCKET_ADDR set,
-// waiting until the port accepts connections.
+// runProgram builds the package at dir (relative to the repository root)
+// and runs it with PONDSOCKET_ADDR set to a free loopback address, waiting
+// until the port accepts connections.
 func runProgram(t *testing.T, dir string, env ...string) string {
 	t.Helper()
-	return runProgramAt(t, dir, freeAddr(t), env...)
+	return runProgramAt(t, dir, testenv.FreeAddr(t), env...)
 }
 
 // runSeedProgram runs one of the two seed programs, which listen on the
@@ -60,63 +45,11 @@ func runSeedProgram(t *testing.T, dir string) string {
 
 func runProgramAt(t *testing.T, dir, addr string, env ...string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "prog")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join(testenv.RepoRoot(), dir)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", dir, err, out)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(append(os.Environ(), "PONDSOCKET_ADDR="+addr), env...)
-	stderr, _ := cmd.StderrPipe()
-	cmd.Stdout = cmd.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logs := make(chan string, 1000)
-	go func() {
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-			select {
-			case logs <- s.Text():
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cancel()
-		}
-		cancel()
-		if t.Failed() {
-			for {
-				select {
-				case l := <-logs:
-					t.Log(dir + ": " + l)
-				default:
-					return
-				}
-			}
-		}
+	testenv.Start(t, testenv.Build(t, dir), testenv.ProcOptions{
+		Env:  append([]string{"PONDSOCKET_ADDR=" + addr}, env...),
+		Dial: addr,
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not listen on %s", dir, addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return addr
 }
 
 // The seed README's "Complete Type-Safe Example", unchanged but for its

@@ -1,4 +1,4 @@
-package pondsocket_test
+package e2e
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pondsocket/pondsocket"
+	"github.com/pondsocket/pondsocket/internal/testenv"
 )
 
 // startWith starts a server on 127.0.0.1:0 whose endpoint /api/socket
@@ -501,13 +502,12 @@ func TestStopHonoursDeadline(t *testing.T) {
 	if got := calls.Load(); got != 4 {
 		t.Fatalf("%d calls ran, want only the 4 that were running", got)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for ourGoroutines() > before {
-		if time.Now().After(deadline) {
+	defer func() {
+		if t.Failed() {
 			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines of ours left (before: %d):\n%s", ourGoroutines(), before, buf[:runtime.Stack(buf, true)])
+			t.Logf("%d goroutines of ours (before: %d):\n%s", ourGoroutines(), before, buf[:runtime.Stack(buf, true)])
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	}()
+	testenv.Eventually(t, 5*time.Second, "no goroutine of ours left", func() bool { return ourGoroutines() <= before })
 	t.Logf("Stop(%v) returned in %v: %v", timeout, took, err)
 }
