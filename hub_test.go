@@ -122,7 +122,7 @@ type testHub struct {
 
 func newTestHub(t *testing.T) *testHub {
 	t.Helper()
-	h := newHub(hubOptions{InlineHandlers: true, JoinRate: -1, MessageRate: -1, PresenceRate: -1,
+	h := newHub(Options{InlineHandlers: true, JoinRate: -1, MessageRate: -1, PresenceRate: -1,
 		PresenceBudget: 1 << 40, Logger: quietLog()}, nil)
 	t.Cleanup(h.Close)
 	ep := h.CreateEndpoint("/api/socket", func(ctx *ConnectionContext) error {

@@ -1,4 +1,4 @@
-package pondsocket_test
+package e2e
 
 import (
 	"fmt"
