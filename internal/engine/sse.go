@@ -368,11 +368,14 @@ func (c *Conn) openStream(d Decision) {
 			iov = append(iov, b)
 		}
 	}
+	// Reachable before the client can know the id: a POST that follows
+	// the CONNECT at once must find the stream. Its message runs as a task
+	// on this loop, so after OnOpen below. socketClosed removes the id.
+	e.sse.add(c.sseID, c)
 	e.stats.Writes.Add(1)
 	_, _ = c.gc.Writev(iov)
 	e.stats.Accepted.Add(1)
 	if c.state == stateOpen {
-		e.sse.add(c.sseID, c) // socketClosed removes it
 		e.h.OnOpen(c)
 	}
 	c.req = nil
