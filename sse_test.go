@@ -2,11 +2,13 @@ package pondsocket_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
@@ -25,9 +27,14 @@ import (
 // newSSEPond connects an SSEClient to srv's /api/socket.
 func newSSEPond(t *testing.T, srv *pondsocket.Server, params map[string]any) *pond {
 	t.Helper()
+	return newSSEPondURL(t, fmt.Sprintf("http://%s/api/socket", srv.Addr()), params)
+}
+
+func newSSEPondURL(t *testing.T, url string, params map[string]any) *pond {
+	t.Helper()
 	d := testenv.StartNodeFlags(t, "pondsocket-sse-client", []string{"--experimental-eventsource", "--no-warnings"}, "pond-driver.mjs")
 	p := &pond{t: t, d: d}
-	d.Send(map[string]any{"op": "connect", "transport": "sse", "url": fmt.Sprintf("http://%s/api/socket", srv.Addr()), "params": params})
+	d.Send(map[string]any{"op": "connect", "transport": "sse", "url": url, "params": params})
 	p.expect("conn", func(e pondEv) bool { return e.State == "connected" })
 	return p
 }
@@ -141,13 +148,18 @@ func rawRequest(t *testing.T, addr, method, target string, hdr map[string]string
 
 func openStream(t *testing.T, addr, query string, hdr map[string]string) *sseConn {
 	t.Helper()
+	return openStreamAt(t, addr, "/api/socket?"+query, hdr)
+}
+
+func openStreamAt(t *testing.T, addr, target string, hdr map[string]string) *sseConn {
+	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
 	var b strings.Builder
-	fmt.Fprintf(&b, "GET /api/socket?%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n", query, addr)
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n", target, addr)
 	for k, v := range hdr {
 		fmt.Fprintf(&b, "%s: %s\r\n", k, v)
 	}
@@ -423,4 +435,101 @@ func TestSSESlowReaderIsCut(t *testing.T) {
 	for m := flooder.next(); m["event"] != "pong"; m = flooder.next() {
 	}
 	testenv.Eventually(t, 5*time.Second, "the cut stream to leave", func() bool { return srv.Stats().Connections == 1 })
+}
+
+// Through Manager.HTTPHandler on a net/http ServeMux: the SSEClient and a
+// WebSocket client in one room, the bad requests, and the stream handed
+// over to the event loops.
+func TestSSEThroughManager(t *testing.T) {
+	addr, m, _ := startManager(t)
+	a := newSSEPondURL(t, "http://"+addr+"/ws/api/socket", map[string]any{"token": "alice"})
+	b := newPondURL(t, "ws://"+addr+"/ws/api/socket", map[string]any{"token": "bob"})
+	const room = "/chat/m"
+	a.join(room, map[string]any{"username": "alice"})
+	a.state(room, "JOINED")
+	b.join(room, map[string]any{"username": "bob"})
+	b.state(room, "JOINED")
+	a.expect("join", func(e pondEv) bool { return e.Channel == room && e.Presence["username"] == "bob" })
+	b.send(room, "message", map[string]any{"text": "from ws"})
+	if m := a.message(room, "message"); m["text"] != "from ws" {
+		t.Fatalf("broadcast %v", m)
+	}
+	if r := a.request(room, "ping", map[string]any{}); r["receivedAt"] != float64(1) {
+		t.Fatalf("pong %v", r)
+	}
+	for method, want := range map[string]int{"POST": 400, "DELETE": 400} {
+		if resp, _ := rawRequest(t, addr, method, "/ws/api/socket", nil, ""); resp.StatusCode != want {
+			t.Fatalf("%s without id: %d", method, resp.StatusCode)
+		}
+	}
+	if resp, _ := rawRequest(t, addr, "POST", "/ws/api/socket", map[string]string{"X-Connection-ID": "nope"}, "{}"); resp.StatusCode != 404 {
+		t.Fatalf("unknown id: %d", resp.StatusCode)
+	}
+	if resp, _ := rawRequest(t, addr, "OPTIONS", "/ws/api/socket", map[string]string{"Origin": "http://app.example"}, ""); resp.StatusCode != 204 ||
+		resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	s := openStreamAt(t, addr, "/ws/api/socket?token=bad", nil)
+	if s.resp.StatusCode != 401 {
+		t.Fatalf("declined stream: %d", s.resp.StatusCode)
+	}
+	a.d.Send(map[string]any{"op": "disconnect"})
+	b.expect("leave", func(e pondEv) bool { return e.Channel == room && e.Presence["username"] == "alice" })
+	testenv.Eventually(t, 5*time.Second, "the stream to be gone", func() bool { return m.Stats().Connections == 1 })
+}
+
+// Over HTTPS the stream cannot ride the event loops: the Manager hands it
+// to the fallback transport, with the same behaviour.
+func TestSSEThroughManagerOverHTTPS(t *testing.T) {
+	opts := pondsocket.DefaultOptions()
+	opts.Logger = quiet()
+	m := pondsocket.NewManager(context.Background(), *opts)
+	registerReferenceDemo(m)
+	ts := httptest.NewTLSServer(m.HTTPHandler())
+	t.Cleanup(func() { _ = m.Stop(5 * time.Second); ts.Close() })
+	cl := ts.Client()
+	req, _ := http.NewRequest("GET", ts.URL+"/api/socket?token=alice", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	id := resp.Header.Get("X-Connection-ID")
+	if resp.StatusCode != 200 || id == "" {
+		t.Fatalf("stream: %d %v", resp.StatusCode, resp.Header)
+	}
+	br := bufio.NewReader(resp.Body)
+	next := func() string {
+		t.Helper()
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream read: %v", err)
+			}
+			if strings.HasPrefix(line, "data: ") {
+				return line
+			}
+		}
+	}
+	if ev := next(); !strings.Contains(ev, `"connectionId":"`+id+`"`) {
+		t.Fatalf("first event %q", ev)
+	}
+	post, _ := http.NewRequest("POST", ts.URL+"/api/socket", strings.NewReader(`{"action":"JOIN_CHANNEL","event":"JOIN_CHANNEL","channelName":"/chat/tls","requestId":"j","payload":{"username":"alice"}}`))
+	post.Header.Set("X-Connection-ID", id)
+	pr, err := cl.Do(post)
+	if err != nil || pr.StatusCode != 202 {
+		t.Fatalf("POST: %v %v", pr, err)
+	}
+	pr.Body.Close()
+	for ev := next(); !strings.Contains(ev, "ACKNOWLEDGE"); ev = next() {
+	}
+	del, _ := http.NewRequest("DELETE", ts.URL+"/api/socket", nil)
+	del.Header.Set("X-Connection-ID", id)
+	if dr, err := cl.Do(del); err != nil || dr.StatusCode != 204 {
+		t.Fatalf("DELETE: %v %v", dr, err)
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		t.Fatalf("stream after DELETE: %v", err)
+	}
 }
