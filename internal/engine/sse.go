@@ -239,6 +239,9 @@ func (e *Engine) SSEClose(id string) int {
 func (c *Conn) readSSERequest(kind int, req *Request, buf []byte, end int) gnet.Action {
 	e := c.e
 	origin := req.Header.Get("Origin")
+	if kind != sseMessage {
+		e.stats.HTTPRequests.Add(1) // a POST counts once its body is in
+	}
 	if kind == ssePreflight {
 		status, hdr := e.Preflight(origin)
 		if status != 204 {
