@@ -38,6 +38,9 @@ func newCore(o Options, cfg engine.Config) *core {
 	c := &core{o: o, log: o.Logger, br: br, stopped: make(chan struct{})}
 	c.hub = newHub(o, br)
 	br.ch = c.hub
+	// every endpoint path also serves the SSE transport (docs/protocol.md §9)
+	cfg.SSEPath = c.hub.hasEndpoint
+	cfg.MaxSSEBody = int(o.MaxMessageSize)
 	c.eng = engine.New(cfg, br)
 	br.eng = c.eng
 	return c

@@ -125,8 +125,12 @@ func (ep *Endpoint) connect(h *handshake, route Route) (d decision) {
 		return decision{Status: StatusUserConnected, Message: "User already connected"}
 	case ctx.accepted:
 		c := &Client{id: ctx.id, ep: ep, remote: h.RemoteAddr, assigns: ctx.assigns}
+		connID := ctx.id
+		if h.SSEID != "" {
+			connID = h.SSEID // docs/protocol.md §9.2
+		}
 		connect := protocol.Encode(protocol.ActionConnect, protocol.EventConnection, protocol.ChannelEndpoint, newID(),
-			connectPayload(ctx.id))
+			connectPayload(connID))
 		d.Client = c
 		d.Greeting = append([]*wsframe.Frame{connect}, ctx.replies...)
 		return d

@@ -155,6 +155,19 @@ func (s *hub) Endpoints() []*Endpoint {
 	return append([]*Endpoint(nil), s.endpoints...)
 }
 
+// hasEndpoint reports whether path matches an endpoint.
+func (s *hub) hasEndpoint(path string) bool {
+	s.mu.RLock()
+	eps := s.endpoints
+	s.mu.RUnlock()
+	for _, ep := range eps {
+		if _, ok := ep.pattern.Match(path); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // handshake is the part of an HTTP upgrade request the connection handler
 // sees.
 type handshake struct {
@@ -162,6 +175,11 @@ type handshake struct {
 	RawQuery   string
 	Header     http.Header
 	RemoteAddr string
+	// SSEID is the stream id of a Server-Sent Events connection (empty
+	// for a WebSocket): CONNECT carries it as connectionId instead of the
+	// user id, because the SSE client sends it back to speak for the
+	// connection, so it must be a secret only that client knows.
+	SSEID string
 }
 
 // decision is the outcome of Connect.

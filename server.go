@@ -232,7 +232,7 @@ type bridge struct {
 }
 
 func (b *bridge) Upgrade(r *engine.Request) engine.Decision {
-	d := b.ch.Connect(&handshake{Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, RemoteAddr: r.RemoteAddr.String()})
+	d := b.ch.Connect(&handshake{Path: r.Path, RawQuery: r.RawQuery, Header: r.Header, RemoteAddr: r.RemoteAddr.String(), SSEID: r.SSEID})
 	if d.Client == nil {
 		return engine.Decision{Status: d.Status, Message: d.Message}
 	}

@@ -20,6 +20,7 @@ type adoption struct {
 	prefix  []byte
 	request *Request
 	deflate bool
+	sseID   string // an event stream (sse.go), its head already written
 }
 
 // ErrNotAdoptable is returned for connections the event loops cannot own
@@ -35,6 +36,15 @@ func Adoptable(conn net.Conn) bool {
 	}
 	return false
 }
+
+// Reserve takes one MaxConnections slot for a connection about to be
+// handed over by an HTTP server (the SSE streams of Manager); Unreserve
+// gives back one that was not used. The package is internal: these are
+// not the library's API.
+func (e *Engine) Reserve() bool { return e.reserve() }
+
+// Unreserve releases a slot taken by Reserve that was not used.
+func (e *Engine) Unreserve() { e.upgraded.Add(-1) }
 
 // adopt hands an upgraded connection (the 101 already written) to an
 // event loop (ServeUpgrade). prefix holds bytes the HTTP server had
@@ -56,6 +66,27 @@ func (e *Engine) adopt(conn net.Conn, prefix []byte, r *Request, d Decision, def
 	return err
 }
 
+// AdoptSSE hands an accepted event stream (its head, SSEHead with id,
+// already written) to an event loop, or to the fallback transport when
+// conn cannot ride the loops; the caller has taken the MaxConnections slot (Reserve).
+// From then on the stream is served as one the engine's listener opened.
+func (e *Engine) AdoptSSE(conn net.Conn, r *Request, d Decision, id string) error {
+	if e.draining.Load() || e.stopped.Load() {
+		return errors.New("engine: shutting down")
+	}
+	ad := &adoption{d: d, request: r, sseID: id}
+	if !Adoptable(conn) {
+		e.streams.Add(1)
+		go func() {
+			defer e.streams.Done()
+			e.runStream(conn, ad)
+		}()
+		return nil
+	}
+	_, err := e.cli.EnrollContext(conn, ad)
+	return err
+}
+
 // adopted runs in OnOpen for an adopted connection: it is open at once.
 func (c *Conn) adopted(ad *adoption) {
 	e := c.e
@@ -70,10 +101,14 @@ func (c *Conn) adopted(ad *adoption) {
 	c.req = ad.request
 	c.ctx = ad.d.Context
 	c.since, c.lastRead, c.lastData, c.lastPing = now, now, now, now
+	if ad.sseID != "" {
+		c.sse, c.sseID = true, ad.sseID
+		e.sse.add(c.sseID, c) // as in openStream
+	}
 	if len(ad.d.Greeting) > 0 {
 		iov := make([][]byte, 0, len(ad.d.Greeting))
 		for _, f := range ad.d.Greeting {
-			iov = append(iov, f.Bytes())
+			iov = append(iov, c.frameBytes(f))
 		}
 		e.stats.Writes.Add(1)
 		_, _ = c.gc.Writev(iov)
@@ -84,7 +119,7 @@ func (c *Conn) adopted(ad *adoption) {
 	e.stats.Accepted.Add(1)
 	e.h.OnOpen(c)
 	c.req = nil
-	if len(ad.prefix) > 0 && c.state == stateOpen {
+	if len(ad.prefix) > 0 && c.state == stateOpen && !c.sse {
 		c.pre = ad.prefix
 		n, act := c.parseFrames(c.pre)
 		c.pre = c.pre[n:]

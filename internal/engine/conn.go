@@ -97,6 +97,8 @@ type Conn struct {
 	notified  bool // Handler.OnClose ran
 	reserved  bool // holds one MaxConnections slot
 	overCap   bool // accepted near the open-files limit: plain HTTP only
+	sse       bool // a Server-Sent Events stream (sse.go), not a WebSocket
+	sseID     string
 	remote    net.Addr
 	req       *Request
 	ctx       any

@@ -92,6 +92,9 @@ func deflatedFrame(f *wsframe.Frame) []byte {
 // frameBytes picks the bytes of f for c: compressed when c negotiated
 // permessage-deflate and the message is worth it.
 func (c *Conn) frameBytes(f *wsframe.Frame) []byte {
+	if c.sse {
+		return sseFrame(f)
+	}
 	if c.deflate && c.e.compressible(f) {
 		return deflatedFrame(f)
 	}

@@ -65,6 +65,7 @@ type Engine struct {
 	drained  chan struct{}
 	drainMu  sync.Mutex
 
+	sse   sseStreams // open event streams by id (sse.go)
 	stats Stats
 	ctx   context.Context
 	rlog  *slog.Logger // for lines remote input can trigger (rate-limited)
@@ -313,6 +314,9 @@ func (c *Conn) socketClosed(err error) {
 		e.upgraded.Add(-1)
 	}
 	c.forget()
+	if c.sse {
+		e.sse.remove(c.sseID, c)
+	}
 	code := int(c.closeCode)
 	if code == 0 {
 		code = 1006
@@ -327,6 +331,11 @@ func (c *Conn) traffic() gnet.Action {
 	case stateHandshake:
 		return c.readHandshake()
 	case stateOpen, stateClosing:
+		if c.sse {
+			// an event stream's client has nothing more to say on it
+			_, _ = c.gc.Discard(-1)
+			return gnet.None
+		}
 		return c.readFrames()
 	default:
 		// Deciding, serving plain HTTP or done: a client must not send

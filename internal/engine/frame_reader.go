@@ -310,6 +310,10 @@ func (c *Conn) startClose(code uint16, reason string) {
 	if c.state != stateOpen {
 		return
 	}
+	if c.sse {
+		c.endStream(code) // no close frame on an event stream
+		return
+	}
 	c.writeNow(wsframe.Close(code, reason))
 	c.closeCode = code
 	c.state = stateClosing

@@ -34,6 +34,11 @@ type Request struct {
 	Header     http.Header
 	RemoteAddr net.Addr
 	Body       []byte // plain HTTP requests only
+	// SSEID is set on a request for a Server-Sent Events stream (sse.go):
+	// the stream's random id, which the accepted stream announces in its
+	// X-Connection-ID header and which its client must send with every
+	// POST and DELETE. Empty for a WebSocket upgrade.
+	SSEID string
 
 	head []byte
 }
@@ -107,15 +112,27 @@ func (c *Conn) readHandshake() gnet.Action {
 	}
 	req.RemoteAddr = c.remote
 
+	kind := sseNone
 	if !headerHasToken(req.Header, "Upgrade", "websocket") {
-		return c.readPlainHTTP(req, buf, end)
+		switch kind = e.sseKind(req); kind {
+		case sseNone:
+			return c.readPlainHTTP(req, buf, end)
+		case sseMessage, sseClose, ssePreflight:
+			return c.readSSERequest(kind, req, buf, end)
+		}
 	}
 	_, _ = gc.Discard(-1)
 	if c.overCap {
 		e.stats.Declined.Add(1)
 		return c.answer(503, "Server at its connection limit", nil)
 	}
-	if status, msg, hdr := e.validateUpgrade(req); status != 0 {
+	validate := e.validateUpgrade
+	if kind == sseStream {
+		c.sse = true
+		req.SSEID = NewSSEID()
+		validate = e.validateStream
+	}
+	if status, msg, hdr := validate(req); status != 0 {
 		e.stats.Declined.Add(1)
 		return c.answer(status, msg, hdr)
 	}
@@ -196,9 +213,22 @@ func (c *Conn) applyDecision(d Decision) {
 		if msg == "" {
 			msg = http.StatusText(status)
 		}
-		if c.answer(status, msg, d.Header) == gnet.Close {
+		hdr := d.Header
+		if c.sse {
+			// a cross-origin page may read why its stream was refused
+			hdr = hdr.Clone()
+			if hdr == nil {
+				hdr = http.Header{}
+			}
+			CORS(hdr, c.req.Header.Get("Origin"))
+		}
+		if c.answer(status, msg, hdr) == gnet.Close {
 			_ = c.loop.el.closeSocket(c.gc)
 		}
+		return
+	}
+	if c.sse {
+		c.openStream(d)
 		return
 	}
 	hdr := d.Header

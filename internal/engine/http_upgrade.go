@@ -48,7 +48,7 @@ func (e *Engine) ServeUpgrade(w http.ResponseWriter, r *http.Request, decide fun
 	// buffers they reuse after the handler returns
 	req := &Request{Method: r.Method, URI: strings.Clone(r.URL.RequestURI()), Path: strings.Clone(r.URL.Path),
 		RawQuery: strings.Clone(r.URL.RawQuery), Proto: r.Proto, Host: strings.Clone(r.Host),
-		Header: cloneHeader(r.Header), RemoteAddr: remoteAddr(r.RemoteAddr)}
+		Header: CloneHeader(r.Header), RemoteAddr: remoteAddr(r.RemoteAddr)}
 	d := e.decide(req)
 	release := func() {
 		for _, f := range d.Greeting {
@@ -111,7 +111,9 @@ func (e *Engine) ServeUpgrade(w http.ResponseWriter, r *http.Request, decide fun
 	}
 }
 
-func cloneHeader(h http.Header) http.Header {
+// CloneHeader copies h down to the bytes of every string: some adaptors
+// (fasthttp's) hand over headers whose strings alias buffers they reuse.
+func CloneHeader(h http.Header) http.Header {
 	out := make(http.Header, len(h))
 	for k, vs := range h {
 		c := make([]string, len(vs))

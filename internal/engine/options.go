@@ -76,6 +76,16 @@ type Config struct {
 	// an event loop. Nil answers 404 (or 400 for malformed requests).
 	HTTP http.Handler
 
+	// SSEPath reports whether a path is an endpoint that also serves the
+	// Server-Sent Events transport (sse.go): a GET with Accept:
+	// text/event-stream opens a stream through Handler.Upgrade, and POST,
+	// DELETE and OPTIONS requests on the path carry the streams' client
+	// messages, disconnects and CORS preflights. Nil: no SSE.
+	SSEPath func(path string) bool
+	// MaxSSEBody bounds the body of an SSE POST, one client message
+	// (HTTP 413 beyond). Default MaxMessageSize.
+	MaxSSEBody int
+
 	// EnableCompression negotiates permessage-deflate (deflate.go).
 	EnableCompression bool
 	// MaxInflateRate bounds the bytes per second one connection may make
@@ -126,6 +136,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxSSEBody <= 0 {
+		c.MaxSSEBody = c.MaxMessageSize
 	}
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes

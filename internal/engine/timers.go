@@ -43,6 +43,18 @@ func (l *loop) sweep() {
 			}
 		case stateOpen:
 			switch {
+			case c.sse:
+				// An event stream's client never writes on it: no pong to
+				// wait for. A dead peer shows by the keep-alives piling up
+				// (the outbound limits) or by a write error.
+				switch {
+				case idle > 0 && now-c.lastData > idle:
+					e.stats.IdleTimeouts.Add(1)
+					c.startClose(1001, "idle timeout")
+				case now-c.lastPing >= ping && c.pending <= cfg.MaxOutboundBytes:
+					c.lastPing = now
+					c.writeNow(sseKeepalive)
+				}
 			case now-c.lastRead > pong:
 				e.stats.PongTimeouts.Add(1)
 				e.log.Debug("peer missed pong wait", "remote", c.remote)

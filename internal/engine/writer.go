@@ -141,10 +141,15 @@ func (l *loop) Run(context.Context) error {
 			l.enqueue(c.c, c.c.frameBytes(c.f))
 		case cmdFanout:
 			// both forms resolved once per batch, not per recipient
-			plain, z := c.f.Bytes(), []byte(nil)
+			plain, z, ev := c.f.Bytes(), []byte(nil), []byte(nil)
 			compressible := l.e.compressible(c.f)
 			for _, cn := range c.cs.conns {
-				if compressible && cn.deflate {
+				if cn.sse {
+					if ev == nil {
+						ev = sseFrame(c.f)
+					}
+					l.enqueue(cn, ev)
+				} else if compressible && cn.deflate {
 					if z == nil {
 						z = deflatedFrame(c.f)
 					}
@@ -179,7 +184,7 @@ func (l *loop) Run(context.Context) error {
 }
 
 func (l *loop) enqueue(c *Conn, b []byte) {
-	if c.state != stateOpen {
+	if c.state != stateOpen || len(b) == 0 {
 		return
 	}
 	i := int32(len(l.q))

@@ -368,10 +368,18 @@ func decodeEvent(line []byte) Event {
 // relative to that folder) with extra arguments; see StartProcess.
 func StartNode(t testing.TB, name, script string, args ...string) *Driver {
 	t.Helper()
+	return StartNodeFlags(t, name, nil, script, args...)
+}
+
+// StartNodeFlags is StartNode with options for node itself (before the
+// script), e.g. --experimental-eventsource.
+func StartNodeFlags(t testing.TB, name string, flags []string, script string, args ...string) *Driver {
+	t.Helper()
 	node := NodePath(t)
 	NodeModules(t)
 	dir := filepath.Join(RepoRoot(), "testdata", "js")
-	cmd := exec.Command(node, append([]string{filepath.Join(dir, script)}, args...)...)
+	argv := append(append(append([]string(nil), flags...), filepath.Join(dir, script)), args...)
+	cmd := exec.Command(node, argv...)
 	cmd.Dir = dir
 	return StartProcess(t, name, cmd)
 }

@@ -5,6 +5,9 @@
 //
 // Commands:
 //   {"op":"connect","url":"ws://127.0.0.1:1/api/socket","params":{"token":"x"}}
+//   {"op":"connect","transport":"sse","url":"http://127.0.0.1:1/api/socket",...}
+//       the client's SSEClient instead of PondClient; it needs a global
+//       EventSource (Node: run with --experimental-eventsource)
 //   {"op":"join","channel":"/chat/a","params":{...}}
 //   {"op":"send","channel":"/chat/a","event":"message","payload":{...}}
 //   {"op":"request","channel":"/chat/a","event":"ping","payload":{},"id":"r1"}
@@ -23,7 +26,7 @@ import { createRequire } from 'node:module';
 import readline from 'node:readline';
 
 const require = createRequire(import.meta.url);
-const { PondClient } = require('@eleven-am/pondsocket-client');
+const { PondClient, SSEClient } = require('@eleven-am/pondsocket-client');
 
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 process.on('uncaughtException', (e) => out({ ev: 'error', message: 'uncaught: ' + (e && e.message) }));
@@ -44,7 +47,12 @@ function watch(name, ch) {
 function handle(cmd) {
   switch (cmd.op) {
     case 'connect':
-      client = new PondClient(cmd.url, cmd.params || {}, cmd.options || {});
+      if (cmd.transport === 'sse') {
+        if (typeof EventSource === 'undefined') throw new Error('no global EventSource (run node with --experimental-eventsource)');
+        client = new SSEClient(cmd.url, cmd.params || {}, cmd.options || {});
+      } else {
+        client = new PondClient(cmd.url, cmd.params || {}, cmd.options || {});
+      }
       client.onConnectionChange((state) => out({ ev: 'conn', state }));
       client.connect();
       break;
