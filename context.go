@@ -561,40 +561,33 @@ func (ctx *EventContext) presenceAllowed() bool {
 // (Options.PresenceRate: ErrPresenceRate) and bounded in size
 // (ErrPresenceTooLarge).
 func (ctx *EventContext) UpdatePresence(presence any) *EventContext {
-	if !ctx.presenceAllowed() {
-		return ctx.fail(ErrPresenceRate)
-	}
-	raw, err := encodePresence(presence)
-	if err != nil {
-		return ctx.fail(err)
-	}
-	if err := ctx.in.setPresence(ctx.c.id, raw, presenceUpsert); err != nil {
-		return ctx.fail(err)
-	}
-	return ctx
+	return ctx.setPresence(presence, presenceUpsert)
 }
 
-// Track starts presence for the sender.
+// Track starts presence for the sender (ErrPresenceExists when tracked).
 func (ctx *EventContext) Track(presence any) *EventContext {
-	if !ctx.presenceAllowed() {
-		return ctx.fail(ErrPresenceRate)
-	}
-	raw, err := encodePresence(presence)
-	if err != nil {
-		return ctx.fail(err)
-	}
-	if err := ctx.in.setPresence(ctx.c.id, raw, presenceTrack); err != nil {
-		return ctx.fail(err)
-	}
-	return ctx
+	return ctx.setPresence(presence, presenceTrack)
 }
 
 // RemovePresence stops the sender's presence.
 func (ctx *EventContext) RemovePresence() *EventContext {
+	return ctx.setPresence(nil, presenceRemove)
+}
+
+// setPresence is the one path of the sender's presence changes: rate,
+// encoding (size) and the change itself.
+func (ctx *EventContext) setPresence(presence any, mode presenceMode) *EventContext {
 	if !ctx.presenceAllowed() {
 		return ctx.fail(ErrPresenceRate)
 	}
-	if err := ctx.in.setPresence(ctx.c.id, nil, presenceRemove); err != nil {
+	var raw json.RawMessage
+	if mode != presenceRemove {
+		var err error
+		if raw, err = encodePresence(presence); err != nil {
+			return ctx.fail(err)
+		}
+	}
+	if err := ctx.in.setPresence(ctx.c.id, raw, mode); err != nil {
 		return ctx.fail(err)
 	}
 	return ctx
