@@ -28,7 +28,11 @@ func (l *loop) sweep() {
 	closeTO := int64(cfg.CloseTimeout)
 
 	kill := l.closing[:0]
-	for _, c := range l.conns {
+	// An index loop: a write below can fail and close a connection at once
+	// (gnet closes on write errors), which removes it from l.conns while it
+	// is walked; the one moved into its slot waits for the next sweep.
+	for i := 0; i < len(l.conns); i++ {
+		c := l.conns[i]
 		switch c.state {
 		case stateHandshake, stateDeciding, stateHTTP:
 			limit := hs
@@ -80,6 +84,12 @@ func (l *loop) sweep() {
 			}
 		}
 	}
+	l.closeAll(kill)
+}
+
+// closeAll closes the sockets in kill (those not closed meanwhile) and
+// keeps the slice for the next sweep.
+func (l *loop) closeAll(kill []*Conn) {
 	for i, c := range kill {
 		if c.state != stateClosed {
 			_ = l.el.closeSocket(c.gc)
@@ -93,7 +103,8 @@ func (l *loop) sweep() {
 // close 1001, connections still in the handshake are closed.
 func (l *loop) drainAll() {
 	kill := l.closing[:0]
-	for _, c := range l.conns {
+	for i := 0; i < len(l.conns); i++ { // index loop: see sweep
+		c := l.conns[i]
 		switch c.state {
 		case stateOpen:
 			c.startClose(1001, "Server shutting down")
@@ -101,11 +112,5 @@ func (l *loop) drainAll() {
 			kill = append(kill, c)
 		}
 	}
-	for i, c := range kill {
-		if c.state != stateClosed {
-			_ = l.el.closeSocket(c.gc)
-		}
-		kill[i] = nil
-	}
-	l.closing = kill[:0]
+	l.closeAll(kill)
 }
