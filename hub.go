@@ -2,7 +2,6 @@ package pondsocket
 
 import (
 	"context"
-	"iter"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -36,15 +35,15 @@ type memberConn interface {
 // implements it by grouping recipients per event loop; DirectTransport
 // simply calls Send on each.
 type fanouter interface {
-	Fanout(f *wsframe.Frame, conns iter.Seq[memberConn])
+	Fanout(f *wsframe.Frame, conns []memberConn)
 }
 
 // directFanout sends to each connection in turn.
 type directFanout struct{}
 
 // Fanout implements Transport.
-func (directFanout) Fanout(f *wsframe.Frame, conns iter.Seq[memberConn]) {
-	for c := range conns {
+func (directFanout) Fanout(f *wsframe.Frame, conns []memberConn) {
+	for _, c := range conns {
 		c.Send(f)
 	}
 }

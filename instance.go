@@ -204,6 +204,9 @@ type recipients struct {
 	from    string   // the user whose handler sent it ("" = the server)
 }
 
+// connListPool recycles the []Conn handed to the transport.
+var connListPool = sync.Pool{New: func() any { s := make([]memberConn, 0, 64); return &s }}
+
 // deliver fans one encoded frame out to the selected members: the frame is
 // encoded once by the caller and the same bytes reach every recipient. A
 // lobby with outgoing handlers instead gets per-recipient delivery.
@@ -215,56 +218,49 @@ func (in *instance) deliver(f *wsframe.Frame, r recipients) (int, error) {
 	return in.deliverLocked(f, r)
 }
 
-// deliverLocked hands the transport an iterator over the recipients: the
-// member list is walked once, by the engine as it groups connections per
-// event loop, and never copied.
 func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
-	if r.only != nil {
-		for _, id := range r.only {
-			if in.lookupLocked(id) == nil {
-				if _, remote := in.remote[id]; !remote {
-					return 0, ErrNotMember
-				}
+	lp := connListPool.Get().(*[]memberConn)
+	conns := (*lp)[:0]
+	switch {
+	case r.tracked:
+		for _, p := range in.tracked {
+			if p != nil && p.m != nil && p.m.c.conn != nil {
+				conns = append(conns, p.m.c.conn)
 			}
 		}
-	}
-	n := 0
-	in.ep.srv.transport.Fanout(f, func(yield func(memberConn) bool) {
-		switch {
-		case r.tracked:
-			for _, p := range in.tracked {
-				if p != nil && p.m != nil && p.m.c.conn != nil {
-					n++
-					if !yield(p.m.c.conn) {
-						return
-					}
-				}
-			}
-		case r.only != nil:
-			for _, id := range r.only {
-				if m := in.lookupLocked(id); m != nil && m.c.conn != nil {
-					n++
-					if !yield(m.c.conn) {
-						return
-					}
-				}
-			}
-		default:
-			for _, m := range in.list {
-				if m.c.id == r.except || m.c.conn == nil {
+	case r.only != nil:
+		for _, id := range r.only {
+			m := in.lookupLocked(id)
+			if m == nil {
+				if _, remote := in.remote[id]; remote {
 					continue
 				}
-				n++
-				if !yield(m.c.conn) {
-					return
-				}
+				clear(conns)
+				*lp = conns[:0]
+				connListPool.Put(lp)
+				return 0, ErrNotMember
+			}
+			if m.c.conn != nil {
+				conns = append(conns, m.c.conn)
 			}
 		}
-	})
+	default:
+		for _, m := range in.list {
+			if m.c.id == r.except || m.c.conn == nil {
+				continue
+			}
+			conns = append(conns, m.c.conn)
+		}
+	}
+	n := len(conns)
 	if n > 0 {
+		in.ep.srv.transport.Fanout(f, conns)
 		in.ep.srv.stats.Broadcasts.Add(1)
 		in.ep.srv.stats.Deliveries.Add(int64(n))
 	}
+	clear(conns)
+	*lp = conns[:0]
+	connListPool.Put(lp)
 	return n, nil
 }
 

@@ -5,11 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -252,19 +252,24 @@ func (b *bridge) OnClose(c *engine.Conn, _ int, _ error) {
 	b.ch.Disconnect(c.Context().(*Client))
 }
 
-// Fanout hands a broadcast to the engine, which groups the recipients per
-// event loop as it iterates them; other connection kinds (virtual ones in
-// tests) get their own Send.
-func (b *bridge) Fanout(f *wsframe.Frame, conns iter.Seq[memberConn]) {
-	b.eng.Fanout(f, func(yield func(*engine.Conn) bool) {
-		for c := range conns {
-			if e, ok := c.(*engine.Conn); ok {
-				if !yield(e) {
-					return
-				}
-			} else {
-				c.Send(f)
-			}
+var engineConnPool = sync.Pool{New: func() any { s := make([]*engine.Conn, 0, 256); return &s }}
+
+// Fanout hands a broadcast to the engine grouped per event loop; other
+// connection kinds (virtual, fallback) get their own Send.
+func (b *bridge) Fanout(f *wsframe.Frame, conns []memberConn) {
+	p := engineConnPool.Get().(*[]*engine.Conn)
+	ec := (*p)[:0]
+	for _, c := range conns {
+		if e, ok := c.(*engine.Conn); ok {
+			ec = append(ec, e)
+		} else {
+			c.Send(f)
 		}
-	})
+	}
+	if len(ec) > 0 {
+		b.eng.Fanout(f, ec)
+	}
+	clear(ec)
+	*p = ec[:0]
+	engineConnPool.Put(p)
 }

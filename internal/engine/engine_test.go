@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -373,7 +372,7 @@ type broadcastHandler struct {
 
 func (h *broadcastHandler) OnMessage(c *Conn, op byte, data []byte) {
 	f := wsframe.NewStaticFrame(op, data)
-	h.e.Load().Fanout(f, slices.Values(h.conns()))
+	h.e.Load().Fanout(f, h.conns())
 	f.Release()
 }
 
@@ -434,7 +433,7 @@ func TestFanoutReleasesFrames(t *testing.T) {
 	}
 	waitFor(t, func() bool { return len(h.conns()) == 20 })
 	f := wsframe.NewStaticFrame(wsframe.OpText, []byte("to everyone"))
-	e.Fanout(f, slices.Values(h.conns()))
+	e.Fanout(f, h.conns())
 	for _, r := range rs {
 		r.expectFrame(wsframe.OpText, "to everyone")
 	}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"iter"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -376,14 +375,19 @@ func putConnList(l *connList) {
 }
 
 // Fanout sends one sealed frame to many connections: the recipients are
-// grouped by event loop as they are iterated (the caller's member list is
-// walked once, never copied) and each loop gets one task. The caller keeps
-// its own reference to f. Safe from any goroutine; conns is iterated
-// before Fanout returns.
-func (e *Engine) Fanout(f *wsframe.Frame, conns iter.Seq[*Conn]) {
+// grouped by event loop and each loop gets one task. The caller keeps its
+// own reference to f. Safe from any goroutine.
+func (e *Engine) Fanout(f *wsframe.Frame, conns []*Conn) {
+	switch len(conns) {
+	case 0:
+		return
+	case 1:
+		conns[0].Send(f)
+		return
+	}
 	var small [8]*connList
 	groups := small[:0]
-	for c := range conns {
+	for _, c := range conns {
 		if c.loop.stream {
 			c.Send(f)
 			continue
