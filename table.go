@@ -63,13 +63,6 @@ func (t *table[V]) getOrCreate(key string, mk func() V, stale func(V) bool) V {
 	return v
 }
 
-func (t *table[V]) set(key string, v V) {
-	s := t.shard(key)
-	s.mu.Lock()
-	s.m[key] = v
-	s.mu.Unlock()
-}
-
 // deleteIf removes key when match approves the present value.
 func (t *table[V]) deleteIf(key string, match func(V) bool) bool {
 	s := t.shard(key)

@@ -2,7 +2,6 @@ package attack
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -158,9 +157,3 @@ func (b *bystander) result() Bystander {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// jsonString is s as a JSON string, for hand-written payloads.
-func jsonString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}

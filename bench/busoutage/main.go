@@ -27,9 +27,8 @@ import (
 )
 
 type counter struct {
-	mu   sync.Mutex
-	got  map[int]int
-	cond chan struct{}
+	mu  sync.Mutex
+	got map[int]int
 }
 
 func (c *counter) HandleMessage(e *cluster.Envelope) {

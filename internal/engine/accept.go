@@ -62,10 +62,7 @@ type acceptor struct {
 	wg    sync.WaitGroup
 	spare sync.Mutex // serialises use of the spare descriptor
 	sfd   *os.File
-	pause time.Duration
 }
-
-var errNoSpare = errors.New("no spare descriptor")
 
 func (e *Engine) listen() (*net.TCPListener, error) {
 	// Go's defaults for accepted sockets cost syscalls per connection the
