@@ -21,6 +21,7 @@ func (l *loop) sweep() {
 	e := l.e
 	cfg := &e.cfg
 	now := time.Now().UnixNano()
+	l.now = now
 	hs := int64(cfg.HandshakeTimeout)
 	ping := int64(cfg.PingInterval)
 	pong := int64(cfg.PongWait)

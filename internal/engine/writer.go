@@ -69,6 +69,7 @@ type loop struct {
 	closing []*Conn
 
 	pending atomic.Int64 // sum of conns' pending outbound bytes
+	now     int64        // loop clock (unix ns): read once per batch and per sweep
 }
 
 func newLoop(e *Engine, el executor, idx int) *loop {
@@ -132,6 +133,10 @@ func (l *loop) Run(context.Context) error {
 	l.inbox = l.spare[:0]
 	l.scheduled = false
 	l.mu.Unlock()
+	// One clock read per batch, not one per connection flushed: the slow
+	// consumer check only needs it to the tick (SlowConsumerTimeout is
+	// seconds), and a sweep refreshes it at least every tick.
+	l.now = time.Now().UnixNano()
 
 	for i := range batch {
 		c := &batch[i]
@@ -250,7 +255,7 @@ func (l *loop) flushConn(c *Conn) {
 	l.iov = iov[:0]
 	e.stats.FramesOut.Add(int64(frames))
 	e.stats.BytesOut.Add(int64(n))
-	c.observe(time.Now().UnixNano())
+	c.observe(l.now)
 }
 
 // Slow consumers. A connection is slow when the kernel does not take what
