@@ -87,25 +87,14 @@ func TestPoolIdleWorkersLeave(t *testing.T) {
 	for range 50 {
 		p.submit(fnTask(func() { started.Add(1); <-release }))
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for started.Load() < 50 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 50 tasks started", started.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "50 tasks running at once", func() bool { return started.Load() == 50 })
 	close(release)
 	workers := func() int {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.workers
 	}
-	for workers() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d workers still there after their tasks", workers())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "idle workers leave", func() bool { return workers() == 0 })
 	done := make(chan struct{})
 	p.submit(fnTask(func() { close(done) }))
 	select {
