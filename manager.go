@@ -77,7 +77,7 @@ func (m *Manager) HTTPHandler() http.HandlerFunc {
 		if !engine.WantsUpgrade(r.Header) && m.serveSSE(w, r) {
 			return
 		}
-		m.eng.ServeUpgrade(w, r, m.br.Upgrade)
+		m.eng.ServeUpgrade(w, r)
 	}
 }
 

@@ -20,9 +20,10 @@ import (
 // therefore share every byte the engine writes.
 
 // ServeUpgrade answers r: an HTTP error for a request that is not a valid
-// upgrade or that decide declines, otherwise the switch to WebSocket. It
-// runs on the HTTP server's goroutine; decide may block.
-func (e *Engine) ServeUpgrade(w http.ResponseWriter, r *http.Request, decide func(*Request) Decision) {
+// upgrade or that the Handler's Upgrade declines, otherwise the switch to
+// WebSocket. It runs on the HTTP server's goroutine, which the Handler's
+// Upgrade may block.
+func (e *Engine) ServeUpgrade(w http.ResponseWriter, r *http.Request) {
 	if !WantsUpgrade(r.Header) {
 		w.Header().Set("Upgrade", "websocket")
 		http.Error(w, "Expected a WebSocket upgrade", http.StatusUpgradeRequired)
