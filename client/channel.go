@@ -179,15 +179,9 @@ func (ch *Channel) Join(ctx context.Context) error {
 			}
 			return ErrNotJoined
 		}
-		w := ch.wait
-		c.mu.Unlock()
-		select {
-		case <-w:
-		case <-ctx.Done():
-			c.mu.Lock()
-			return ctx.Err()
+		if err := c.waitLocked(ctx, ch.wait); err != nil {
+			return err
 		}
-		c.mu.Lock()
 	}
 }
 

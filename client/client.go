@@ -342,15 +342,22 @@ func (c *Client) waitConnected(ctx context.Context) error {
 		case StateIdle:
 			return errors.New("client: the concurrent Connect failed")
 		}
-		w := c.stateWait
-		c.mu.Unlock()
-		select {
-		case <-w:
-		case <-ctx.Done():
-			c.mu.Lock()
-			return ctx.Err()
+		if err := c.waitLocked(ctx, c.stateWait); err != nil {
+			return err
 		}
-		c.mu.Lock()
+	}
+}
+
+// waitLocked releases c.mu until w is closed or ctx ends, and takes it
+// back either way; the caller re-checks the state it waits for.
+func (c *Client) waitLocked(ctx context.Context, w <-chan struct{}) error {
+	c.mu.Unlock()
+	defer c.mu.Lock()
+	select {
+	case <-w:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
