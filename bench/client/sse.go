@@ -30,7 +30,8 @@ import (
 // messages may overtake each other). The goroutines share one keep-alive
 // HTTP client whose connections per server are capped
 // (Config.SSEPostConns), so the number of sockets the posts use is bounded
-// whatever the number of streams.
+// whatever the number of streams. (The engine's listener closes the
+// connection after each POST, so there each message costs a connect.)
 
 // ErrStream is wrapped by every failure to open an event stream.
 var ErrStream = errors.New("client: event stream request failed")
