@@ -364,5 +364,6 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 		io.WriteString(w, "ready")
 	})
 	mux.Handle("GET /metrics", metricsHandler(srv))
+	registerAdmin(mux, c.app != nil && c.api.key != "")
 	return srv, nil
 }
