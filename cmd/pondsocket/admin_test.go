@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,4 +190,64 @@ func TestAdminPageServed(t *testing.T) {
 			t.Errorf("GET /admin/nothing.js: %d", code)
 		}
 	})
+}
+
+// The admin page in Chromium (testdata/js/browser-admin.mjs): three users
+// of the published JS client in one channel; the page refuses a wrong key,
+// then shows 3 connections, the channel with 3 members and, once chosen,
+// its presence by user id, this node, zero rates and, while one client
+// sends, non-zero rates and a plot. Screenshots: admin-idle.png,
+// admin-traffic.png in $PONDSOCKET_ARTIFACTS.
+func TestBrowserAdmin(t *testing.T) {
+	b := needBrowser(t)
+	srv, logs := startConfiguredInProcess(t)
+	addr := srv.Addr().String()
+	const room = "/chat/admin"
+	users := []string{"ann", "bob", "cy"}
+	var js []*jsClient
+	for _, u := range users {
+		c := newJS(t, addr, userToken(t, u, nil))
+		c.join(room, "JOINED")
+		js = append(js, c)
+	}
+	testenv.Eventually(t, 10*time.Second, "three members", func() bool {
+		var st statsAnswer
+		apiGet(t, "http://"+addr, "/api/stats", "apikey backend-secret", &st)
+		return st.Connections == 3 && len(st.ChannelList) == 1 && st.ChannelList[0].Members == 3
+	})
+
+	// traffic: ann sends 10 messages a second while the page looks, for
+	// at most 60 s (stopped when the test ends)
+	stop := make(chan struct{})
+	var sender sync.WaitGroup
+	defer func() { close(stop); sender.Wait() }()
+	trafficStarted := false
+	b.run(t, "browser-admin.mjs", []string{
+		"ADMIN_URL=http://" + addr + "/admin/",
+		"API_KEY=backend-secret",
+		"CHANNEL=" + room,
+		"USERS=" + strings.Join(users, ","),
+	}, logs, func(ev browserEv) {
+		if ev.Ev != "need" || ev.What != "traffic" || trafficStarted {
+			return
+		}
+		trafficStarted = true
+		sender.Add(1)
+		go func() {
+			defer sender.Done()
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; i < 600; i++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				js[0].d.Send(map[string]any{"op": "send", "channel": room, "event": "message", "payload": map[string]any{"n": i}})
+			}
+		}()
+	})
+	if !trafficStarted {
+		t.Fatal("the driver never asked for traffic")
+	}
 }

@@ -195,14 +195,17 @@ function nodes(st) {
 }
 
 // plot draws the rate history as two polylines, scaled to the largest rate
-// seen, over the last five minutes ending at now (Unix ms).
+// seen, over the history's time (one to five minutes) ending at now (Unix
+// ms).
 function plot(now) {
   const svg = $('plot');
   const W = 600;
   const H = 160;
   const top = Math.max(1, ...history.map((h) => Math.max(h.in, h.out)));
   const scale = niceCeil(top);
-  const x = (t) => W - ((now - t) / HISTORY_MS) * W;
+  // the time axis grows with the history, from one minute to five
+  const span = Math.min(HISTORY_MS, Math.max(60_000, now - history[0].t));
+  const x = (t) => W - ((now - t) / span) * W;
   const y = (v) => H - 4 - (v / scale) * (H - 12);
   const line = (field, cls) => {
     const pl = document.createElementNS(SVG, 'polyline');
@@ -220,7 +223,7 @@ function plot(now) {
     return g;
   });
   svg.replaceChildren(...grid, line('out', 'out'), line('in', 'in'));
-  $('plot-max').textContent = `top of the scale: ${fmt.format(scale)}/s; lines every ${fmt.format(scale / 4)}/s`;
+  $('plot-max').textContent = `last ${Math.round(span / 60_000)} min; top ${fmt.format(scale)}/s, lines every ${fmt.format(scale / 4)}/s`;
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten.
