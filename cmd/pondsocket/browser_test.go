@@ -185,15 +185,17 @@ func (b browser) run(t *testing.T, script string, env []string, logs *syncBuffer
 }
 
 // startInProcess starts the command's server (defaults, demo, page,
-// metrics) on a free loopback port and stops it when the test ends.
-func startInProcess(t *testing.T) (*pondsocket.Server, *syncBuffer) {
+// metrics; args added to the flags) on a free loopback port and stops it
+// when the test ends.
+func startInProcess(t *testing.T, args ...string) (*pondsocket.Server, *syncBuffer) {
 	t.Helper()
 	if os.Getenv("PONDSOCKET_ADDR") != "" {
 		t.Setenv("PONDSOCKET_ADDR", "") // it would override the address
 	}
 	// compression on: Chromium offers permessage-deflate, so the page's
 	// traffic is compressed both ways
-	cfg, err := parseConfig([]string{"--addr", "127.0.0.1:0", "--log-level", "debug", "--compression"}, func(string) (string, bool) { return "", false }, io.Discard)
+	args = append([]string{"--addr", "127.0.0.1:0", "--log-level", "debug", "--compression"}, args...)
+	cfg, err := parseConfig(args, func(string) (string, bool) { return "", false }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
