@@ -7,9 +7,11 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/pondsocket/pondsocket/internal/testenv"
 )
 
@@ -91,5 +93,43 @@ func TestBrowserSSECrossOrigin(t *testing.T) {
 	// eve's three or more attempts (the driver waited for three errors)
 	if st := srv.Stats(); st.Declined-before.Declined < 3 {
 		t.Errorf("streams declined: %d, want the refused origin's attempts", st.Declined-before.Declined)
+	}
+}
+
+// The demo page when the server refuses its connection (issue 14 §3): the
+// server is at --max-connections 1, held by another client. The browser
+// cannot read the refused upgrade, so after three failed attempts the page
+// asks the endpoint as an event stream, reads "503 Too many connections"
+// and shows it; once the other client leaves, the page connects and the
+// note goes (testdata/js/browser-refused.mjs). Screenshots:
+// demo-refused.png, demo-refused-then-connected.png.
+func TestBrowserDemoRefused(t *testing.T) {
+	b := needBrowser(t)
+	srv, logs := startInProcess(t, "--max-connections", "1")
+	addr := srv.Addr().String()
+	blocker, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/socket?username=blocker", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	blocker.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, msg, err := blocker.ReadMessage(); err != nil || !strings.Contains(string(msg), `"CONNECT"`) {
+		t.Fatalf("the blocker's CONNECT: %q %v", msg, err)
+	}
+	freed := false
+	b.run(t, "browser-refused.mjs", []string{
+		"PONDSOCKET_URL=http://" + addr + "/",
+		"REASON=Too many connections",
+	}, logs, func(ev browserEv) {
+		if ev.Ev == "need" && ev.What == "free" && !freed {
+			freed = true
+			blocker.Close()
+		}
+	})
+	if !freed {
+		t.Fatal("the driver never asked for room")
+	}
+	if st := srv.Stats(); st.Declined < 3 {
+		t.Errorf("declined: %d, want the page's refused attempts and its probe", st.Declined)
 	}
 }
