@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -131,5 +132,39 @@ func TestBrowserDemoRefused(t *testing.T) {
 	}
 	if st := srv.Stats(); st.Declined < 3 {
 		t.Errorf("declined: %d, want the page's refused attempts and its probe", st.Declined)
+	}
+}
+
+// What the demo page's probe relies on, cross-origin: at the connection
+// limit an event-stream GET from an allowed origin is refused 503 with the
+// CORS headers (a page can read why); from another origin it is 403
+// without them.
+func TestSSELimitRefusalReadableCrossOrigin(t *testing.T) {
+	const allowed = "http://app.example"
+	srv, _ := startInProcess(t, "--max-connections", "1", "--origins", allowed)
+	addr := srv.Addr().String()
+	blocker, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/socket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	testenv.Eventually(t, 10*time.Second, "the blocker holds the only slot", func() bool { return srv.Stats().Connections == 1 })
+	probe := func(origin string) (int, string, http.Header) {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/api/socket?username=zoe", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b)), resp.Header
+	}
+	if code, body, h := probe(allowed); code != 503 || body != "Too many connections" || h.Get("Access-Control-Allow-Origin") != allowed {
+		t.Errorf("allowed origin: %d %q, Access-Control-Allow-Origin %q", code, body, h.Get("Access-Control-Allow-Origin"))
+	}
+	if code, _, h := probe("http://evil.example"); code != 403 || h.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("refused origin: %d, Access-Control-Allow-Origin %q", code, h.Get("Access-Control-Allow-Origin"))
 	}
 }
