@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -250,4 +252,46 @@ func TestBrowserAdmin(t *testing.T) {
 	if !trafficStarted {
 		t.Fatal("the driver never asked for traffic")
 	}
+}
+
+// In a cluster over a real redis-server, /api/stats names this node first
+// and then the other nodes heard from; a node that stops drops out.
+func TestAPIStatsCluster(t *testing.T) {
+	redis, err := exec.LookPath("redis-server")
+	testenv.Require(t, "redis-server", err == nil, "install it with apt-get install -y redis-server (.ci/run does)")
+	redisAddr := testenv.FreeAddr(t)
+	testenv.Start(t, redis, testenv.ProcOptions{
+		Args:  []string{"--port", redisAddr[strings.LastIndexByte(redisAddr, ':')+1:], "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"},
+		Ready: "Ready to accept connections",
+	})
+	cluster := []string{"--redis-addr", redisAddr, "--heartbeat-interval", "200ms", "--heartbeat-timeout", "2s"}
+	a, _ := startConfiguredInProcess(t, append([]string{"--node-id", "node-a"}, cluster...)...)
+	b, _ := startConfiguredInProcess(t, append([]string{"--node-id", "node-b"}, cluster...)...)
+	stats := func(srv *pondsocket.Server) statsAnswer {
+		var st statsAnswer
+		if code := apiGet(t, "http://"+srv.Addr().String(), "/api/stats", "apikey backend-secret", &st); code != 200 {
+			t.Fatalf("stats: %d", code)
+		}
+		return st
+	}
+	nodes := func(st statsAnswer) string {
+		var s []string
+		for _, n := range st.Nodes {
+			s = append(s, fmt.Sprintf("%s:%v", n.ID, n.Self))
+		}
+		return strings.Join(s, " ")
+	}
+	testenv.Eventually(t, 20*time.Second, "each node lists itself first, then the other", func() bool {
+		sa, sb := stats(a), stats(b)
+		return nodes(sa) == "node-a:true node-b:false" && nodes(sb) == "node-b:true node-a:false"
+	})
+	if st := stats(a); !st.Clustered || !st.Ready || st.Node != "node-a" {
+		t.Fatalf("node a: clustered %v ready %v (%s) node %q", st.Clustered, st.Ready, st.ReadyError, st.Node)
+	}
+	if err := b.Stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "node b drops out of node a's list", func() bool {
+		return nodes(stats(a)) == "node-a:true"
+	})
 }
