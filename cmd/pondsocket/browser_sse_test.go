@@ -21,7 +21,7 @@ import (
 const ssePage = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>SSEClient from another origin</title><link rel="icon" href="data:,">
 <script src="/client.js"></script></head>
-<body><h1>SSEClient from another origin</h1><p id="users"></p><ul id="log"></ul></body></html>
+<body><h1>SSEClient from another origin</h1><p id="origin"></p><p id="users"></p><ul id="log"></ul></body></html>
 `
 
 // bundleSSEClient is the published client's SSEClient as one browser

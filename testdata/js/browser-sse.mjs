@@ -27,6 +27,7 @@ function start([server, username]) {
     li.textContent = text;
     document.getElementById('log').append(li);
   };
+  document.getElementById('origin').textContent = `${username}: page on ${location.origin}, server ${server}`;
   const client = new PondSocketSSE.SSEClient(server, { username });
   window.client = client;
   client.onConnectionChange((s) => { st.conn.push(s); show(`connection: ${s}`); });
