@@ -7,6 +7,7 @@ import (
 	"path"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/pondsocket/pondsocket/internal/ratelog"
 
@@ -145,7 +146,7 @@ func serveApp(srv *pondsocket.Server, mux *http.ServeMux, c config, log *slog.Lo
 		return fmt.Errorf("%s: %w", c.configFile, err)
 	}
 	if c.api.key != "" {
-		api := &serverAPI{key: []byte(c.api.key), maxBody: c.api.maxBody, eps: eps, log: ratelog.New(log, 0, 0)}
+		api := &serverAPI{key: []byte(c.api.key), maxBody: c.api.maxBody, eps: eps, srv: srv, started: time.Now(), log: ratelog.New(log, 0, 0)}
 		api.register(mux)
 	}
 	return nil

@@ -96,12 +96,12 @@ func main() {
 		for _, e := range cfg.app.Endpoints {
 			eps = append(eps, e.Path)
 		}
-		api := "off (no api.key)"
+		api, admin := "off (no api.key)", "off (no api.key)"
 		if cfg.api.key != "" {
-			api = "/api/"
+			api, admin = "/api/", "/admin/"
 		}
 		log.Info("serving", "config", cfg.configFile, "addr", srv.Addr().String(), "endpoints", strings.Join(eps, " "),
-			"auth", cfg.auth.describe(), "api", api, "health", "/healthz /readyz", "metrics", "/metrics")
+			"auth", cfg.auth.describe(), "api", api, "admin", admin, "health", "/healthz /readyz", "metrics", "/metrics")
 	}
 	sig := waitForSignal(log, srv.Done())
 	log.Info("shutting down", "signal", sig.String(), "drain", cfg.drain.String())
@@ -364,5 +364,6 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 		io.WriteString(w, "ready")
 	})
 	mux.Handle("GET /metrics", metricsHandler(srv))
+	registerAdmin(mux, c.app != nil && c.api.key != "")
 	return srv, nil
 }
