@@ -16,8 +16,9 @@ import (
 // channelsAssign is the connection assign holding a token's channels claim.
 const channelsAssign = "_channels"
 
-// registerApp creates the file's endpoints, channels and events on srv.
-func registerApp(srv *pondsocket.Server, app *appConfig, auth *authenticator) (eps []*pondsocket.Endpoint, err error) {
+// registerApp creates the file's endpoints, channels and events on srv;
+// auth (JWT) and px (the backend proxy) may each be nil.
+func registerApp(srv *pondsocket.Server, app *appConfig, auth *authenticator, px *backendProxy) (eps []*pondsocket.Endpoint, err error) {
 	at := ""
 	defer func() { // bad patterns panic in the library: name the key
 		if p := recover(); p != nil {
@@ -27,19 +28,24 @@ func registerApp(srv *pondsocket.Server, app *appConfig, auth *authenticator) (e
 	for i, e := range app.Endpoints {
 		at = fmt.Sprintf("endpoints[%d].path", i)
 		ep := srv.CreateEndpoint(e.Path, func(ctx *pondsocket.ConnectionContext) error {
-			if auth == nil {
-				return ctx.Accept()
+			var cl *tokenClaims
+			tok := ""
+			if auth != nil {
+				tok = tokenOf(ctx)
+				var err error
+				if cl, err = auth.verify(tok); err != nil {
+					return ctx.Decline(401, err.Error())
+				}
+				ctx.SetUserID(cl.Subject)
+				for k, v := range cl.Info {
+					ctx.SetAssigns(k, v)
+				}
+				if cl.Channels != nil {
+					ctx.SetAssigns(channelsAssign, cl.Channels)
+				}
 			}
-			cl, err := auth.verify(tokenOf(ctx))
-			if err != nil {
-				return ctx.Decline(401, err.Error())
-			}
-			ctx.SetUserID(cl.Subject)
-			for k, v := range cl.Info {
-				ctx.SetAssigns(k, v)
-			}
-			if cl.Channels != nil {
-				ctx.SetAssigns(channelsAssign, cl.Channels)
+			if px != nil && px.cfg.connectURL != "" {
+				return px.onConnect(ctx, cl, tok)
 			}
 			return ctx.Accept()
 		})
@@ -52,23 +58,27 @@ func registerApp(srv *pondsocket.Server, app *appConfig, auth *authenticator) (e
 				if !mayJoin(u.Assigns[channelsAssign], ctx.ChannelName()) {
 					return ctx.Decline(403, "Not allowed to join "+ctx.ChannelName())
 				}
+				if px != nil && px.cfg.joinURL != "" {
+					return px.onJoin(ctx, c.Presence)
+				}
 				ctx.Accept()
 				if c.Presence {
 					ctx.Track(presenceOf(u))
 				}
 				return ctx.Err()
 			})
-			for name, mode := range c.Events {
+			// in file order: the first matching pattern decides
+			for _, name := range c.eventOrder {
 				at = fmt.Sprintf("endpoints[%d].channels[%d].events.%s", i, j, name)
-				ch.OnEvent(name, eventHandler(mode))
+				ch.OnEvent(name, eventHandler(c.Events[name], px))
 			}
-			ch.OnEvent("*", eventHandler("forbidden"))
+			ch.OnEvent("*", eventHandler("forbidden", nil))
 		}
 	}
 	return eps, nil
 }
 
-func eventHandler(mode string) func(*pondsocket.EventContext) error {
+func eventHandler(mode string, px *backendProxy) func(*pondsocket.EventContext) error {
 	switch mode {
 	case "broadcast":
 		return func(ctx *pondsocket.EventContext) error {
@@ -82,6 +92,8 @@ func eventHandler(mode string) func(*pondsocket.EventContext) error {
 		return func(ctx *pondsocket.EventContext) error {
 			return ctx.Reply(ctx.Event().Event, ctx.RawPayload()).Err()
 		}
+	case "proxy": // validateProxy made sure px has an event URL
+		return px.onEvent
 	}
 	return func(ctx *pondsocket.EventContext) error {
 		return pondsocket.Forbidden("Event not allowed: " + ctx.Event().Event)
@@ -137,10 +149,16 @@ func serveApp(srv *pondsocket.Server, mux *http.ServeMux, c config, log *slog.Lo
 		if auth, err = newAuthenticator(c.auth, ratelog.New(log, 0, 0)); err != nil {
 			return err
 		}
-	} else {
-		log.Warn("no auth.jwt in the configuration: every connection is accepted with a random user id")
+	} else if c.proxy.connectURL == "" {
+		log.Warn("no auth.jwt or proxy.connect_url in the configuration: every connection is accepted with a random user id")
 	}
-	eps, err := registerApp(srv, c.app, auth)
+	var px *backendProxy
+	if c.proxy.enabled() {
+		// an answer may carry a reply or broadcast payload as large as a
+		// client message, plus assigns and presence
+		px = newBackendProxy(c.proxy, c.maxMessageSize+64<<10, ratelog.New(log, 0, 0))
+	}
+	eps, err := registerApp(srv, c.app, auth, px)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.configFile, err)
 	}
