@@ -325,6 +325,21 @@ endpoints:
 		t.Fatalf("event request %v", er)
 	}
 
+	// SSE connects through the same handler, so through the backend too
+	sd := testenv.StartNodeFlags(t, "pondsocket-sse-client", []string{"--experimental-eventsource", "--no-warnings"}, "pond-driver.mjs")
+	sue := &jsClient{t: t, d: sd}
+	sd.Send(map[string]any{"op": "connect", "transport": "sse", "url": "http://" + addr + "/api/socket", "params": map[string]any{"name": "sue"}})
+	sue.expect("conn", func(e jsEv) bool { return strings.EqualFold(e.State, "connected") })
+	sue.join("/chat/1", "JOINED")
+	sue.expect("users", func(e jsEv) bool {
+		for _, u := range e.Users {
+			if u["id"] == "sue" && u["name"] == "Sue" && u["role"] == "member" {
+				return e.Channel == "/chat/1"
+			}
+		}
+		return false
+	})
+
 	// a slow backend: three slow events fill the event pool (2
 	// connections) and queue behind it; meanwhile a new connection joins
 	// through the join backend and a bystander's echo is answered
@@ -439,5 +454,47 @@ endpoints:
 	claims, _ := req["claims"].(map[string]any)
 	if req["user"] != "ann" || claims["sub"] != "ann" || claims["team"] != "red" || fmt.Sprint(claims["info"]) != "map[name:Ann]" {
 		t.Fatalf("connect request %v", req)
+	}
+}
+
+// Issue 13 §2: the proxy keys are read like every other key, and a bad one
+// stops the start naming the key and its line.
+func TestProxyConfig(t *testing.T) {
+	app := "endpoints:\n  - path: /ws\n    channels:\n      - pattern: /r/:id\n        events: {m: proxy}\n"
+	good := writeConfig(t, "proxy:\n  connect_url: http://127.0.0.1:9/c\n  event_url: https://backend.example/e\n  timeout: 1500ms\n  forward_headers: [Cookie, X-Tenant]\n  max_connections: 8\n"+app)
+	c, err := parseConfig([]string{"--config", good}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.proxy != (proxyConfig{connectURL: "http://127.0.0.1:9/c", eventURL: "https://backend.example/e", timeout: 1500 * time.Millisecond, forwardHeaders: "Cookie,X-Tenant", maxConns: 8}) {
+		t.Fatalf("proxy %+v", c.proxy)
+	}
+	// the environment overrides the file, through the same check
+	env := func(k string) (string, bool) { return "20s", k == "PONDSOCKET_PROXY_TIMEOUT" }
+	if _, err := parseConfig([]string{"--config", good}, env, io.Discard); err == nil || !strings.Contains(err.Error(), `PONDSOCKET_PROXY_TIMEOUT="20s": must be more than 0 and at most 9s`) {
+		t.Errorf("PONDSOCKET_PROXY_TIMEOUT=20s: %v", err)
+	}
+	noProxyEvents := "endpoints:\n  - path: /ws\n    channels:\n      - pattern: /r/:id\n"
+	for _, b := range []struct{ file, want string }{
+		{"proxy:\n  conect_url: http://x/\n" + noProxyEvents, "proxy.conect_url (line 2): unknown key"},
+		{"proxy:\n  connect_url: ftp://x/\n" + noProxyEvents, "proxy.connect_url (line 2): must be an http:// or https:// URL"},
+		{"proxy:\n  join_url: \"http://x/%zz\"\n" + noProxyEvents, "proxy.join_url (line 2): not a usable URL"},
+		{"proxy:\n  timeout: 0s\n" + noProxyEvents, "proxy.timeout (line 2): must be more than 0 and at most 9s"},
+		{"proxy:\n  timeout: 30s\n" + noProxyEvents, "proxy.timeout (line 2): must be more than 0 and at most 9s"},
+		{"proxy:\n  timeout: soon\n" + noProxyEvents, `proxy.timeout (line 2): "soon": parse error`},
+		{"proxy:\n  forward_headers: [Cookie, X Tenant]\n" + noProxyEvents, `proxy.forward_headers (line 2): "X Tenant" is not a header name`},
+		{"proxy:\n  max_connections: 0\n" + noProxyEvents, "proxy.max_connections (line 2): must be from 1 to 10000"},
+		{app, "endpoints[0].channels[0].events.m (line 5): mode proxy needs proxy.event_url"},
+		{"proxy:\n  event_url: http://x/e\n" + noProxyEvents, "proxy.event_url (line 2): no event has mode proxy"},
+		{"endpoints:\n  - path: /ws\n    channels:\n      - pattern: /r\n        events: {m: shout}\n", "events.m (line 5): must be broadcast, broadcast_from, reply, forbidden or proxy"},
+		{"endpoints:\n  - path: /ws\n    channels:\n      - pattern: /r\n        events:\n          m: reply\n          m: proxy\n", "events.m (line 7): listed twice"},
+	} {
+		_, err := parseConfig([]string{"--config", writeConfig(t, b.file)}, noEnv, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%q: error %v, want %q", b.file, err, b.want)
+		}
+	}
+	if _, err := parseConfig([]string{"--proxy-connect-url", "http://x/"}, noEnv, io.Discard); err == nil || !strings.Contains(err.Error(), "--proxy-connect-url: needs a configuration file") {
+		t.Errorf("--proxy-connect-url without --config: %v", err)
 	}
 }
