@@ -97,6 +97,9 @@ func (c *config) validateProxy(bad func(name, want string) error) error {
 			return bad("proxy-forward-headers", fmt.Sprintf("%q is not a header name", h))
 		}
 	}
+	if c.inline && (c.proxy.joinURL != "" || c.proxy.eventURL != "") {
+		return bad("inline-handlers", "not with proxy.join_url or proxy.event_url: backend calls wait on the network, and inline handlers run on the event loops")
+	}
 	proxied := false
 	for i, e := range c.app.Endpoints {
 		for j, ch := range e.Channels {

@@ -485,6 +485,7 @@ func TestProxyConfig(t *testing.T) {
 		{"proxy:\n  forward_headers: [Cookie, X Tenant]\n" + noProxyEvents, `proxy.forward_headers (line 2): "X Tenant" is not a header name`},
 		{"proxy:\n  max_connections: 0\n" + noProxyEvents, "proxy.max_connections (line 2): must be from 1 to 10000"},
 		{app, "endpoints[0].channels[0].events.m (line 5): mode proxy needs proxy.event_url"},
+		{"inline_handlers: true\nproxy:\n  join_url: http://x/j\n" + noProxyEvents, "inline_handlers (line 1): not with proxy.join_url"},
 		{"proxy:\n  event_url: http://x/e\n" + noProxyEvents, "proxy.event_url (line 2): no event has mode proxy"},
 		{"endpoints:\n  - path: /ws\n    channels:\n      - pattern: /r\n        events: {m: shout}\n", "events.m (line 5): must be broadcast, broadcast_from, reply, forbidden or proxy"},
 		{"endpoints:\n  - path: /ws\n    channels:\n      - pattern: /r\n        events:\n          m: reply\n          m: proxy\n", "events.m (line 7): listed twice"},
