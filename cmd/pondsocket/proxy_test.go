@@ -24,8 +24,9 @@ type testBackend struct {
 	srv     *httptest.Server
 	release chan struct{} // closed: slow answers return
 	once    sync.Once
-	slowIn  atomic.Int32 // slow calls being held right now
-	slowAll atomic.Int32 // slow calls received
+	slowIn    atomic.Int32 // slow calls being held right now
+	slowAll   atomic.Int32 // slow calls received
+	firstSlow atomic.Int64 // when the first slow call arrived, unix ns
 
 	mu    sync.Mutex
 	calls map[string][]map[string]any // by kind: the decoded requests
@@ -66,6 +67,7 @@ func (b *testBackend) requests(kind string) []map[string]any {
 // hold keeps a call until the test releases it or the server gives up.
 func (b *testBackend) hold(r *http.Request) {
 	b.slowAll.Add(1)
+	b.firstSlow.CompareAndSwap(0, time.Now().UnixNano())
 	b.slowIn.Add(1)
 	defer b.slowIn.Add(-1)
 	select {
@@ -497,5 +499,85 @@ func TestProxyConfig(t *testing.T) {
 	}
 	if _, err := parseConfig([]string{"--proxy-connect-url", "http://x/"}, noEnv, io.Discard); err == nil || !strings.Contains(err.Error(), "--proxy-connect-url: needs a configuration file") {
 		t.Errorf("--proxy-connect-url without --config: %v", err)
+	}
+}
+
+// metricValue reads one value of the server's /metrics.
+func metricValue(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		var v float64
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			if _, err := fmt.Sscan(f[1], &v); err == nil {
+				return v
+			}
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return 0
+}
+
+// Issue 13 §2: more slow event calls than the server has workers cannot
+// starve other channels: the proxied event's handler holds at most
+// MaxWorkersPerHandler (half of the workers; 128 of 256 with one core),
+// the others wait without a worker, and a bystander's echo is answered
+// long before the first slow call could time out.
+func TestProxySlowBackendCannotStarve(t *testing.T) {
+	be := newTestBackend(t)
+	const timeout = 8 * time.Second
+	const senders = 300 // more than the 256 workers of GOMAXPROCS=1
+	cfg := writeConfig(t, fmt.Sprintf(`proxy:
+  connect_url: %s
+  event_url: %s
+  timeout: %s
+  max_connections: 2
+endpoints:
+  - path: /api/socket
+    channels:
+      - pattern: /chat/:roomId
+        events:
+          slow: proxy
+      - pattern: /echo/:id
+        events:
+          echo: reply
+`, be.url("connect"), be.url("event"), timeout))
+	p := testenv.Start(t, buildBinary(t), testenv.ProcOptions{
+		Args:  []string{"--addr", "127.0.0.1:0", "--log-level", "error", "--config", cfg},
+		Env:   []string{"GOMAXPROCS=1"},
+		Ready: "listening on ",
+	})
+	addr := p.Ready
+	bystander := jsConnect(t, addr, map[string]any{"name": "bystander"})
+	bystander.expect("conn", func(e jsEv) bool { return strings.EqualFold(e.State, "connected") })
+	bystander.join("/echo/1", "JOINED")
+
+	members := make([]*rawMember, senders)
+	for i := range members {
+		members[i] = rawJoin(t, addr, fmt.Sprintf("s%d", i), "/chat/slow")
+	}
+	before := metricValue(t, addr, "pondsocket_messages_in_total")
+	for i, m := range members {
+		m.send("BROADCAST", "slow", "/chat/slow", fmt.Sprintf("slow-%d", i))
+	}
+	testenv.Eventually(t, 20*time.Second, "the server received every slow event", func() bool {
+		return metricValue(t, addr, "pondsocket_messages_in_total") >= before+senders
+	})
+	testenv.Eventually(t, 10*time.Second, "the backend holds two slow calls", func() bool { return be.slowIn.Load() == 2 })
+	if r := bystander.request("/echo/1", "echo", map[string]any{"k": "v"}); r["k"] != "v" {
+		t.Fatalf("echo %v", r)
+	}
+	if waited := time.Since(time.Unix(0, be.firstSlow.Load())); waited >= timeout {
+		t.Fatalf("the echo came %v after the first slow call: it waited for the slow calls to time out", waited)
+	}
+	// the first slow call ends with the protocol's 504 (the others follow
+	// in waves of at most MaxWorkersPerHandler, each within its timeout)
+	if f := members[0].await("slow-0", timeout+30*time.Second); !strings.Contains(f, `"code":504`) {
+		t.Fatalf("slow-0: %s", f)
 	}
 }
