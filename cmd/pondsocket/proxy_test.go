@@ -21,9 +21,9 @@ import (
 // testBackend is the application backend of the proxy tests: a real HTTP
 // server on 127.0.0.1 whose answers depend on what it is asked.
 type testBackend struct {
-	srv     *httptest.Server
-	release chan struct{} // closed: slow answers return
-	once    sync.Once
+	srv       *httptest.Server
+	release   chan struct{} // closed: slow answers return
+	once      sync.Once
 	slowIn    atomic.Int32 // slow calls being held right now
 	slowAll   atomic.Int32 // slow calls received
 	firstSlow atomic.Int64 // when the first slow call arrived, unix ns
