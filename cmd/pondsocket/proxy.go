@@ -551,9 +551,11 @@ func (p *backendProxy) onEvent(ctx *pondsocket.EventContext) error {
 		}
 		fn(event, payload)
 	}
+	// the reply first: a broadcast carries the request id too, and
+	// sendForResponse resolves with the first message that has it
+	send(ans.Reply, ctx.Reply)
 	send(ans.Broadcast, ctx.Broadcast)
 	send(ans.BroadcastFrom, ctx.BroadcastFrom)
-	send(ans.Reply, ctx.Reply)
 	return ctx.Err()
 }
 

@@ -124,6 +124,8 @@ func (b *testBackend) event(w http.ResponseWriter, r *http.Request) {
 		answer(w, map[string]any{"broadcast": map[string]any{"payload": map[string]any{"text": strings.ToUpper(text), "by": req["user"]}}})
 	case "ask":
 		answer(w, map[string]any{"reply": map[string]any{"event": "answer", "payload": map[string]any{"n": 42}}})
+	case "save": // a reply to the sender and the client's payload to everyone
+		answer(w, map[string]any{"reply": map[string]any{"payload": map[string]any{"saved": true}}, "broadcast": map[string]any{}})
 	case "rude":
 		answer(w, map[string]any{"deny": map[string]any{"code": 422, "message": "Be nice"}})
 	case "slow":
@@ -313,6 +315,12 @@ endpoints:
 	}
 	if r := ann.request("/chat/1", "ask", map[string]any{}); r["n"] != float64(42) {
 		t.Fatalf("reply %v", r)
+	}
+	if r := ann.request("/chat/1", "save", map[string]any{"doc": "d1"}); r["saved"] != true {
+		t.Fatalf("reply with a broadcast: %v", r)
+	}
+	if m := bob.expect("message", func(e jsEv) bool { return e.Event == "save" }); m.Payload["doc"] != "d1" {
+		t.Fatalf("broadcast of the client's payload %v", m.Payload)
 	}
 	if r := ann.request("/chat/1", "rude", map[string]any{}); r["code"] != float64(422) || r["message"] != "Be nice" {
 		t.Fatalf("deny %v", r)
