@@ -13,8 +13,15 @@ import (
 	"github.com/pondsocket/pondsocket"
 )
 
-// channelsAssign is the connection assign holding a token's channels claim.
-const channelsAssign = "_channels"
+// Connection assigns the server keeps for itself (never shown as assigns):
+// the token's channels claim, and the presence a connect proxy answer
+// chose.
+const (
+	channelsAssign = "_channels"
+	presenceAssign = "_presence"
+)
+
+func serverAssign(k string) bool { return k == channelsAssign || k == presenceAssign }
 
 // registerApp creates the file's endpoints, channels and events on srv;
 // auth (JWT) and px (the backend proxy) may each be nil.
@@ -127,13 +134,20 @@ func mayJoin(claim any, name string) bool {
 	return false
 }
 
-// presenceOf is what a member shows in presence: its id and its token's
-// info (the assigns but the channels claim).
+// presenceOf is what a member shows in presence: its id and the presence
+// a connect proxy answer chose, or else its token's info and the proxy's
+// assigns (the assigns but the server's own).
 func presenceOf(u *pondsocket.User) map[string]any {
 	p := map[string]any{}
-	for k, v := range u.Assigns {
-		if k != channelsAssign {
+	if chosen, ok := u.Assigns[presenceAssign].(map[string]any); ok {
+		for k, v := range chosen {
 			p[k] = v
+		}
+	} else {
+		for k, v := range u.Assigns {
+			if !serverAssign(k) {
+				p[k] = v
+			}
 		}
 	}
 	p["id"] = u.UserID

@@ -209,14 +209,15 @@ func (r *proxyRefusal) status(defMsg string) (int, string) {
 type connectAnswer struct {
 	User     string         `json:"user"`
 	Assigns  map[string]any `json:"assigns"`
+	Presence map[string]any `json:"presence"`
 	Channels *[]string      `json:"channels"`
 	Decline  *proxyRefusal  `json:"decline"`
 }
 
 func (a *connectAnswer) check() error {
 	if a.Decline != nil {
-		if a.User != "" || a.Assigns != nil || a.Channels != nil {
-			return errors.New("decline together with user, assigns or channels")
+		if a.User != "" || a.Assigns != nil || a.Presence != nil || a.Channels != nil {
+			return errors.New("decline together with user, assigns, presence or channels")
 		}
 		return a.Decline.check()
 	}
@@ -447,7 +448,12 @@ func (p *backendProxy) onConnect(ctx *pondsocket.ConnectionContext, cl *tokenCla
 		ctx.SetUserID(ans.User)
 	}
 	for k, v := range ans.Assigns {
-		ctx.SetAssigns(k, v)
+		if !serverAssign(k) {
+			ctx.SetAssigns(k, v)
+		}
+	}
+	if ans.Presence != nil {
+		ctx.SetAssigns(presenceAssign, ans.Presence)
 	}
 	if ans.Channels != nil {
 		ctx.SetAssigns(channelsAssign, *ans.Channels)
@@ -506,6 +512,7 @@ func (p *backendProxy) onJoin(ctx *pondsocket.JoinContext, presence bool) error 
 	}
 	switch {
 	case ans.Presence != nil:
+		ans.Presence["id"] = u.UserID
 		ctx.Track(ans.Presence)
 	case presence:
 		merged := &pondsocket.User{UserID: u.UserID, Assigns: map[string]any{}}
@@ -560,11 +567,11 @@ func (p *backendProxy) onEvent(ctx *pondsocket.EventContext) error {
 }
 
 // visibleAssigns are the assigns but the server's own (the channels
-// claim), for the backend.
+// claim, the chosen presence), for the backend.
 func visibleAssigns(a map[string]any) map[string]any {
 	out := make(map[string]any, len(a))
 	for k, v := range a {
-		if k != channelsAssign {
+		if !serverAssign(k) {
 			out[k] = v
 		}
 	}

@@ -95,6 +95,8 @@ func (b *testBackend) connect(w http.ResponseWriter, r *http.Request) {
 		b.hold(r)
 	case "":
 		answer(w, map[string]any{"decline": map[string]any{}})
+	case "sue": // private assigns, public presence
+		answer(w, map[string]any{"user": name, "assigns": map[string]any{"email": "sue@example.com"}, "presence": map[string]any{"nick": "Sue S."}})
 	case "vip":
 		answer(w, map[string]any{"user": name})
 	default:
@@ -109,6 +111,8 @@ func (b *testBackend) join(w http.ResponseWriter, r *http.Request) {
 	switch req["channel"] {
 	case "/chat/closed":
 		answer(w, map[string]any{"decline": map[string]any{"code": 403, "message": "Room closed"}})
+	case "/chat/stage": // a presence of the backend's choosing
+		answer(w, map[string]any{"presence": map[string]any{"on": "stage"}})
 	default:
 		answer(w, map[string]any{"assigns": map[string]any{"role": "member"}})
 	}
@@ -299,6 +303,10 @@ endpoints:
 			t.Fatalf("presence %v", users)
 		}
 	}
+	bob.join("/chat/stage", "JOINED")
+	if u := bob.expect("users", func(e jsEv) bool { return e.Channel == "/chat/stage" && len(e.Users) == 1 }).Users[0]; u["id"] != "bob" || u["on"] != "stage" || len(u) != 2 {
+		t.Fatalf("presence chosen by the join answer: %v", u)
+	}
 	ann.join("/chat/closed", "DECLINED") // the backend declines
 	joins := len(be.requests("join"))
 	ann.join("/vip/1", "DECLINED") // outside the channels the connect answer gave
@@ -343,12 +351,21 @@ endpoints:
 	sue.join("/chat/1", "JOINED")
 	sue.expect("users", func(e jsEv) bool {
 		for _, u := range e.Users {
-			if u["id"] == "sue" && u["name"] == "Sue" && u["role"] == "member" {
+			if u["id"] == "sue" {
+				if u["nick"] != "Sue S." || len(u) != 2 {
+					t.Fatalf("sue's presence %v, want the connect answer's presence and her id only", u)
+				}
 				return e.Channel == "/chat/1"
 			}
 		}
 		return false
 	})
+
+	for _, r := range be.requests("join") {
+		if r["user"] == "sue" && fmt.Sprint(r["assigns"]) != "map[email:sue@example.com]" {
+			t.Fatalf("sue's join request %v", r)
+		}
+	}
 
 	// a slow backend: three slow events fill the event pool (2
 	// connections) and queue behind it; meanwhile a new connection joins
