@@ -367,6 +367,7 @@ func (a *serverAPI) user(w http.ResponseWriter, r *http.Request) error {
 		}
 		assigns := c.Assigns()
 		delete(assigns, channelsAssign)
+		delete(assigns, presenceAssign)
 		chans := c.Channels()
 		sort.Strings(chans)
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "endpoint": ep.Path(), "channels": chans, "assigns": assigns})

@@ -61,6 +61,7 @@ type config struct {
 	app        *appConfig
 	auth       authConfig
 	api        apiConfig
+	proxy      proxyConfig
 	version    bool
 }
 
@@ -101,7 +102,7 @@ func main() {
 			api, admin = "/api/", "/admin/"
 		}
 		log.Info("serving", "config", cfg.configFile, "addr", srv.Addr().String(), "endpoints", strings.Join(eps, " "),
-			"auth", cfg.auth.describe(), "api", api, "admin", admin, "health", "/healthz /readyz", "metrics", "/metrics")
+			"auth", cfg.auth.describe(), "proxy", cfg.proxy.describe(), "api", api, "admin", admin, "health", "/healthz /readyz", "metrics", "/metrics")
 	}
 	sig := waitForSignal(log, srv.Done())
 	log.Info("shutting down", "signal", sig.String(), "drain", cfg.drain.String())
