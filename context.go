@@ -394,12 +394,15 @@ type EventContext struct {
 	c     *Client
 	in    *instance
 	msg   *protocol.ClientMessage
-	event *Event
+	event *Event // &ev: allocated with the context, not apart from it
+	ev    Event
 	err   error
 }
 
 func newEventContext(c *Client, in *instance, msg *protocol.ClientMessage) *EventContext {
-	return &EventContext{Route: in.route, c: c, in: in, msg: msg, event: &Event{Event: msg.Event, RequestID: msg.RequestID}}
+	ctx := &EventContext{Route: in.route, c: c, in: in, msg: msg, ev: Event{Event: msg.Event, RequestID: msg.RequestID}}
+	ctx.event = &ctx.ev
+	return ctx
 }
 
 func (ctx *EventContext) fail(err error) *EventContext {
