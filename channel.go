@@ -336,7 +336,7 @@ func (l *lobby) dispatch(ctx *EventContext) error {
 		s := l.ep.srv
 		s.stats.TimedOut.Add(1)
 		s.rlog.Warn("handler overran HandlerTimeout", "channel", ctx.in.name, "event", ctx.msg.Event,
-			"timeout", s.opts.HandlerTimeout.String())
+			"timeout", s.opts.Handlers.Timeout.String())
 		return errHandlerTimeout
 	}
 	return err

@@ -552,7 +552,7 @@ func (ctx *EventContext) SetAssigns(key string, value any) *EventContext {
 // presenceAllowed spends one token of the sender's presence bucket.
 func (ctx *EventContext) presenceAllowed() bool {
 	o := &ctx.in.ep.srv.opts
-	if ctx.c.st.presence.allow(o.PresenceRate, o.PresenceBurst, o.now()) {
+	if ctx.c.st.presence.allow(o.Presence.Rate, o.Presence.Burst, o.now()) {
 		return true
 	}
 	ctx.in.ep.srv.stats.RateLimited.Add(1)
@@ -635,7 +635,7 @@ func (ctx *LeaveContext) Context() context.Context {
 		if ctx.srv == nil {
 			return context.Background()
 		}
-		if t := ctx.srv.opts.HandlerTimeout; t > 0 {
+		if t := ctx.srv.opts.Handlers.Timeout; t > 0 {
 			ctx.hctx, ctx.stop = context.WithDeadline(ctx.srv.base, ctx.start.Add(t))
 		} else {
 			ctx.hctx, ctx.stop = context.WithCancel(ctx.srv.base)

@@ -99,7 +99,7 @@ func newHub(opts Options, t fanouter) *hub {
 	}
 	base, cancel := context.WithCancel(context.Background())
 	return &hub{opts: opts, log: opts.Logger, rlog: ratelog.New(opts.Logger, 0, 0), transport: t,
-		pool: newPool(opts.Workers), base: base, cancelBase: cancel}
+		pool: newPool(opts.Handlers.Workers), base: base, cancelBase: cancel}
 }
 
 // Options returns the effective options.

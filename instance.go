@@ -391,7 +391,7 @@ const (
 // The entry is bounded by MaxPresenceBytes and charged to the member's
 // connection.
 func (in *instance) setPresence(id string, p json.RawMessage, mode presenceMode) error {
-	if len(p) > in.ep.srv.opts.MaxPresenceBytes {
+	if len(p) > in.ep.srv.opts.State.MaxPresenceBytes {
 		return ErrPresenceTooLarge
 	}
 	in.mu.Lock()

@@ -107,7 +107,7 @@ func (r *sseRecorder) count(id int, prefix string) int {
 func TestSSEAgainstServer(t *testing.T) {
 	opts := pondsocket.DefaultOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	opts.EventLoops = 2
+	opts.Transport.EventLoops = 2
 	srv := pondsocket.NewServer(&pondsocket.ServerOptions{ServerAddr: "127.0.0.1:0", Options: opts})
 	ep := srv.CreateEndpoint("/api/socket", func(ctx *pondsocket.ConnectionContext) error {
 		if ctx.Route.Query.Get("token") == "bad" {

@@ -297,16 +297,16 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 	opts := pondsocket.DefaultOptions()
 	opts.Logger = log
 	if c.eventLoops > 0 {
-		opts.EventLoops = c.eventLoops
+		opts.Transport.EventLoops = c.eventLoops
 	}
 	opts.EnableCompression = c.compression
-	opts.MessageRate = c.messageRate
-	opts.MessageBurst = c.messageBurst
+	opts.Inbound.MessageRate = c.messageRate
+	opts.Inbound.MessageBurst = c.messageBurst
 	opts.MaxConnections = c.maxConnections
 	opts.MaxMessageSize = c.maxMessageSize
 	opts.PingInterval = c.pingInterval
 	opts.PongWait = c.pongWait
-	opts.InlineHandlers = c.inline
+	opts.Handlers.Inline = c.inline
 	if c.origins != "" {
 		opts.CheckOrigin = true
 		opts.AllowedOrigins = splitList(c.origins)

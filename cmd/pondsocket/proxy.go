@@ -18,7 +18,7 @@ package main
 // connect call on the upgrade's handler goroutine (bounded by
 // MaxPendingUpgrades and the handshake timeout), join and event calls on
 // the hub's workers, where a handler may occupy at most
-// MaxWorkersPerHandler of them. Each kind has its own HTTP connection
+// Handlers.MaxPerHandler of them. Each kind has its own HTTP connection
 // pool, bounded by proxy.max_connections: a slow event backend fills the
 // event pool only, and connects and joins keep theirs.
 

@@ -550,7 +550,7 @@ func metricValue(t *testing.T, addr, name string) float64 {
 
 // Issue 13 §2: more slow event calls than the server has workers cannot
 // starve other channels: the proxied event's handler holds at most
-// MaxWorkersPerHandler (half of the workers; 128 of 256 with one core),
+// Handlers.MaxPerHandler (half of the workers; 128 of 256 with one core),
 // the others wait without a worker, and a bystander's echo is answered
 // long before the first slow call could time out.
 func TestProxySlowBackendCannotStarve(t *testing.T) {
@@ -601,7 +601,7 @@ endpoints:
 		t.Fatalf("the echo came %v after the first slow call: it waited for the slow calls to time out", waited)
 	}
 	// the first slow call ends with the protocol's 504 (the others follow
-	// in waves of at most MaxWorkersPerHandler, each within its timeout)
+	// in waves of at most Handlers.MaxPerHandler, each within its timeout)
 	if f := members[0].await("slow-0", timeout+30*time.Second); !strings.Contains(f, `"code":504`) {
 		t.Fatalf("slow-0: %s", f)
 	}

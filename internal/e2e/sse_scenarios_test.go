@@ -270,7 +270,7 @@ func TestSSEBadPosts(t *testing.T) {
 // frames: beyond the burst each is answered on the stream with 429, and a
 // WebSocket member receives exactly the burst.
 func TestSSEMessageRateLimit(t *testing.T) {
-	srv := startDemo(t, func(o *pondsocket.Options) { o.MessageRate = 1; o.MessageBurst = 5 })
+	srv := startDemo(t, func(o *pondsocket.Options) { o.Inbound.MessageRate = 1; o.Inbound.MessageBurst = 5 })
 	addr := srv.Addr().String()
 	s := openStream(t, addr, "token=alice", nil)
 	s.body = bufio.NewReader(s.resp.Body)
