@@ -465,22 +465,22 @@ func putConnList(l *connList) {
 	connListPool.Put(l)
 }
 
-// Fanout sends one sealed frame to many connections: the recipients are
-// grouped by event loop and each loop gets one task. The caller keeps its
-// own reference to f. Safe from any goroutine.
-func (e *Engine) Fanout(f *wsframe.Frame, conns []*Conn) {
-	switch len(conns) {
-	case 0:
-		return
-	case 1:
+// Fanout sends one sealed frame to many connections: the engine's own
+// connections on the event loops are grouped by loop and each loop gets one
+// task; any other sink (a fallback connection, a test's virtual one) gets
+// its own Send. The caller keeps its own reference to f. Safe from any
+// goroutine.
+func (e *Engine) Fanout(f *wsframe.Frame, conns []wsframe.Sink) {
+	if len(conns) == 1 {
 		conns[0].Send(f)
 		return
 	}
 	var small [8]*connList
 	groups := small[:0]
-	for _, c := range conns {
-		if c.loop.stream {
-			c.Send(f)
+	for _, s := range conns {
+		c, ok := s.(*Conn)
+		if !ok || c.loop.stream {
+			s.Send(f)
 			continue
 		}
 		idx := c.loop.idx

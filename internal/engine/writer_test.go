@@ -69,11 +69,12 @@ func TestFlushTakesBroadcastsPostedMeanwhile(t *testing.T) {
 
 	const n = 3*refillEvery + 10
 	socks := make([]*recSocket, n)
-	conns := make([]*Conn, n)
+	conns := make([]wsframe.Sink, n)
 	for i := range conns {
 		socks[i] = &recSocket{}
-		conns[i] = &Conn{gc: socks[i], loop: l, e: e, state: stateOpen, qhead: -1, qtail: -1}
-		l.add(conns[i])
+		c := &Conn{gc: socks[i], loop: l, e: e, state: stateOpen, qhead: -1, qtail: -1}
+		l.add(c)
+		conns[i] = c
 	}
 	f1, f2 := textFrame(t, "one"), textFrame(t, "two")
 	one, two := string(f1.Bytes()), string(f2.Bytes())
