@@ -56,6 +56,15 @@ type spec struct {
 // reference's). A field is required on receipt only when a receiver cannot
 // act without it; the rest default (§5.3: consumers MUST NOT require
 // optional fields).
+// typeNames maps each type's name to its constant.
+var typeNames = func() map[string]Type {
+	m := make(map[string]Type, len(typeSchemas))
+	for t := range typeSchemas {
+		m[string(t)] = t
+	}
+	return m
+}()
+
 var typeSchemas = map[Type][]spec{
 	UserMessage:     {{fFromUserID, true}, {fEvent, true}, {fPayload, false}, {fRequestID, false}, {fRecipients, true}},
 	PresenceUpdate:  {{fUserID, true}, {fPresence, true}},
@@ -250,15 +259,17 @@ func appendRaw(dst, raw []byte, object bool, f field) ([]byte, error) {
 // Decode does not drop a node's own messages: that is the Node's job.
 func Decode(data []byte) (*Envelope, error) {
 	data = trimSpace(data)
-	if len(data) == 0 || !json.Valid(data) {
+	if len(data) == 0 || data[0] != '{' {
+		if len(data) > 0 && validValue(data, 0, 0) == len(data) {
+			return nil, invalidf("not a JSON object")
+		}
 		return nil, invalidf("not valid JSON")
-	}
-	if data[0] != '{' {
-		return nil, invalidf("not a JSON object")
 	}
 	var env [8][]byte // protocol, version, type, messageId, sourceNodeId, endpointName, channelName, timestamp
 	var fields [len(fieldKeys)][]byte
-	err := eachMember(data, func(key, val []byte) error {
+	// one pass: the object is checked as json.Valid would while its
+	// members are collected
+	ok := walkObject(data, func(key, val []byte) {
 		switch string(key) {
 		case "protocol":
 			env[0] = val
@@ -284,18 +295,25 @@ func Decode(data []byte) (*Envelope, error) {
 				}
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		return nil, invalidf("%v", err)
+	if !ok {
+		return nil, invalidf("not valid JSON")
 	}
 
+	var err error
 	e := &Envelope{}
-	if e.Protocol, err = envString(env[0], "protocol"); err != nil {
-		return nil, err
-	}
-	if e.Protocol != Protocol {
-		return nil, invalidf("protocol %q is not %q", e.Protocol, Protocol)
+	// the protocol and the type are compared as bytes and take the
+	// constants' strings: no allocation for them
+	if p := env[0]; len(p) >= 2 && p[0] == '"' && string(p[1:len(p)-1]) == Protocol {
+		e.Protocol = Protocol
+	} else {
+		if e.Protocol, err = envString(p, "protocol"); err != nil {
+			return nil, err
+		}
+		if e.Protocol != Protocol { // escaped characters may still spell it
+			return nil, invalidf("protocol %q is not %q", e.Protocol, Protocol)
+		}
+		e.Protocol = Protocol
 	}
 	if env[1] == nil || !isNumber(env[1]) {
 		return nil, invalidf("version is not a number")
@@ -304,14 +322,22 @@ func Decode(data []byte) (*Envelope, error) {
 		return nil, invalidf("version %s is not 1", env[1])
 	}
 	e.Version = Version
-	t, err := envString(env[2], "type")
-	if err != nil {
-		return nil, err
+	var schema []spec
+	if t := env[2]; len(t) >= 2 && t[0] == '"' {
+		if k, ok := typeNames[string(t[1:len(t)-1])]; ok {
+			e.Type, schema = k, typeSchemas[k]
+		}
 	}
-	e.Type = Type(t)
-	schema, ok := typeSchemas[e.Type]
-	if !ok {
-		return nil, invalidf("unknown type %q", t)
+	if schema == nil {
+		t, err := envString(env[2], "type")
+		if err != nil {
+			return nil, err
+		}
+		k, ok := typeNames[t] // escaped characters may still spell one
+		if !ok {
+			return nil, invalidf("unknown type %q", t)
+		}
+		e.Type, schema = k, typeSchemas[k]
 	}
 	if e.MessageID, err = envString(env[3], "messageId"); err != nil {
 		return nil, err
@@ -368,6 +394,21 @@ func envString(raw []byte, name string) (string, error) {
 }
 
 func timestamp(raw []byte) (int64, error) {
+	// the usual case, a plain non-negative integer, without strconv (whose
+	// argument would be a string allocated per message)
+	if len(raw) > 0 && len(raw) <= 18 {
+		n := int64(0)
+		for _, c := range raw {
+			if c < '0' || c > '9' {
+				n = -1
+				break
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if n >= 0 {
+			return n, nil
+		}
+	}
 	if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
 		return n, nil
 	}

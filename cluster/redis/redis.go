@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -308,7 +309,9 @@ func (p *pubsub) receive(ctx context.Context, sub *goredis.PubSub) error {
 			deliver := p.deliver
 			p.mu.Unlock()
 			if ok {
-				deliver(m.Channel, []byte(m.Payload))
+				// the payload's bytes, not a copy: go-redis made the string
+				// for this message alone, and deliver never writes to it
+				deliver(m.Channel, unsafe.Slice(unsafe.StringData(m.Payload), len(m.Payload)))
 			}
 		case *goredis.Subscription:
 			if m.Kind == "subscribe" {
