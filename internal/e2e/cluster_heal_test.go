@@ -306,6 +306,64 @@ func TestClusterHealsAfterRedisRestart(t *testing.T) {
 	}
 }
 
+// The Kafka broker (cmd/devkafka) is stopped for longer than the heartbeat
+// timeout and restarted on the same port with the same data, while a user
+// joins, another changes presence and messages are sent: every client
+// converges on the true list and messages flow both ways. Kafka's clients
+// reconnect with their own back-off, hence the generous bound.
+func TestClusterHealsAfterKafkaRestart(t *testing.T) {
+	testenv.NodeModules(t)
+	addr, data := testenv.FreeAddr(t), t.TempDir()
+	broker := startKafka(t, addr, data)
+	_, addrs := startHealNodes(t, 2, "--kafka-brokers", addr)
+	const room = "/chat/kafka-outage"
+	a := pondOn(t, addrs[0], "alice")
+	b := pondOn(t, addrs[1], "bob")
+	for _, x := range []struct {
+		p    *pond
+		name string
+	}{{a, "alice"}, {b, "bob"}} {
+		x.p.join(room, map[string]any{"username": x.name})
+		x.p.state(room, "JOINED")
+	}
+	converge(t, time.Now().Add(wait), room, []string{"alice", "bob"}, a, b)
+
+	if err := broker.Stop(10 * time.Second); err != nil {
+		t.Logf("broker stop: %v", err)
+	}
+	stopped := time.Now()
+	testenv.Eventually(t, 5*time.Second, "/readyz answers 503 with the broker down", func() bool {
+		return readyz(t, addrs[0]) == http.StatusServiceUnavailable
+	})
+	c := pondOn(t, addrs[1], "carol")
+	c.join(room, map[string]any{"username": "carol"})
+	c.state(room, "JOINED")
+	b.send(room, "status", map[string]any{"status": "away"})
+	a.send(room, "message", map[string]any{"text": "during"})
+	time.Sleep(time.Until(stopped.Add(4 * healTimeout))) // the outage itself is the thing under test
+	startKafka(t, addr, data)
+	back := time.Now()
+
+	const bound = 15 * time.Second
+	want := []string{"alice", "bob:away", "carol"}
+	converge(t, back.Add(bound), room, want, a, b, c)
+	for _, p := range []*pond{b, c} {
+		p.expect("message", func(e pondEv) bool { return e.Event == "message" && e.Payload["text"] == "during" })
+	}
+	flows(t, room, "after-kafka", a, b, c)
+	took := time.Since(back)
+	if took > bound {
+		t.Errorf("converged and flowing %v after the broker returned, want within %v", took, bound)
+	}
+	t.Logf("converged, the outage's message delivered and flowing both ways %v after the broker returned", took.Round(time.Millisecond))
+	converge(t, time.Now(), room, want, a, b, c)
+	for _, addr := range addrs {
+		if code := readyz(t, addr); code != http.StatusOK {
+			t.Errorf("%s /readyz = %d after the outage", addr, code)
+		}
+	}
+}
+
 // partitioned wraps a node's PubSub: while cut, nothing it publishes
 // leaves and nothing reaches it (a partition between nodes sharing a bus).
 type partitioned struct {
