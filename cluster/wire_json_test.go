@@ -80,3 +80,22 @@ func TestDecodeEscapedProtocolAndType(t *testing.T) {
 		}
 	}
 }
+
+// Plain strings share one allocation, escaped or non-ASCII ones are
+// unquoted on their own: mixed in one message, every field is right.
+func TestDecodeMixedStrings(t *testing.T) {
+	in := strings.NewReplacer(`"fromUserId":"u1"`, `"fromUserId":"u\u0031"`, `"event":"message"`, `"event":"mé"`).Replace(valid)
+	e, err := Decode([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{e.MessageID, e.SourceNodeID, e.EndpointName, e.ChannelName, e.FromUserID, e.Event, e.RequestID}
+	want := []string{"m1", "n1", "api/socket", "/chat/lobby", "u1", "mé", "r1"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	hb, err := Decode([]byte(`{"protocol":"pondsocket.distributed","version":1,"type":"NODE_HEARTBEAT","messageId":"h","sourceNodeId":"node-7","endpointName":"__heartbeat__","channelName":"__heartbeat__","timestamp":1}`))
+	if err != nil || hb.NodeID != "node-7" || hb.SourceNodeID != "node-7" {
+		t.Fatalf("heartbeat without nodeId: %+v, %v", hb, err)
+	}
+}
