@@ -123,6 +123,14 @@ func (p *pubsub) notifyState(up bool) {
 	}
 }
 
+// newClient makes a client with its own copy of the options: go-redis
+// fills in defaults on the Options it is given and reads them for the
+// client's lifetime, so clients must not share one.
+func (p *pubsub) newClient() *goredis.Client {
+	o := *p.opt
+	return goredis.NewClient(&o)
+}
+
 // Addr is the Redis address in use.
 func (p *pubsub) Addr() string {
 	if p.opt == nil {
@@ -146,7 +154,7 @@ func (p *pubsub) Start(ctx context.Context, deliver func(string, []byte)) error 
 	}
 	p.mu.Unlock()
 
-	client := goredis.NewClient(p.opt)
+	client := p.newClient()
 	if err := client.Ping(ctx).Err(); err != nil {
 		client.Close()
 		return fmt.Errorf("redis: cannot reach %s: %w", p.opt.Addr, err)
@@ -226,7 +234,7 @@ func (p *pubsub) run(ctx context.Context, sub *goredis.PubSub) {
 				return
 			case <-t.C:
 			}
-			c := goredis.NewClient(p.opt)
+			c := p.newClient()
 			s := c.Subscribe(ctx)
 			if err := s.Ping(ctx); err != nil {
 				s.Close()
