@@ -47,7 +47,7 @@ func (countConn) Close(int, string)     {}
 //
 //	go test -run '^$' -bench ClusterReceive -benchmem -count 6 .
 func BenchmarkClusterReceive(b *testing.B) {
-	s := newHub(Options{MessageRate: -1, JoinRate: -1, Logger: quietLog()}, nil)
+	s := newHub(Options{Logger: quietLog(), Inbound: InboundOptions{MessageRate: -1, JoinRate: -1}}, nil)
 	defer s.Close()
 	ep := s.CreateEndpoint("/api/socket", func(ctx *ConnectionContext) error { return ctx.Accept() })
 	ep.CreateChannel("/chat/:room", func(ctx *JoinContext) error { return ctx.Accept().Err() })
