@@ -20,8 +20,13 @@ import (
 //     presence: after a flush of B bytes the next one waits B/budget
 //     seconds, and the changes made meanwhile are coalesced into one
 //     message that carries the newest list, the kind (JOIN/UPDATE/LEAVE)
-//     and "changed" of the last change. Outside storms every change is sent
-//     at once, exactly as the reference does.
+//     and "changed" of the last change (waiting at most a second, unless
+//     the next point asks for more). Outside storms every change is sent
+//     at once, exactly as the reference does;
+//   - one member is sent at most memberPresenceRate bytes of presence per
+//     second: in very large rooms the list itself is megabytes, and the
+//     interval between two lists grows with it instead of cutting readers
+//     as slow consumers.
 //
 // UPDATE messages carry the *new* presence in "changed" (decision (c) of
 // docs/protocol.md §10; the reference sends the previous one).
@@ -109,13 +114,25 @@ func (in *instance) flushPresenceLocked(now time.Time) {
 	f.Seal(wsframe.OpText)
 	n, _ := in.deliverLocked(f, recipients{tracked: true})
 	in.ep.srv.stats.PresenceSent.Add(1)
-	cost := float64(f.Len()) * float64(n)
+	size := float64(f.Len())
+	cost := size * float64(n)
 	f.Release()
-	delay := time.Duration(cost / float64(in.ep.srv.opts.Presence.Budget) * float64(time.Second))
-	if delay > maxPresenceDelay {
-		delay = maxPresenceDelay
-	}
+	o := &in.ep.srv.opts
+	delay := min(time.Duration(cost/float64(o.Presence.Budget)*float64(time.Second)), maxPresenceDelay)
+	// However large the room, one member is never sent presence faster
+	// than memberPresenceRate allows: in a room of 100 000 members the list
+	// is megabytes, and sending it every second would put any reader over
+	// its outbound limit and get it cut as a slow consumer.
+	delay = max(delay, time.Duration(size/memberPresenceRate(o)*float64(time.Second)))
 	p.next = now.Add(delay)
+}
+
+// memberPresenceRate is the most presence bytes per second one member is
+// sent: a quarter of what the slow-consumer rule tolerates (Outbound.MaxBytes
+// pending for Outbound.SlowConsumerTimeout), so a member that reads at all
+// is never cut because of presence, whatever the size of its room.
+func memberPresenceRate(o *Options) float64 {
+	return float64(o.Outbound.MaxBytes) / o.Outbound.SlowConsumerTimeout.Seconds() / 4
 }
 
 // encodePresence turns a user value into the compact JSON object stored as
