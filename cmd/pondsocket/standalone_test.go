@@ -380,6 +380,7 @@ func TestConfigurationReferenceComplete(t *testing.T) {
 	var c config
 	envOf := map[string]string{}
 	defineAppFlags(fs, &c, func(name, env string) string { envOf[name] = env; return "" })
+	defineBusFlags(fs, &c, func(name, env string) string { envOf[name] = env; return "" })
 	out := &strings.Builder{} // every flag, from the help text
 	_, _ = parseConfig([]string{"--help"}, noEnv, out)
 	seen := 0
