@@ -17,6 +17,8 @@ import (
 type Client struct {
 	id     string
 	conn   memberConn
+	// nextSame is the user's next connection on the endpoint (userid.go)
+	nextSame atomic.Pointer[Client]
 	ep     *Endpoint
 	remote string // peer address; the request headers are not kept
 
@@ -80,7 +82,7 @@ type job struct {
 	disconnect bool
 }
 
-// ID is the user id (the connection id).
+// ID is the user id (shared by the user's connections, see SetUserID).
 func (c *Client) ID() string { return c.id }
 
 // RemoteAddr is the peer address.

@@ -90,6 +90,11 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxChannelsPerConnection bounds the channels one connection joins.
 	MaxChannelsPerConnection int
+	// MaxConnectionsPerUser bounds the live connections of one user id
+	// (set with ConnectionContext.SetUserID) on an endpoint of this node;
+	// an upgrade beyond it is declined with StatusUserConnected (409).
+	// Default 16.
+	MaxConnectionsPerUser int
 	// MessageRate/MessageBurst: per-connection token bucket for events
 	// (negative rate disables). JoinRate/JoinBurst: the same for joins.
 	MessageRate  float64
@@ -159,6 +164,7 @@ type Options struct {
 const (
 	DefaultMaxMessageSize           = 1 << 20
 	DefaultMaxChannelsPerConnection = 1000
+	DefaultMaxConnectionsPerUser    = 16
 	DefaultMessageRate              = 1000
 	DefaultMessageBurst             = 2000
 	DefaultJoinRate                 = 100
@@ -213,6 +219,7 @@ func DefaultOptions() *Options {
 		FDHeadroom:               DefaultFDHeadroom,
 		HandshakeTimeout:         DefaultHandshakeTimeout,
 		MaxChannelsPerConnection: DefaultMaxChannelsPerConnection,
+		MaxConnectionsPerUser:    DefaultMaxConnectionsPerUser,
 		MessageRate:              DefaultMessageRate,
 		MessageBurst:             DefaultMessageBurst,
 		JoinRate:                 DefaultJoinRate,
