@@ -15,12 +15,12 @@ import (
 // Client is one connection as the channel layer sees it. Its id is the user
 // id every channel knows it by (one per connection, docs/protocol.md §0).
 type Client struct {
-	id     string
-	conn   memberConn
+	id   string
+	conn memberConn
 	// nextSame is the user's next connection on the endpoint (userid.go)
 	nextSame atomic.Pointer[Client]
-	ep     *Endpoint
-	remote string // peer address; the request headers are not kept
+	ep       *Endpoint
+	remote   string // peer address; the request headers are not kept
 
 	// mu guards assigns and chans. Lock order: instance.mu before Client.mu.
 	mu      sync.Mutex

@@ -169,6 +169,9 @@ func (ep *Endpoint) publishMessage(in *instance, event, reqID, from string, payl
 // HandleMessage applies a message from another node (cluster.Handler).
 // It runs on the node's delivery goroutine, in order per channel.
 func (s *hub) HandleMessage(e *cluster.Envelope) {
+	if s.handleControl(e) {
+		return
+	}
 	ep := s.endpointByName(e.EndpointName)
 	if ep == nil {
 		return

@@ -599,17 +599,25 @@ func (in *instance) memberPresenceLocked(m *member, p json.RawMessage, mode pres
 	}
 	m.held += delta
 	m.pbytes = int32(n)
-	switch {
-	case rec == nil:
+	if rec == nil {
 		rec = in.trackLocked(m.c.id, p)
-		in.presenceChangedLocked(protocol.EventJoin, p)
-	case !keep && !bytes.Equal(rec.raw, p):
-		rec.raw = p
-		in.presenceChangedLocked(protocol.EventUpdate, p)
-	}
-	if m.pres == nil {
 		m.pres = rec
 		rec.local++
+		in.presenceChangedLocked(protocol.EventJoin, p) // m among the recipients
+		return nil
+	}
+	if m.pres == nil {
+		// the user was present already: the others hear nothing of this
+		// connection, which learns the list as a joiner does
+		m.pres = rec
+		rec.local++
+		f := in.presenceFrameLocked(protocol.EventJoin, rec.raw)
+		m.c.send(f)
+		f.Release()
+	}
+	if !keep && !bytes.Equal(rec.raw, p) {
+		rec.raw = p
+		in.presenceChangedLocked(protocol.EventUpdate, p)
 	}
 	return nil
 }

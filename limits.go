@@ -19,9 +19,9 @@ type clientState struct {
 }
 
 type leftMember struct {
-	in    *instance
-	m     *member
-	how   leftHow
+	in  *instance
+	m   *member
+	how leftHow
 }
 
 // leftHow says what a member's removal changed beyond the member.

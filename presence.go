@@ -83,14 +83,29 @@ func (in *instance) flushPresenceLocked(now time.Time) {
 	if in.ntracked == 0 {
 		return
 	}
+	f := in.presenceFrameLocked(p.event, p.changed)
+	n, _ := in.deliverLocked(f, recipients{tracked: true})
+	in.ep.srv.stats.PresenceSent.Add(1)
+	cost := float64(f.Len()) * float64(n)
+	f.Release()
+	delay := time.Duration(cost / float64(in.ep.srv.opts.PresenceBudget) * float64(time.Second))
+	if delay > maxPresenceDelay {
+		delay = maxPresenceDelay
+	}
+	p.next = now.Add(delay)
+}
+
+// presenceFrameLocked encodes a PRESENCE message with the channel's
+// complete list (in.mu held).
+func (in *instance) presenceFrameLocked(event string, changed json.RawMessage) *wsframe.Frame {
 	f := wsframe.NewFrame()
 	f.AppendTo(func(b []byte) []byte {
-		b = protocol.AppendMessageHead(b, protocol.ActionPresence, p.event, in.name, newID())
+		b = protocol.AppendMessageHead(b, protocol.ActionPresence, event, in.name, newID())
 		b = append(b, `{"changed":`...)
-		if len(p.changed) == 0 {
+		if len(changed) == 0 {
 			b = append(b, "{}"...)
 		} else {
-			b = append(b, p.changed...)
+			b = append(b, changed...)
 		}
 		b = append(b, `,"presence":[`...)
 		first := true
@@ -107,15 +122,7 @@ func (in *instance) flushPresenceLocked(now time.Time) {
 		return append(b, "]}}"...)
 	})
 	f.Seal(wsframe.OpText)
-	n, _ := in.deliverLocked(f, recipients{tracked: true})
-	in.ep.srv.stats.PresenceSent.Add(1)
-	cost := float64(f.Len()) * float64(n)
-	f.Release()
-	delay := time.Duration(cost / float64(in.ep.srv.opts.PresenceBudget) * float64(time.Second))
-	if delay > maxPresenceDelay {
-		delay = maxPresenceDelay
-	}
-	p.next = now.Add(delay)
+	return f
 }
 
 // encodePresence turns a user value into the compact JSON object stored as

@@ -29,6 +29,7 @@ type config struct {
 	addr           string
 	eventLoops     int
 	maxConnections int
+	maxConnsUser   int
 	maxMessageSize int64
 	pingInterval   time.Duration
 	pongWait       time.Duration
@@ -145,6 +146,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Wr
 	fs.StringVar(&c.addr, "addr", ":8080", "listen address "+def("addr", "PONDSOCKET_ADDR"))
 	fs.IntVar(&c.eventLoops, "event-loops", 0, "event loops, 0 = one per core "+def("event-loops", "PONDSOCKET_EVENT_LOOPS"))
 	fs.IntVar(&c.maxConnections, "max-connections", 0, "refuse upgrades beyond this many connections with 503, 0 = unlimited "+def("max-connections", "PONDSOCKET_MAX_CONNECTIONS"))
+	fs.IntVar(&c.maxConnsUser, "max-connections-per-user", 16, "decline a user's upgrades beyond this many live connections with 409 "+def("max-connections-per-user", "PONDSOCKET_MAX_CONNECTIONS_PER_USER"))
 	fs.Int64Var(&c.maxMessageSize, "max-message-size", 1<<20, "largest client message in bytes "+def("max-message-size", "PONDSOCKET_MAX_MESSAGE_SIZE"))
 	fs.DurationVar(&c.pingInterval, "ping-interval", 30*time.Second, "ping a connection silent for this long "+def("ping-interval", "PONDSOCKET_PING_INTERVAL"))
 	fs.DurationVar(&c.pongWait, "pong-wait", 60*time.Second, "drop a connection silent for this long "+def("pong-wait", "PONDSOCKET_PONG_WAIT"))
@@ -248,6 +250,8 @@ func (c *config) validate(source func(name string) string) error {
 		return bad("event-loops", "must be 0 (one per core) or more")
 	case c.maxConnections < 0:
 		return bad("max-connections", "must be 0 (unlimited) or more")
+	case c.maxConnsUser <= 0:
+		return bad("max-connections-per-user", "must be more than 0")
 	case c.maxMessageSize <= 0:
 		return bad("max-message-size", "must be more than 0")
 	case c.pingInterval <= 0:
@@ -313,6 +317,7 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 	opts.MessageRate = c.messageRate
 	opts.MessageBurst = c.messageBurst
 	opts.MaxConnections = c.maxConnections
+	opts.MaxConnectionsPerUser = c.maxConnsUser
 	opts.MaxMessageSize = c.maxMessageSize
 	opts.PingInterval = c.pingInterval
 	opts.PongWait = c.pongWait
