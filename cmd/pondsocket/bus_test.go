@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pondsocket/pondsocket/apiclient"
 	"github.com/pondsocket/pondsocket/internal/testenv"
 )
 
@@ -256,5 +257,72 @@ func TestBusConfigErrors(t *testing.T) {
 	}
 	if ps, err := newPubSub(c, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil || ps == nil {
 		t.Fatalf("newPubSub: %v %v", ps, err)
+	}
+}
+
+// The server API is cluster-wide (issue 13 point 3): calls through node A,
+// which has no member of the channel, reach the members on node B over a
+// real redis-server: broadcast, to, evict and disconnect.
+func TestServerAPIAcrossNodes(t *testing.T) {
+	testenv.NodeModules(t)
+	bin := buildBinary(t)
+	redisAddr := redisServer(t, false)
+	node := func(id string) string {
+		return startConfigured(t, bin, "--config", exampleConfig, "--redis-addr", redisAddr, "--node-id", id,
+			"--cluster-namespace", "apitest", "--heartbeat-interval", "200ms", "--heartbeat-timeout", "2s")
+	}
+	addrA, addrB := node("api-a"), node("api-b")
+	ctx := context.Background()
+	apiA := apiclient.New("http://"+addrA, "backend-secret")
+	bob := newJS(t, addrB, userToken(t, "bob", nil))
+	ann := newJS(t, addrB, userToken(t, "ann", nil))
+	bob.join("/chat/far", "JOINED")
+	ann.join("/chat/far", "JOINED")
+	bob.expect("users", func(e jsEv) bool { return e.Channel == "/chat/far" && len(e.Users) == 2 })
+	// node B's subscription to the channel's topic may trail the join by
+	// a moment: broadcast until one arrives
+	got := func(c *jsClient, event string) bool {
+		for _, e := range c.d.History() {
+			var j jsEv
+			if e.Decode(&j) == nil && j.Ev == "message" && j.Event == event {
+				return true
+			}
+		}
+		return false
+	}
+	testenv.Eventually(t, 15*time.Second, "a broadcast through node A reaches bob on node B", func() bool {
+		if err := apiA.Broadcast(ctx, apiclient.Broadcast{Channel: "/chat/far", Event: "news", Payload: map[string]any{"n": 1}}); err != nil {
+			t.Fatalf("broadcast through node A: %v", err)
+		}
+		return got(bob, "news")
+	})
+	if err := apiA.Broadcast(ctx, apiclient.Broadcast{Channel: "/chat/far", Event: "to-bob", To: []string{"bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	bob.expect("message", func(e jsEv) bool { return e.Event == "to-bob" })
+	if err := apiA.Broadcast(ctx, apiclient.Broadcast{Channel: "/chat/far", Event: "not-bob", Except: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	ann.expect("message", func(e jsEv) bool { return e.Event == "not-bob" })
+	if got(ann, "to-bob") || got(bob, "not-bob") {
+		t.Fatal("to/except reached the wrong user")
+	}
+	// evict ann from node A: she is kicked out on node B, bob sees her go
+	if err := apiA.Evict(ctx, "/chat/far", "ann", "bye"); err != nil {
+		t.Fatal(err)
+	}
+	if m := ann.expect("message", func(e jsEv) bool { return e.Event == "kicked_out" }); m.Payload["message"] != "bye" {
+		t.Fatalf("kicked_out %v", m.Payload)
+	}
+	bob.expect("users", func(e jsEv) bool { return e.Channel == "/chat/far" && len(e.Users) == 1 })
+	// disconnect bob from node A
+	if err := apiA.Disconnect(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	bob.expect("conn", func(e jsEv) bool { return !strings.EqualFold(e.State, "connected") })
+	// ann, only evicted, is still connected to node B
+	u, err := apiclient.New("http://"+addrB, "backend-secret").User(ctx, "ann")
+	if err != nil || u.Connections != 1 {
+		t.Fatalf("ann on node B after the eviction: %+v %v", u, err)
 	}
 }
