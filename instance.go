@@ -296,7 +296,13 @@ func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
 			}
 		}
 	case r.self != nil:
-		if m := in.memberOfLocked(r.self); m != nil && m.c.conn != nil {
+		m := in.memberOfLocked(r.self)
+		if m == nil {
+			*lp = conns[:0]
+			connListPool.Put(lp)
+			return 0, ErrNotMember
+		}
+		if m.c.conn != nil {
 			conns = append(conns, m.c.conn)
 		}
 	case r.only != nil:
@@ -349,7 +355,7 @@ func (in *instance) snapshot(r recipients) ([]*member, error) {
 		if m := in.memberOfLocked(r.self); m != nil {
 			return []*member{m}, nil
 		}
-		return nil, nil
+		return nil, ErrNotMember
 	case r.tracked:
 		var out []*member
 		for _, m := range in.list {

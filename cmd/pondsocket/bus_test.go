@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"net"
 	"os"
 	"os/exec"
@@ -324,5 +325,51 @@ func TestServerAPIAcrossNodes(t *testing.T) {
 	u, err := apiclient.New("http://"+addrB, "backend-secret").User(ctx, "ann")
 	if err != nil || u.Connections != 1 {
 		t.Fatalf("ann on node B after the eviction: %+v %v", u, err)
+	}
+}
+
+// Kafka SASL (PLAIN and SCRAM) from the configuration file against
+// cmd/devkafka requiring it; with a wrong password the node is not ready.
+func TestKafkaSASL(t *testing.T) {
+	bin := buildBinary(t)
+	brokerAddr := testenv.FreeAddr(t)
+	port := brokerAddr[strings.LastIndexByte(brokerAddr, ':')+1:]
+	testenv.Start(t, testenv.Build(t, "cmd/devkafka"), testenv.ProcOptions{
+		Args:  []string{"--port", port, "--sasl", "PLAIN:alice:pw-a,SCRAM-SHA-512:bob:pw-b"},
+		Ready: "kafka broker listening on ",
+	})
+	for _, c := range []struct{ mech, user, pass string }{{"plain", "alice", "pw-a"}, {"scram-sha-512", "bob", "pw-b"}} {
+		cfg := writeConfig(t, fmt.Sprintf("kafka_brokers: [%s]\nkafka_sasl_mechanism: %s\nkafka_sasl_username: %s\nkafka_sasl_password: %s\n",
+			brokerAddr, c.mech, c.user, c.pass))
+		p := testenv.Start(t, bin, testenv.ProcOptions{Args: []string{"--addr", "127.0.0.1:0", "--config", cfg}, Ready: "listening on "})
+		found := false
+		for _, l := range p.Log() {
+			found = found || strings.Contains(l, "cluster node started")
+		}
+		if !found {
+			t.Fatalf("%s: no cluster node: %q", c.mech, p.Log())
+		}
+		p.Stop(10 * time.Second)
+	}
+	// A wrong password: a broker answering SaslAuthenticate with an error
+	// stops the start (cluster.ErrRefused); devkafka (kfake) closes the
+	// connection instead, which looks like a network fault, so the node
+	// keeps retrying, says so, and is not ready.
+	p := testenv.Start(t, bin, testenv.ProcOptions{Args: []string{"--addr", "127.0.0.1:0", "--kafka-brokers", brokerAddr,
+		"--kafka-sasl-mechanism", "scram-sha-512", "--kafka-sasl-username", "bob", "--kafka-sasl-password", "wrong"}, Ready: "listening on "})
+	resp, err := http.Get("http://" + p.Ready + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with a wrong SASL password: %d, want 503", resp.StatusCode)
+	}
+	said := false
+	for _, l := range p.Log() {
+		said = said || (strings.Contains(l, "cannot connect to the bus") && strings.Contains(l, "SASL"))
+	}
+	if !said {
+		t.Fatalf("no line says the bus refused or was unreachable: %q", p.Log())
 	}
 }
