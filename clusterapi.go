@@ -10,7 +10,7 @@ import (
 // Calls for a backend that does not know where a channel's members or a
 // user's connections are: each acts on this node and, in cluster mode, on
 // every other node, whether or not this node has a member of the channel
-// (docs/distributed.md, "Server-side calls on any node").
+// (docs/distributed.md §8.5).
 //
 // A channel that is not live here is reached through its bus topic with
 // the distributed protocol's own messages (USER_MESSAGE, EVICT_USER), so
