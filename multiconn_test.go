@@ -199,3 +199,55 @@ func testEventuallyPublished(t *testing.T, x *distHub, typ cluster.Type) {
 	}
 	t.Fatalf("published %v, want %s", seen, typ)
 }
+
+// The server-side calls reach other nodes for a channel or user this node
+// has nothing of (clusterapi.go), and a node applies a disconnect order.
+func TestHubCallsFromAnyNode(t *testing.T) {
+	x := newDistHub(t)
+	x.reset()
+	if err := x.ep.BroadcastChannel("/room/far", "news", map[string]any{"n": 1}, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.ep.EvictFromChannel("/room/far", "zoe", "out"); err != nil {
+		t.Fatal(err)
+	}
+	pub := x.node.take()
+	if got := types(pub); !slices.Equal(got, []string{"USER_MESSAGE", "USER_MESSAGE", "EVICT_USER"}) {
+		t.Fatalf("published %v", got)
+	}
+	if pub[0].ChannelName != "/room/far" || pub[0].Event != "news" || !pub[0].Recipients.All || pub[2].UserID != "zoe" {
+		t.Fatalf("envelopes %+v %+v", pub[0], pub[2])
+	}
+	// to a user this node does not know in a live channel: published
+	if err := x.ep.BroadcastChannel("/room/1", "hi", map[string]any{}, []string{"zed"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if pub := x.node.take(); len(pub) != 1 || !slices.Equal(pub[0].Recipients.IDs, []string{"zed"}) {
+		t.Fatalf("published %v", types(pub))
+	}
+	// a disconnect order from another node closes the user's connections here
+	ann2, ra2 := x.connect(t, "ann")
+	_ = ann2
+	if n := x.ep.DisconnectUser("nobody-here", 4000, "bye"); n != 0 {
+		t.Fatalf("closed %d", n)
+	}
+	ctl := x.node.take()
+	if len(ctl) != 1 || ctl[0].EndpointName != "~pondsocket" || ctl[0].Event != "disconnect" {
+		t.Fatalf("control message %+v", ctl)
+	}
+	x.from(&cluster.Envelope{Type: cluster.UserMessage, EndpointName: "~pondsocket", ChannelName: "/control", Event: "disconnect",
+		FromUserID: "SYSTEM", Payload: raw(`{"endpoint":"api/socket","user":"ann","code":4000,"reason":"bye"}`)})
+	for _, r := range []*recConn{x.ra, ra2} {
+		r.mu.Lock()
+		closed := slices.Clone(r.closed)
+		r.mu.Unlock()
+		if !slices.Equal(closed, []int{4000}) {
+			t.Fatalf("ann's connection closed with %v", closed)
+		}
+	}
+	x.rb.mu.Lock()
+	defer x.rb.mu.Unlock()
+	if len(x.rb.closed) != 0 {
+		t.Fatal("bob was closed")
+	}
+}
