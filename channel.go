@@ -336,7 +336,7 @@ func (l *lobby) dispatch(ctx *EventContext) error {
 		s := l.ep.srv
 		s.stats.TimedOut.Add(1)
 		s.rlog.Warn("handler overran HandlerTimeout", "channel", ctx.in.name, "event", ctx.msg.Event,
-			"timeout", s.opts.HandlerTimeout.String())
+			"timeout", s.opts.Handlers.Timeout.String())
 		return errHandlerTimeout
 	}
 	return err
@@ -345,37 +345,45 @@ func (l *lobby) dispatch(ctx *EventContext) error {
 func (l *lobby) dispatchChain(ctx *EventContext) error {
 	l.mu.RLock()
 	mws := l.middleware
-	hs := l.events
 	l.mu.RUnlock()
-	final := func() error {
-		for i := range hs {
-			if r, ok := hs[i].pattern.Match(ctx.msg.Event); ok {
-				ctx.event.Params, ctx.event.Query = r.Params, r.Query
-				return hs[i].fn(ctx)
-			}
-		}
-		return errNoHandler
-	}
 	s := l.ep.srv
-	attrs := []any{"channel", ctx.in.name, "event", ctx.msg.Event, "user", ctx.c.id}
 	if len(mws) == 0 {
-		return s.runHandler(final, attrs)
+		return s.runHandler(l.final, ctx)
 	}
 	req := &MessageEvent{User: ctx.GetUser(), Event: ctx.Event()}
 	var step func(i int) error
 	step = func(i int) error {
 		if i == len(mws) {
-			return final()
+			return l.final(ctx)
 		}
 		return mws[i](ctx.Context(), req, ctx.Channel(), func() error { return step(i + 1) })
 	}
-	return s.runHandler(func() error { return step(0) }, attrs)
+	return s.runHandler(func(*EventContext) error { return step(0) }, ctx)
+}
+
+// final runs the first event handler whose pattern matches.
+func (l *lobby) final(ctx *EventContext) error {
+	l.mu.RLock()
+	hs := l.events
+	l.mu.RUnlock()
+	for i := range hs {
+		if r, ok := hs[i].pattern.Match(ctx.msg.Event); ok {
+			ctx.event.Params, ctx.event.Query = r.Params, r.Query
+			return hs[i].fn(ctx)
+		}
+	}
+	return errNoHandler
 }
 
 // runHandler runs an event's middleware and handler under the panic policy.
-func (s *hub) runHandler(fn func() error, attrs []any) (err error) {
-	defer s.catch(&err, "event", attrs...)
-	return fn()
+// The log attributes are built only when there is a panic to log.
+func (s *hub) runHandler(fn func(*EventContext) error, ctx *EventContext) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = s.recovered(p, "event", "channel", ctx.in.name, "event", ctx.msg.Event, "user", ctx.c.id)
+		}
+	}()
+	return fn(ctx)
 }
 
 // --- presence and assigns through a handle ------------------------------

@@ -55,7 +55,7 @@ type Client struct {
 	lastGate            *gate
 
 	// the running handler's context, made on first use (Context()):
-	// runStart is when the running job started (HandlerTimeout), hcancel
+	// runStart is when the running job started (Handlers.Timeout), hcancel
 	// cancels the context when the job ends or the connection goes away.
 	runStart time.Time
 	hctx     context.Context
@@ -152,10 +152,10 @@ const maxStrikes = 64
 const firstMessageAllowance = 4 << 10
 
 // enqueue adds a job to the mailbox and hands the client to a worker when
-// it was idle. With InlineHandlers the job runs right here.
+// it was idle. With Handlers.Inline the job runs right here.
 func (c *Client) enqueue(j job) {
 	s := c.ep.srv
-	if s.opts.InlineHandlers {
+	if s.opts.Handlers.Inline {
 		c.run(j)
 		c.endRun()
 		return
@@ -174,9 +174,9 @@ func (c *Client) enqueue(j job) {
 		switch {
 		case pending >= s.opts.ReceiveChannelBuffer:
 			text = "Too many messages waiting for this connection"
-		case c.queued+j.size > s.opts.MaxQueuedBytes:
+		case c.queued+j.size > s.opts.Inbound.MaxQueuedBytes:
 			text = "Too many bytes waiting for this connection's handlers"
-		case s.queued.Add(int64(j.size)) > int64(s.opts.MaxTotalQueuedBytes) && (pending > 0 || j.size > firstMessageAllowance):
+		case s.queued.Add(int64(j.size)) > int64(s.opts.Inbound.MaxTotalQueuedBytes) && (pending > 0 || j.size > firstMessageAllowance):
 			s.queued.Add(-int64(j.size))
 			text, own = "Server busy: too many bytes waiting for handlers", false
 		}
@@ -185,7 +185,7 @@ func (c *Client) enqueue(j job) {
 			if own {
 				c.strikes++
 				c.refused += j.size
-				cut = !c.closing && (c.strikes > maxStrikes || c.refused > s.opts.MaxQueuedBytes)
+				cut = !c.closing && (c.strikes > maxStrikes || c.refused > s.opts.Inbound.MaxQueuedBytes)
 				c.closing = c.closing || cut
 			}
 			c.mmu.Unlock()
@@ -194,7 +194,7 @@ func (c *Client) enqueue(j job) {
 			if cut {
 				s.stats.QueueClosed.Add(1)
 				s.rlog.Warn("connection closed: its receive queue stayed full", "user", c.id, "remote", c.remote,
-					"queued_bytes", s.opts.MaxQueuedBytes)
+					"queued_bytes", s.opts.Inbound.MaxQueuedBytes)
 				c.Close(1008, "receive queue full: messages keep arriving faster than the handlers run")
 			}
 			return
@@ -279,7 +279,7 @@ func (c *Client) pop(size int) {
 	b.jobs[b.head] = job{}
 	b.head++
 	c.queued -= size
-	if s.opts.HandlerTimeout > 0 {
+	if s.opts.Handlers.Timeout > 0 {
 		c.runStart = time.Now()
 	}
 	c.mmu.Unlock()
@@ -302,7 +302,7 @@ func (c *Client) acquire(g *gate) bool {
 	if g == nil {
 		return true
 	}
-	return g.acquire(c, c.ep.srv.opts.MaxWorkersPerHandler)
+	return g.acquire(c, c.ep.srv.opts.Handlers.MaxPerHandler)
 }
 
 // gateFor names the gate of the user code m would run: the matching event
@@ -343,7 +343,7 @@ func (c *Client) unpark() {
 
 // runContext is the context of the job running for c: cancelled when the
 // connection goes away, when the job ends, when shutdown abandons it, and
-// at HandlerTimeout after the job started.
+// at Handlers.Timeout after the job started.
 func (c *Client) runContext() context.Context {
 	s := c.ep.srv
 	c.mmu.Lock()
@@ -351,7 +351,7 @@ func (c *Client) runContext() context.Context {
 	if c.hctx != nil {
 		return c.hctx
 	}
-	if t := s.opts.HandlerTimeout; t > 0 {
+	if t := s.opts.Handlers.Timeout; t > 0 {
 		start := c.runStart
 		if start.IsZero() {
 			start = time.Now()
@@ -393,9 +393,9 @@ func (c *Client) cancelRun() {
 	c.mmu.Unlock()
 }
 
-// overran reports whether the running job has passed HandlerTimeout.
+// overran reports whether the running job has passed Handlers.Timeout.
 func (c *Client) overran() bool {
-	t := c.ep.srv.opts.HandlerTimeout
+	t := c.ep.srv.opts.Handlers.Timeout
 	if t <= 0 {
 		return false
 	}

@@ -394,12 +394,15 @@ type EventContext struct {
 	c     *Client
 	in    *instance
 	msg   *protocol.ClientMessage
-	event *Event
+	event *Event // &ev: allocated with the context, not apart from it
+	ev    Event
 	err   error
 }
 
 func newEventContext(c *Client, in *instance, msg *protocol.ClientMessage) *EventContext {
-	return &EventContext{Route: in.route, c: c, in: in, msg: msg, event: &Event{Event: msg.Event, RequestID: msg.RequestID}}
+	ctx := &EventContext{Route: in.route, c: c, in: in, msg: msg, ev: Event{Event: msg.Event, RequestID: msg.RequestID}}
+	ctx.event = &ctx.ev
+	return ctx
 }
 
 func (ctx *EventContext) fail(err error) *EventContext {
@@ -549,7 +552,7 @@ func (ctx *EventContext) SetAssigns(key string, value any) *EventContext {
 // presenceAllowed spends one token of the sender's presence bucket.
 func (ctx *EventContext) presenceAllowed() bool {
 	o := &ctx.in.ep.srv.opts
-	if ctx.c.st.presence.allow(o.PresenceRate, o.PresenceBurst, o.now()) {
+	if ctx.c.st.presence.allow(o.Presence.Rate, o.Presence.Burst, o.now()) {
 		return true
 	}
 	ctx.in.ep.srv.stats.RateLimited.Add(1)
@@ -632,7 +635,7 @@ func (ctx *LeaveContext) Context() context.Context {
 		if ctx.srv == nil {
 			return context.Background()
 		}
-		if t := ctx.srv.opts.HandlerTimeout; t > 0 {
+		if t := ctx.srv.opts.Handlers.Timeout; t > 0 {
 			ctx.hctx, ctx.stop = context.WithDeadline(ctx.srv.base, ctx.start.Add(t))
 		} else {
 			ctx.hctx, ctx.stop = context.WithCancel(ctx.srv.base)

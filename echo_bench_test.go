@@ -19,7 +19,7 @@ func (echoConn) Close(int, string)     {}
 // worker, routing, the handler, encoding the reply. 1 000 clients, each
 // with one request in flight per round, as in `pondbench echo`.
 func BenchmarkEchoHandoff(b *testing.B) {
-	s := newHub(Options{MessageRate: -1, JoinRate: -1, Logger: quietLog()}, nil)
+	s := newHub(Options{Logger: quietLog(), Inbound: InboundOptions{MessageRate: -1, JoinRate: -1}}, nil)
 	defer s.Close()
 	ep := s.CreateEndpoint("/api/socket", func(ctx *ConnectionContext) error { return ctx.Accept() })
 	ep.CreateChannel("/chat/:room", func(ctx *JoinContext) error { return ctx.Accept().Err() }).

@@ -137,7 +137,7 @@ func (ep *Endpoint) connect(h *handshake, route Route) (d decision) {
 	switch {
 	case ctx.accepted && ctx.userFull():
 		return decision{Status: StatusUserConnected,
-			Message: fmt.Sprintf("Too many connections for this user (limit %d)", ep.srv.opts.MaxConnectionsPerUser)}
+			Message: fmt.Sprintf("Too many connections for this user (limit %d)", ep.srv.opts.Transport.MaxConnectionsPerUser)}
 	case ctx.accepted:
 		c := &Client{id: ctx.id, ep: ep, remote: h.RemoteAddr, assigns: ctx.assigns}
 		connID := ctx.id
@@ -171,7 +171,7 @@ func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 	if c.gone.Load() {
 		return // the connection is closing: it joins nothing
 	}
-	if !c.joinBucket.allow(s.opts.JoinRate, s.opts.JoinBurst, s.opts.now()) {
+	if !c.joinBucket.allow(s.opts.Inbound.JoinRate, s.opts.Inbound.JoinBurst, s.opts.now()) {
 		s.stats.RateLimited.Add(1)
 		c.declineJoin(name, reqID, protocol.ErrChannelError, "Too many join requests", 429)
 		return
@@ -185,13 +185,13 @@ func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 			fmt.Sprintf("ChannelEngine: User with id %s already exists in channel %s", c.id, name), 400))
 		return
 	}
-	if count >= s.opts.MaxChannelsPerConnection {
+	if count >= s.opts.State.MaxChannelsPerConnection {
 		s.stats.RateLimited.Add(1)
 		c.declineJoin(name, reqID, protocol.ErrChannelError,
-			fmt.Sprintf("Too many channels for this connection (limit %d)", s.opts.MaxChannelsPerConnection), 429)
+			fmt.Sprintf("Too many channels for this connection (limit %d)", s.opts.State.MaxChannelsPerConnection), 429)
 		return
 	}
-	if c.st.bytes.Load()+int64(len(name)) > int64(s.opts.MaxConnectionStateBytes) {
+	if c.st.bytes.Load()+int64(len(name)) > int64(s.opts.State.MaxPerConnectionBytes) {
 		s.stats.RateLimited.Add(1)
 		c.declineJoin(name, reqID, protocol.ErrChannelError, ErrConnectionStateFull.Message, ErrConnectionStateFull.Status)
 		return
@@ -207,7 +207,7 @@ func (ep *Endpoint) join(c *Client, msg *protocol.ClientMessage) {
 		err = l.join(ctx)
 		if c.overran() && !ctx.accepted && !ctx.declined {
 			s.stats.TimedOut.Add(1)
-			s.rlog.Warn("join handler overran HandlerTimeout", "channel", name, "timeout", s.opts.HandlerTimeout.String())
+			s.rlog.Warn("join handler overran HandlerTimeout", "channel", name, "timeout", s.opts.Handlers.Timeout.String())
 			err = errHandlerTimeout
 		}
 		return err
@@ -388,7 +388,7 @@ func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage) {
 		}
 		return
 	}
-	if !c.msgBucket.allow(s.opts.MessageRate, s.opts.MessageBurst, s.opts.now()) {
+	if !c.msgBucket.allow(s.opts.Inbound.MessageRate, s.opts.Inbound.MessageBurst, s.opts.now()) {
 		s.stats.RateLimited.Add(1)
 		c.sendMessage(protocol.ActionError, protocol.ErrHandlerNotFound, in.name, msg.RequestID,
 			protocol.HandlerErrorPayload("Too many messages: rate limit exceeded", 429))

@@ -22,27 +22,25 @@ import (
 func newID() string { return uuid.NewString() }
 
 // memberConn is what the channel layer needs of a connection: a way to send a
-// pre-encoded frame and to close. The engine's WebSocket connections, the
-// fallback transports and the benchmarks' virtual connections all satisfy
-// it. Both methods must be safe from any goroutine, Send must keep the order
-// of calls made by one goroutine, and Send takes its own reference to f.
-type memberConn interface {
-	Send(f *wsframe.Frame)
-	Close(code int, reason string)
-}
+// pre-encoded frame and to close (wsframe.Sink). The engine's WebSocket
+// connections, the fallback transports and the benchmarks' virtual
+// connections all satisfy it.
+type memberConn = wsframe.Sink
 
 // fanouter delivers one frame to many connections at once. The engine
-// implements it by grouping recipients per event loop; DirectTransport
-// simply calls Send on each.
+// implements it by grouping recipients per event loop; directFanout simply
+// calls Send on each. The hub hands over the recipient list it built under
+// the channel's lock, and the engine splits it per loop: one list from the
+// channel to the loops.
 type fanouter interface {
-	Fanout(f *wsframe.Frame, conns []memberConn)
+	Fanout(f *wsframe.Frame, conns []wsframe.Sink)
 }
 
 // directFanout sends to each connection in turn.
 type directFanout struct{}
 
 // Fanout implements Transport.
-func (directFanout) Fanout(f *wsframe.Frame, conns []memberConn) {
+func (directFanout) Fanout(f *wsframe.Frame, conns []wsframe.Sink) {
 	for _, c := range conns {
 		c.Send(f)
 	}
@@ -99,7 +97,7 @@ func newHub(opts Options, t fanouter) *hub {
 	}
 	base, cancel := context.WithCancel(context.Background())
 	return &hub{opts: opts, log: opts.Logger, rlog: ratelog.New(opts.Logger, 0, 0), transport: t,
-		pool: newPool(opts.Workers), base: base, cancelBase: cancel}
+		pool: newPool(opts.Handlers.Workers), base: base, cancelBase: cancel}
 }
 
 // Options returns the effective options.

@@ -18,12 +18,12 @@
 // The mailbox is bounded in bytes per client (MaxQueuedBytes) and over all
 // clients (MaxTotalQueuedBytes). Each handler (an event handler of a
 // pattern, a pattern's join or leave handler) has a gate (gate.go) that
-// lets at most MaxWorkersPerHandler workers run it at once: a client whose
+// lets at most Handlers.MaxPerHandler workers run it at once: a client whose
 // next message needs a full gate parks there without a worker and is
 // handed the next free slot. Messages of a client that disconnected are
 // dropped unrun; its disconnect job (leave handlers) still runs. Handlers
 // get a context cancelled when their connection goes away, at
-// HandlerTimeout, and when Shutdown abandons them at its deadline.
+// Handlers.Timeout, and when Shutdown abandons them at its deadline.
 //
 // A broadcast is encoded once (internal/protocol.Encode into a pooled
 // wsframe.Frame) and handed to the transport's Fanout with every

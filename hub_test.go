@@ -122,8 +122,10 @@ type testHub struct {
 
 func newTestHub(t *testing.T) *testHub {
 	t.Helper()
-	h := newHub(Options{InlineHandlers: true, JoinRate: -1, MessageRate: -1, PresenceRate: -1,
-		PresenceBudget: 1 << 40, Logger: quietLog()}, nil)
+	h := newHub(Options{Logger: quietLog(),
+		Handlers: HandlerOptions{Inline: true},
+		Inbound:  InboundOptions{JoinRate: -1, MessageRate: -1},
+		Presence: PresenceOptions{Rate: -1, Budget: 1 << 40}}, nil)
 	t.Cleanup(h.Close)
 	ep := h.CreateEndpoint("/api/socket", func(ctx *ConnectionContext) error {
 		ctx.SetUserID(ctx.Route.Query.Get("id"))

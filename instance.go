@@ -528,7 +528,7 @@ const (
 // The entry is bounded by MaxPresenceBytes and charged to the member's
 // connection.
 func (in *instance) setPresence(c *Client, id string, p json.RawMessage, mode presenceMode) error {
-	if len(p) > in.ep.srv.opts.MaxPresenceBytes {
+	if len(p) > in.ep.srv.opts.State.MaxPresenceBytes {
 		return ErrPresenceTooLarge
 	}
 	in.mu.Lock()

@@ -32,7 +32,7 @@ type leftHow struct {
 }
 
 // charge adds delta bytes of channel state held for c, refusing growth
-// beyond MaxConnectionStateBytes for c or MaxStateBytes for the server.
+// beyond State.MaxPerConnectionBytes for c or State.MaxTotalBytes for the server.
 // Shrinking always succeeds.
 func (s *hub) charge(c *Client, delta int64) error {
 	if delta <= 0 {
@@ -40,11 +40,11 @@ func (s *hub) charge(c *Client, delta int64) error {
 		s.stateBytes.Add(delta)
 		return nil
 	}
-	if c.st.bytes.Add(delta) > int64(s.opts.MaxConnectionStateBytes) {
+	if c.st.bytes.Add(delta) > int64(s.opts.State.MaxPerConnectionBytes) {
 		c.st.bytes.Add(-delta)
 		return ErrConnectionStateFull
 	}
-	if s.stateBytes.Add(delta) > s.opts.MaxStateBytes {
+	if s.stateBytes.Add(delta) > s.opts.State.MaxTotalBytes {
 		s.stateBytes.Add(-delta)
 		c.st.bytes.Add(-delta)
 		return ErrServerStateFull
@@ -53,11 +53,11 @@ func (s *hub) charge(c *Client, delta int64) error {
 }
 
 // StateBytes is the channel state (names, presence, assigns) all
-// connections make the server hold, as counted against MaxStateBytes.
+// connections make the server hold, as counted against State.MaxTotalBytes.
 func (s *hub) StateBytes() int64 { return s.stateBytes.Load() }
 
 // StateBytes is the channel state this connection makes the server hold,
-// as counted against MaxConnectionStateBytes.
+// as counted against State.MaxPerConnectionBytes.
 func (c *Client) StateBytes() int64 { return c.st.bytes.Load() }
 
 // countWriter counts bytes written to it.
@@ -83,7 +83,7 @@ func assignsSize(a map[string]any) int64 {
 // their size.
 func (s *hub) checkAssigns(a map[string]any) (int64, error) {
 	n := assignsSize(a)
-	if n > int64(s.opts.MaxAssignsBytes) {
+	if n > int64(s.opts.State.MaxAssignsBytes) {
 		return n, ErrAssignsTooLarge
 	}
 	return n, nil
@@ -97,12 +97,12 @@ func (s *hub) checkFields(m *protocol.ClientMessage) (status int, text, reqID st
 	reqID = m.RequestID
 	field, n, max := "", 0, 0
 	switch {
-	case len(m.RequestID) > o.MaxRequestIDBytes:
-		reqID, field, n, max = "", "requestId", len(m.RequestID), o.MaxRequestIDBytes
-	case len(m.ChannelName) > o.MaxChannelNameBytes:
-		field, n, max = "channelName", len(m.ChannelName), o.MaxChannelNameBytes
-	case len(m.Event) > o.MaxEventNameBytes:
-		field, n, max = "event", len(m.Event), o.MaxEventNameBytes
+	case len(m.RequestID) > o.State.MaxRequestIDBytes:
+		reqID, field, n, max = "", "requestId", len(m.RequestID), o.State.MaxRequestIDBytes
+	case len(m.ChannelName) > o.State.MaxChannelNameBytes:
+		field, n, max = "channelName", len(m.ChannelName), o.State.MaxChannelNameBytes
+	case len(m.Event) > o.State.MaxEventNameBytes:
+		field, n, max = "event", len(m.Event), o.State.MaxEventNameBytes
 	default:
 		return 0, "", reqID, true
 	}

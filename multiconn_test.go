@@ -134,7 +134,7 @@ func TestHubSeveralConnectionsPerUser(t *testing.T) {
 	})
 	t.Run("bounded per user", func(t *testing.T) {
 		x := newTestHub(t)
-		x.h.opts.MaxConnectionsPerUser = 2
+		x.h.opts.Transport.MaxConnectionsPerUser = 2
 		x.connect(t, "ann")
 		x.connect(t, "ann")
 		d := x.h.Connect(&handshake{Path: "/api/socket", RawQuery: "id=ann"})

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -48,7 +49,7 @@ type Options struct {
 	MaxConnections int
 
 	// SendChannelBuffer × 16 KiB is the per-connection outbound limit when
-	// MaxOutboundBytes is not set: a connection that falls further behind is
+	// Outbound.MaxBytes is not set: a connection that falls further behind is
 	// a slow consumer and is closed with 1008.
 	SendChannelBuffer int
 	// ReceiveChannelBuffer bounds the messages queued for one connection's
@@ -58,91 +59,22 @@ type Options struct {
 	// engine waits on a queue, so it has no effect.
 	InternalQueueTimeout time.Duration
 
-	// --- beyond the original PondSocket Go API ---
+	// --- beyond the original PondSocket Go API, in sections ---
 
-	// EventLoops is the number of event loops (default: one per core).
-	EventLoops int
-	// MaxOutboundBytes is the per-connection outbound limit in bytes: what
-	// the kernel has not taken yet. A connection that stays over it for
-	// SlowConsumerTimeout (default 5 s) is a slow consumer, closed with
-	// 1008; one over MaxOutboundBurst (default 4×) is closed at once, and
-	// so is one over the limit while all connections together hold more
-	// than MaxTotalOutboundBytes (default 1 GiB).
-	MaxOutboundBytes      int
-	MaxOutboundBurst      int
-	MaxTotalOutboundBytes int64
-	SlowConsumerTimeout   time.Duration
-	// MaxInflateRate bounds the decompressed bytes per second one
-	// permessage-deflate connection may cause (default 32 MiB/s, burst of
-	// 8 × MaxMessageSize); beyond it the connection is closed with 1008.
-	MaxInflateRate int
-	// MaxPendingUpgrades bounds the connection handlers running at once
-	// (they may block); further upgrades get HTTP 503 (default 1024).
-	MaxPendingUpgrades int
-	// FDHeadroom: this many file descriptors below the open-files limit
-	// the server stops upgrading (503); the upper half of it is kept for
-	// plain HTTP such as /healthz and /metrics (default 256).
-	FDHeadroom int
-	// HandshakeTimeout bounds the HTTP upgrade (slowloris protection).
-	HandshakeTimeout time.Duration
-	// IdleTimeout closes connections that sent no message for this long
-	// (0 = never).
-	IdleTimeout time.Duration
-	// MaxChannelsPerConnection bounds the channels one connection joins.
-	MaxChannelsPerConnection int
-	// MaxConnectionsPerUser bounds the live connections of one user id
-	// (set with ConnectionContext.SetUserID) on an endpoint of this node;
-	// an upgrade beyond it is declined with StatusUserConnected (409).
-	// Default 16.
-	MaxConnectionsPerUser int
-	// MessageRate/MessageBurst: per-connection token bucket for events
-	// (negative rate disables). JoinRate/JoinBurst: the same for joins.
-	MessageRate  float64
-	MessageBurst int
-	JoinRate     float64
-	JoinBurst    int
-	// MaxQueuedBytes bounds the bytes of one connection's messages waiting
-	// for its handlers (default 4 MiB, at least MaxMessageSize): beyond it
-	// messages get status 429, and a connection that keeps it exceeded is
-	// closed with 1008. MaxTotalQueuedBytes bounds the same over all
-	// connections (default 256 MiB): beyond it messages get status 429.
-	MaxQueuedBytes      int
-	MaxTotalQueuedBytes int
-	// Workers bounds the goroutines running handlers.
-	Workers int
-	// MaxWorkersPerHandler bounds the workers one handler (one OnEvent
-	// handler of a channel pattern, a pattern's join or leave handler) may
-	// occupy at once (default: half of Workers); connections waiting for a
-	// busier handler hold no worker.
-	MaxWorkersPerHandler int
-	// HandlerTimeout is the deadline of each handler's context (0 = none);
-	// a handler that overruns it answers the client with status 504.
-	HandlerTimeout time.Duration
-	// InlineHandlers runs handlers on the event loops: only for handlers
-	// that never block.
-	InlineHandlers bool
-	// PresenceBudget bounds the bytes per second a channel spends on
-	// presence messages during a storm (changes are coalesced).
-	PresenceBudget int
-	// PresenceRate/PresenceBurst: per-connection token bucket for the
-	// presence changes a client's event handlers make (negative rate
-	// disables); beyond it the change fails with status 429.
-	PresenceRate  float64
-	PresenceBurst int
-	// MaxChannelNameBytes, MaxEventNameBytes, MaxRequestIDBytes bound those
-	// fields of a client message (protocol error 413 beyond).
-	MaxChannelNameBytes int
-	MaxEventNameBytes   int
-	MaxRequestIDBytes   int
-	// MaxPresenceBytes bounds one presence entry, MaxAssignsBytes one
-	// user's assigns (JSON bytes; status 413 beyond).
-	MaxPresenceBytes int
-	MaxAssignsBytes  int
-	// MaxConnectionStateBytes bounds the channel names, presence and
-	// channel assigns one connection makes the server hold (status 429
-	// beyond); MaxStateBytes the same over all connections (status 503).
-	MaxConnectionStateBytes int
-	MaxStateBytes           int64
+	// Transport: event loops, the upgrade and idle connections.
+	Transport TransportOptions
+	// Outbound bounds what the server holds for clients that read slowly.
+	Outbound OutboundOptions
+	// Inbound bounds what clients make the server receive and queue.
+	Inbound InboundOptions
+	// Handlers: the workers that run user handlers, and their fairness.
+	Handlers HandlerOptions
+	// State bounds the channel state (names, presence, assigns) clients
+	// make the server hold.
+	State StateOptions
+	// Presence bounds the presence traffic of storms and chatty clients.
+	Presence PresenceOptions
+
 	// HTTPHandler serves plain HTTP requests on the same port (for example
 	// /healthz, /metrics, a web page). Nil answers 404.
 	HTTPHandler http.Handler
@@ -156,6 +88,115 @@ type Options struct {
 	Cluster ClusterOptions
 
 	now func() time.Time // the clock (tests); time.Now
+}
+
+// TransportOptions: event loops, the upgrade and idle connections.
+type TransportOptions struct {
+	// EventLoops is the number of event loops (default: one per core).
+	EventLoops int
+	// HandshakeTimeout bounds the HTTP upgrade (slowloris protection).
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes connections that sent no message for this long
+	// (0 = never).
+	IdleTimeout time.Duration
+	// MaxPendingUpgrades bounds the connection handlers running at once
+	// (they may block); further upgrades get HTTP 503 (default 1024).
+	MaxPendingUpgrades int
+	// FDHeadroom: this many file descriptors below the open-files limit
+	// the server stops upgrading (503); the upper half of it is kept for
+	// plain HTTP such as /healthz and /metrics (default 256).
+	FDHeadroom int
+	// MaxConnectionsPerUser bounds the live connections of one user id
+	// (set with ConnectionContext.SetUserID) on an endpoint of this node;
+	// an upgrade beyond it is declined with StatusUserConnected (409).
+	// Default 16.
+	MaxConnectionsPerUser int
+}
+
+// OutboundOptions bounds what the server holds for clients that read
+// slowly: bytes written that the kernel has not taken yet.
+type OutboundOptions struct {
+	// MaxBytes is the per-connection limit (default 4 MiB; without it,
+	// Options.SendChannelBuffer × 16 KiB when that is larger). A
+	// connection that stays over it for SlowConsumerTimeout (default 5 s)
+	// is a slow consumer, closed with 1008; one over MaxBurst (default 4 ×
+	// MaxBytes) is closed at once, and so is one over MaxBytes while all
+	// connections together hold more than MaxTotalBytes (default 1 GiB).
+	MaxBytes            int
+	MaxBurst            int
+	MaxTotalBytes       int64
+	SlowConsumerTimeout time.Duration
+}
+
+// InboundOptions bounds what clients make the server receive and queue.
+type InboundOptions struct {
+	// MessageRate/MessageBurst: per-connection token bucket for events
+	// (negative rate disables). JoinRate/JoinBurst: the same for joins.
+	MessageRate  float64
+	MessageBurst int
+	JoinRate     float64
+	JoinBurst    int
+	// MaxQueuedBytes bounds the bytes of one connection's messages waiting
+	// for its handlers (default 4 MiB, at least MaxMessageSize): beyond it
+	// messages get status 429, and a connection that keeps it exceeded is
+	// closed with 1008. MaxTotalQueuedBytes bounds the same over all
+	// connections (default 256 MiB): beyond it messages get status 429.
+	MaxQueuedBytes      int
+	MaxTotalQueuedBytes int
+	// MaxInflateRate bounds the decompressed bytes per second one
+	// permessage-deflate connection may cause (default 32 MiB/s, burst of
+	// 8 × MaxMessageSize); beyond it the connection is closed with 1008.
+	MaxInflateRate int
+}
+
+// HandlerOptions: the workers that run user handlers, and their fairness.
+type HandlerOptions struct {
+	// Workers bounds the goroutines running handlers (default 256 per
+	// core).
+	Workers int
+	// MaxPerHandler bounds the workers one handler (one OnEvent handler of
+	// a channel pattern, a pattern's join or leave handler) may occupy at
+	// once (default: half of Workers); connections waiting for a busier
+	// handler hold no worker.
+	MaxPerHandler int
+	// Timeout is the deadline of each handler's context (0 = none); a
+	// handler that overruns it answers the client with status 504.
+	Timeout time.Duration
+	// Inline runs handlers on the event loops: only for handlers that
+	// never block.
+	Inline bool
+}
+
+// StateOptions bounds the channel state clients make the server hold.
+type StateOptions struct {
+	// MaxChannelsPerConnection bounds the channels one connection joins.
+	MaxChannelsPerConnection int
+	// MaxChannelNameBytes, MaxEventNameBytes, MaxRequestIDBytes bound those
+	// fields of a client message (protocol error 413 beyond).
+	MaxChannelNameBytes int
+	MaxEventNameBytes   int
+	MaxRequestIDBytes   int
+	// MaxPresenceBytes bounds one presence entry, MaxAssignsBytes one
+	// user's assigns (JSON bytes; status 413 beyond).
+	MaxPresenceBytes int
+	MaxAssignsBytes  int
+	// MaxPerConnectionBytes bounds the channel names, presence and channel
+	// assigns one connection makes the server hold (status 429 beyond);
+	// MaxTotalBytes the same over all connections (status 503).
+	MaxPerConnectionBytes int
+	MaxTotalBytes         int64
+}
+
+// PresenceOptions bounds presence traffic.
+type PresenceOptions struct {
+	// Budget bounds the bytes per second a channel spends on presence
+	// messages during a storm (changes are coalesced).
+	Budget int
+	// Rate/Burst: per-connection token bucket for the presence changes a
+	// client's event handlers make (negative rate disables); beyond it the
+	// change fails with status 429.
+	Rate  float64
+	Burst int
 }
 
 // Defaults: DefaultOptions and mergeOptions are the only places they are
@@ -201,42 +242,22 @@ const (
 func DefaultOptions() *Options {
 	workers := DefaultWorkersPerCore * runtime.GOMAXPROCS(0)
 	return &Options{
-		ReadBufferSize:           1024,
-		WriteBufferSize:          1024,
-		MaxMessageSize:           DefaultMaxMessageSize,
-		PingInterval:             DefaultPingInterval,
-		PongWait:                 DefaultPongWait,
-		WriteWait:                DefaultWriteWait,
-		SendChannelBuffer:        256,
-		ReceiveChannelBuffer:     DefaultReceiveQueue,
-		InternalQueueTimeout:     time.Second,
-		EventLoops:               runtime.GOMAXPROCS(0),
-		MaxOutboundBytes:         DefaultMaxOutboundBytes,
-		MaxTotalOutboundBytes:    DefaultMaxTotalOutboundBytes,
-		SlowConsumerTimeout:      DefaultSlowConsumerTimeout,
-		MaxInflateRate:           DefaultMaxInflateRate,
-		MaxPendingUpgrades:       DefaultMaxPendingUpgrades,
-		FDHeadroom:               DefaultFDHeadroom,
-		HandshakeTimeout:         DefaultHandshakeTimeout,
-		MaxChannelsPerConnection: DefaultMaxChannelsPerConnection,
-		MaxConnectionsPerUser:    DefaultMaxConnectionsPerUser,
-		MessageRate:              DefaultMessageRate,
-		MessageBurst:             DefaultMessageBurst,
-		JoinRate:                 DefaultJoinRate,
-		JoinBurst:                DefaultJoinBurst,
-		MaxQueuedBytes:           DefaultMaxQueuedBytes,
-		MaxTotalQueuedBytes:      DefaultMaxTotalQueuedBytes,
-		Workers:                  workers,
-		PresenceBudget:           DefaultPresenceBudget,
-		PresenceRate:             DefaultPresenceRate,
-		PresenceBurst:            DefaultPresenceBurst,
-		MaxChannelNameBytes:      DefaultMaxChannelNameBytes,
-		MaxEventNameBytes:        DefaultMaxEventNameBytes,
-		MaxRequestIDBytes:        DefaultMaxRequestIDBytes,
-		MaxPresenceBytes:         DefaultMaxPresenceBytes,
-		MaxAssignsBytes:          DefaultMaxAssignsBytes,
-		MaxConnectionStateBytes:  DefaultMaxConnectionStateBytes,
-		MaxStateBytes:            DefaultMaxStateBytes,
+		ReadBufferSize:       1024,
+		WriteBufferSize:      1024,
+		MaxMessageSize:       DefaultMaxMessageSize,
+		PingInterval:         DefaultPingInterval,
+		PongWait:             DefaultPongWait,
+		WriteWait:            DefaultWriteWait,
+		SendChannelBuffer:    256,
+		ReceiveChannelBuffer: DefaultReceiveQueue,
+		InternalQueueTimeout: time.Second,
+
+		Transport: TransportOptions{EventLoops: runtime.GOMAXPROCS(0), MaxPendingUpgrades: DefaultMaxPendingUpgrades, FDHeadroom: DefaultFDHeadroom, HandshakeTimeout: DefaultHandshakeTimeout, MaxConnectionsPerUser: DefaultMaxConnectionsPerUser},
+		Outbound:  OutboundOptions{MaxBytes: DefaultMaxOutboundBytes, MaxTotalBytes: DefaultMaxTotalOutboundBytes, SlowConsumerTimeout: DefaultSlowConsumerTimeout},
+		Inbound:   InboundOptions{MaxInflateRate: DefaultMaxInflateRate, MessageRate: DefaultMessageRate, MessageBurst: DefaultMessageBurst, JoinRate: DefaultJoinRate, JoinBurst: DefaultJoinBurst, MaxQueuedBytes: DefaultMaxQueuedBytes, MaxTotalQueuedBytes: DefaultMaxTotalQueuedBytes},
+		State:     StateOptions{MaxChannelsPerConnection: DefaultMaxChannelsPerConnection, MaxChannelNameBytes: DefaultMaxChannelNameBytes, MaxEventNameBytes: DefaultMaxEventNameBytes, MaxRequestIDBytes: DefaultMaxRequestIDBytes, MaxPresenceBytes: DefaultMaxPresenceBytes, MaxAssignsBytes: DefaultMaxAssignsBytes, MaxPerConnectionBytes: DefaultMaxConnectionStateBytes, MaxTotalBytes: DefaultMaxStateBytes},
+		Handlers:  HandlerOptions{Workers: workers},
+		Presence:  PresenceOptions{Budget: DefaultPresenceBudget, Rate: DefaultPresenceRate, Burst: DefaultPresenceBurst},
 	}
 }
 
@@ -249,11 +270,33 @@ func mergeOptions(o *Options) Options {
 		o = &Options{}
 	}
 	r := *o
-	if r.MaxOutboundBytes <= 0 && r.SendChannelBuffer > 0 && r.SendChannelBuffer*16<<10 > DefaultMaxOutboundBytes {
-		r.MaxOutboundBytes = r.SendChannelBuffer * 16 << 10 // SendChannelBuffer, the original API's outbound setting, in bytes
+	if r.Outbound.MaxBytes <= 0 && r.SendChannelBuffer > 0 && r.SendChannelBuffer*16<<10 > DefaultMaxOutboundBytes {
+		r.Outbound.MaxBytes = r.SendChannelBuffer * 16 << 10 // SendChannelBuffer, the original API's outbound setting, in bytes
 	}
-	d := reflect.ValueOf(DefaultOptions()).Elem()
-	v := reflect.ValueOf(&r).Elem()
+	fillDefaults(reflect.ValueOf(&r).Elem(), reflect.ValueOf(DefaultOptions()).Elem())
+	// derived defaults: DefaultOptions leaves them 0 so that they follow
+	// the field they derive from
+	if r.Handlers.MaxPerHandler <= 0 {
+		r.Handlers.MaxPerHandler = (r.Handlers.Workers + 1) / 2
+	}
+	r.Handlers.MaxPerHandler = min(r.Handlers.MaxPerHandler, r.Handlers.Workers)
+	r.Inbound.MaxQueuedBytes = max(r.Inbound.MaxQueuedBytes, int(r.MaxMessageSize))
+	r.Inbound.MaxTotalQueuedBytes = max(r.Inbound.MaxTotalQueuedBytes, r.Inbound.MaxQueuedBytes)
+	if r.Outbound.MaxBurst < r.Outbound.MaxBytes {
+		r.Outbound.MaxBurst = 4 * r.Outbound.MaxBytes
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r
+}
+
+// fillDefaults sets every zero (or negative) size, duration and rate of v
+// to d's, in the sections too.
+func fillDefaults(v, d reflect.Value) {
 	for i := 0; i < v.NumField(); i++ {
 		f := v.Field(i)
 		if !f.CanSet() {
@@ -268,26 +311,12 @@ func mergeOptions(o *Options) Options {
 			if f.Float() == 0 {
 				f.Set(d.Field(i))
 			}
+		case reflect.Struct:
+			if strings.HasSuffix(f.Type().Name(), "Options") && f.Type() != reflect.TypeOf(ClusterOptions{}) {
+				fillDefaults(f, d.Field(i))
+			}
 		}
 	}
-	// derived defaults: DefaultOptions leaves them 0 so that they follow
-	// the field they derive from
-	if r.MaxWorkersPerHandler <= 0 {
-		r.MaxWorkersPerHandler = (r.Workers + 1) / 2
-	}
-	r.MaxWorkersPerHandler = min(r.MaxWorkersPerHandler, r.Workers)
-	r.MaxQueuedBytes = max(r.MaxQueuedBytes, int(r.MaxMessageSize))
-	r.MaxTotalQueuedBytes = max(r.MaxTotalQueuedBytes, r.MaxQueuedBytes)
-	if r.MaxOutboundBurst < r.MaxOutboundBytes {
-		r.MaxOutboundBurst = 4 * r.MaxOutboundBytes
-	}
-	if r.Logger == nil {
-		r.Logger = slog.Default()
-	}
-	if r.now == nil {
-		r.now = time.Now
-	}
-	return r
 }
 
 // ServerOptions configures a standalone Server.

@@ -88,7 +88,7 @@ func (in *instance) flushPresenceLocked(now time.Time) {
 	in.ep.srv.stats.PresenceSent.Add(1)
 	cost := float64(f.Len()) * float64(n)
 	f.Release()
-	delay := time.Duration(cost / float64(in.ep.srv.opts.PresenceBudget) * float64(time.Second))
+	delay := time.Duration(cost / float64(in.ep.srv.opts.Presence.Budget) * float64(time.Second))
 	if delay > maxPresenceDelay {
 		delay = maxPresenceDelay
 	}

@@ -46,7 +46,7 @@ func (p *presenceConn) last() (n int, list int) {
 // coalesced (far fewer messages than changes), and every member still ends
 // with the complete list.
 func TestPresenceStormCoalesces(t *testing.T) {
-	s := newHub(Options{InlineHandlers: true, JoinRate: -1, PresenceBudget: 1 << 20, Logger: quietLog()}, nil)
+	s := newHub(Options{Logger: quietLog(), Handlers: HandlerOptions{Inline: true}, Inbound: InboundOptions{JoinRate: -1}, Presence: PresenceOptions{Budget: 1 << 20}}, nil)
 	defer s.Close()
 	ep := s.CreateEndpoint("/api/socket", func(ctx *ConnectionContext) error { return ctx.Accept() })
 	ep.CreateChannel("/room/:id", func(ctx *JoinContext) error {

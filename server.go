@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -55,20 +54,20 @@ func engineConfig(addr string, so ServerOptions, o Options) engine.Config {
 	}
 	cfg := engine.Config{
 		Addr:                  addr,
-		EventLoops:            o.EventLoops,
+		EventLoops:            o.Transport.EventLoops,
 		MaxMessageSize:        max,
 		MaxConnections:        o.MaxConnections,
-		MaxOutboundBytes:      o.MaxOutboundBytes,
-		MaxOutboundBurst:      o.MaxOutboundBurst,
-		MaxTotalOutboundBytes: o.MaxTotalOutboundBytes,
-		SlowConsumerTimeout:   o.SlowConsumerTimeout,
-		MaxInflateRate:        o.MaxInflateRate,
-		MaxPendingUpgrades:    o.MaxPendingUpgrades,
-		FDHeadroom:            o.FDHeadroom,
-		HandshakeTimeout:      o.HandshakeTimeout,
+		MaxOutboundBytes:      o.Outbound.MaxBytes,
+		MaxOutboundBurst:      o.Outbound.MaxBurst,
+		MaxTotalOutboundBytes: o.Outbound.MaxTotalBytes,
+		SlowConsumerTimeout:   o.Outbound.SlowConsumerTimeout,
+		MaxInflateRate:        o.Inbound.MaxInflateRate,
+		MaxPendingUpgrades:    o.Transport.MaxPendingUpgrades,
+		FDHeadroom:            o.Transport.FDHeadroom,
+		HandshakeTimeout:      o.Transport.HandshakeTimeout,
 		PingInterval:          o.PingInterval,
 		PongWait:              o.PongWait,
-		IdleTimeout:           o.IdleTimeout,
+		IdleTimeout:           o.Transport.IdleTimeout,
 		CloseTimeout:          o.WriteWait,
 		CheckOrigin:           o.CheckOrigin,
 		AllowedOrigins:        o.AllowedOrigins,
@@ -252,24 +251,6 @@ func (b *bridge) OnClose(c *engine.Conn, _ int, _ error) {
 	b.ch.Disconnect(c.Context().(*Client))
 }
 
-var engineConnPool = sync.Pool{New: func() any { s := make([]*engine.Conn, 0, 256); return &s }}
-
-// Fanout hands a broadcast to the engine grouped per event loop; other
-// connection kinds (virtual, fallback) get their own Send.
-func (b *bridge) Fanout(f *wsframe.Frame, conns []memberConn) {
-	p := engineConnPool.Get().(*[]*engine.Conn)
-	ec := (*p)[:0]
-	for _, c := range conns {
-		if e, ok := c.(*engine.Conn); ok {
-			ec = append(ec, e)
-		} else {
-			c.Send(f)
-		}
-	}
-	if len(ec) > 0 {
-		b.eng.Fanout(f, ec)
-	}
-	clear(ec)
-	*p = ec[:0]
-	engineConnPool.Put(p)
-}
+// Fanout hands a broadcast to the engine, which groups it per event loop
+// and sends to other connection kinds (virtual, fallback) directly.
+func (b *bridge) Fanout(f *wsframe.Frame, conns []wsframe.Sink) { b.eng.Fanout(f, conns) }

@@ -8,7 +8,7 @@ import (
 const MaxUserIDBytes = 256
 
 // StatusUserConnected is the HTTP status of an upgrade declined because the
-// user id it chose already has Options.MaxConnectionsPerUser live
+// user id it chose already has Options.Transport.MaxConnectionsPerUser live
 // connections on the endpoint (see SetUserID).
 const StatusUserConnected = 409
 
@@ -23,7 +23,7 @@ const CloseUserConnected = 4409
 // non-empty and at most MaxUserIDBytes bytes; a bad id makes Accept fail.
 //
 // A user id may have several connections at once (two browser tabs), up to
-// Options.MaxConnectionsPerUser on the endpoint; a further upgrade is
+// Options.Transport.MaxConnectionsPerUser on the endpoint; a further upgrade is
 // declined with StatusUserConnected (409), and one that raced past the
 // check is closed with CloseUserConnected as soon as it becomes live. The
 // connections of one user are one user everywhere a user id is named:
@@ -61,7 +61,7 @@ func (ctx *ConnectionContext) userFull() bool {
 	if !ctx.customID {
 		return false
 	}
-	return ctx.ep.userConns(ctx.id) >= ctx.ep.srv.opts.MaxConnectionsPerUser
+	return ctx.ep.userConns(ctx.id) >= ctx.ep.srv.opts.Transport.MaxConnectionsPerUser
 }
 
 // The connections of one user id on an endpoint form a list: the table
@@ -75,7 +75,7 @@ func (ctx *ConnectionContext) userFull() bool {
 // MaxConnectionsPerUser of them (c is then not in the table).
 func (ep *Endpoint) claim(c *Client) bool {
 	ok := false
-	limit := ep.srv.opts.MaxConnectionsPerUser
+	limit := ep.srv.opts.Transport.MaxConnectionsPerUser
 	ep.clients.update(c.id, func(head *Client, present bool) (*Client, bool) {
 		if !present {
 			ok = true

@@ -33,7 +33,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 // newVirtualServer builds a server whose handlers run inline (synchronous),
 // with the limits lifted for bulk joins.
 func newVirtualServer() (*hub, *Endpoint, *Channel) {
-	s := newHub(Options{InlineHandlers: true, JoinRate: -1, MessageRate: -1, Logger: quietLog()}, nil)
+	s := newHub(Options{Logger: quietLog(), Handlers: HandlerOptions{Inline: true}, Inbound: InboundOptions{JoinRate: -1, MessageRate: -1}}, nil)
 	ep := s.CreateEndpoint("/api/socket", func(ctx *ConnectionContext) error { return ctx.Accept() })
 	lobby := ep.CreateChannel("/room/:id", func(ctx *JoinContext) error { return ctx.Accept().Err() })
 	lobby.OnEvent("say", func(ctx *EventContext) error { return ctx.Broadcast("said", ctx.RawPayload()).Err() })

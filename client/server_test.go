@@ -29,7 +29,7 @@ func startServer(t *testing.T, addr string, app *testApp) *pondsocket.Server {
 	t.Helper()
 	opts := pondsocket.DefaultOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	opts.EventLoops = 1
+	opts.Transport.EventLoops = 1
 	srv := pondsocket.NewServer(&pondsocket.ServerOptions{ServerAddr: addr, Options: opts})
 	app.register(srv)
 	if err := srv.Start(); err != nil {

@@ -18,6 +18,10 @@
 #   OUT=/tmp/x scripts/bench.sh               # results elsewhere
 #   PONDSOCKET_BIN=/path/to/server scripts/bench.sh   # a server built elsewhere
 #   SERVER_REF=HEAD scripts/bench.sh          # the server as committed (git archive), not the working tree
+#   SCENARIOS="sse sseidle" scripts/bench.sh  # the SSE transport's figures (not in the default suite):
+#       sse      fan-out to 10 000 members, all WebSocket vs half on SSE (--transport mixed), and the ratio
+#       sseidle  RSS per idle connection at 10 000, WebSocket vs SSE event streams (bench/idleconns), fresh server per run
+#   SSE_CONNS=200 RUNS=1 SCENARIOS="sse sseidle" OUT=/tmp/x scripts/bench.sh   # the same, as a smoke test
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,6 +52,7 @@ else
 	if [ -d cmd/devkafka ]; then go build -o "$tmp/devkafka" ./cmd/devkafka; fi
 fi
 go build -o "$tmp/pondbench" ./cmd/pondbench
+go build -o "$tmp/idleconns" ./bench/idleconns
 
 pids=()
 cleanup() {
@@ -230,6 +235,52 @@ if want conns51k; then
 	for x in "${sp[@]}"; do stop_server "${x%%:*}" "${x##*:}" conns51k; done
 fi
 
+SSE_CONNS=${SSE_CONNS:-10000}
+sse_note=""
+if want sse; then
+	# The same server and parameters; the only difference is that odd
+	# members read an event stream (the publisher, member 0, stays on
+	# WebSocket). The target of issue 14 is mixed >= 0.8 x all-WebSocket.
+	port=$(free_port)
+	start_server "$port"
+	bench "$RUNS" fanout --target "ws://127.0.0.1:$port/api/socket" --conns "$SSE_CONNS" --messages 300 --in-flight 8
+	bench "$RUNS" fanout --target "ws://127.0.0.1:$port/api/socket" --conns "$SSE_CONNS" --messages 300 --in-flight 8 --transport mixed
+	stop_server "$SERVER_PID" "$port" sse
+	sse_note=$(python3 - "$tmp" "$SSE_CONNS" <<'PY'
+import glob, json, statistics, sys
+by = {}
+for f in glob.glob(sys.argv[1] + "/*-fanout.json"):
+    r = json.load(open(f))
+    if r["conns"]["requested"] != int(sys.argv[2]):
+        continue
+    tr = r.get("params", {}).get("transport", "ws")
+    for fig in r["figures"]:
+        if fig["name"] == "deliveries/s":
+            by.setdefault(tr, []).append(fig["value"])
+if "ws" in by and "mixed" in by:
+    ws, mixed = statistics.median(by["ws"]), statistics.median(by["mixed"])
+    print(f"SSE fan-out (n={sys.argv[2]} m=300 w=8): all WebSocket {ws/1000:.1f}k deliveries/s, half on SSE {mixed/1000:.1f}k deliveries/s (medians of {len(by['ws'])} and {len(by['mixed'])} runs): ratio {mixed/ws:.2f} (target >= 0.8).")
+PY
+)
+fi
+
+if want sseidle; then
+	# A fresh server per run, as for conns: the growth of a cold process.
+	echo "go run ./bench/idleconns -n $SSE_CONNS 127.0.0.1:PORT PID; go run ./bench/idleconns -sse -n $SSE_CONNS 127.0.0.1:PORT PID" >>"$tmp/commands.txt"
+	for kind in ws sse; do
+		for _ in $(seq 1 "$RUNS"); do
+			port=$(free_port)
+			start_server "$port"
+			wait_quiet
+			flag=""
+			[ "$kind" = sse ] && flag="-sse"
+			log "idleconns $flag -n $SSE_CONNS"
+			timeout 300 "$tmp/idleconns" $flag -n "$SSE_CONNS" "127.0.0.1:$port" "$SERVER_PID" | tee -a "$tmp/idle.txt" >&2
+			stop_server "$SERVER_PID" "$port" sseidle
+		done
+	done
+fi
+
 # wait_port PORT: until something listens on 127.0.0.1:PORT (at most 10s).
 wait_port() {
 	for _ in $(seq 1 100); do
@@ -327,7 +378,27 @@ dirty=$(git status --porcelain 2>/dev/null | grep -q . && echo " (with uncommitt
 	echo "- The server's default limit of 1000 messages/s per connection (burst 2000) bounds what one publisher can send; the scenarios stay under it, and a refused message is counted as refused, not as delivered."
 	echo "- Medians are over the runs of this suite. On a shared virtual machine the spread between two suites can be larger than within one; compare files from different days with that in mind."
 	echo "- $cluster_note"
+	if [ -n "$sse_note" ]; then
+		echo "- $sse_note"
+	fi
 	echo
+	if [ -s "$tmp/idle.txt" ]; then
+		echo "RSS per idle connection (\`bench/idleconns\`: connections that only upgrade, or only open their event stream and read its CONNECT; no join; fresh server per run; 3 s settle). Target for SSE: <= 4 KiB."
+		echo
+		echo "| transport | connections | runs (KiB per connection) | median |"
+		echo "| --- | ---: | --- | ---: |"
+		python3 - "$tmp/idle.txt" <<'PY'
+import re, statistics, sys
+by = {}
+for line in open(sys.argv[1]):
+    m = re.search(r"transport=(\w+) .*conns=(\d+) .*per_conn=(-?[\d.]+)KiB", line)
+    if m:
+        by.setdefault((m.group(1), m.group(2)), []).append(float(m.group(3)))
+for (tr, n), v in sorted(by.items()):
+    print(f"| {tr} | {n} | {', '.join(f'{x:.2f}' for x in v)} | **{statistics.median(v):.2f} KiB** |")
+PY
+		echo
+	fi
 	if [ -s "$tmp/disturbed.txt" ]; then
 		echo "Runs discarded and repeated because other processes took CPU during them (the machine is shared):"
 		echo

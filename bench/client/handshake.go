@@ -109,18 +109,25 @@ func AppendUpgradeRequest(dst []byte, host, path, key string) []byte {
 }
 
 // StatusError is the upgrade failure of a server that answered with a
-// status other than 101 (a 503 at the connection cap, say). It wraps
-// ErrHandshake.
+// status other than 101 (a 503 at the connection cap, say), or the failure
+// of an event stream's GET answered with a status other than 200. It wraps
+// ErrHandshake, or ErrStream for a stream.
 type StatusError struct {
-	Code int    // the status code, 0 when it is not a number
-	Line string // the status line after the HTTP version
+	Code   int    // the status code, 0 when it is not a number
+	Line   string // the status line after the HTTP version
+	Stream bool   // an event stream's GET (then it wraps ErrStream)
 }
 
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("%v: status %q", ErrHandshake, e.Line)
+	return fmt.Sprintf("%v: status %q", e.Unwrap(), e.Line)
 }
 
-func (e *StatusError) Unwrap() error { return ErrHandshake }
+func (e *StatusError) Unwrap() error {
+	if e.Stream {
+		return ErrStream
+	}
+	return ErrHandshake
+}
 
 // ParseUpgradeResponse looks for a complete HTTP response head in b. It
 // returns n = 0 while the head is incomplete, and the head's length once it

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ type Config struct {
 	ConnectTimeout time.Duration // TCP connect + upgrade (default 10s)
 	MaxFrame       int64         // largest accepted frame or message (default 64 MiB)
 	ReadBuffer     int           // per-loop read buffer (default 256 KiB)
+	SSEPostConns   int           // SSE: most connections posting client messages to one server at once (default 64)
 }
 
 // Errors passed to OnClose.
@@ -62,6 +64,9 @@ type Pool struct {
 	loops []*Loop
 	wg    sync.WaitGroup
 	once  sync.Once
+
+	httpOnce sync.Once    // SSE: the client that posts messages, made on first use
+	http     *http.Client // (sse.go)
 }
 
 // NewPool starts cfg.Loops event loops.
@@ -83,6 +88,9 @@ func NewPool(cfg Config) (*Pool, error) {
 	}
 	if cfg.ReadBuffer <= 0 {
 		cfg.ReadBuffer = 256 << 10
+	}
+	if cfg.SSEPostConns <= 0 {
+		cfg.SSEPostConns = 64
 	}
 	p := &Pool{cfg: cfg}
 	for i := 0; i < cfg.Loops; i++ {
@@ -116,6 +124,9 @@ func (p *Pool) Close() {
 			l.Post(func() { l.stopping = true })
 		}
 		p.wg.Wait()
+		if p.http != nil {
+			p.http.CloseIdleConnections()
+		}
 	})
 }
 
@@ -306,6 +317,7 @@ type Dial struct {
 	Target  *Target // server
 	Path    string  // request target (path and query); Target.Path if empty
 	LocalIP net.IP  // optional source address (to use more than one port range)
+	SSE     bool    // open an event stream (docs/protocol.md §9) instead of a WebSocket
 }
 
 // Dial opens a connection on this loop. Safe from any goroutine; the
@@ -316,6 +328,7 @@ func (l *Loop) Dial(d Dial) { l.Post(func() { l.DialNow(d) }) }
 func (l *Loop) DialNow(d Dial) {
 	c := &Conn{ID: d.ID, loop: l, fd: -1, DialStart: time.Now().UnixNano()}
 	c.fr.MaxFrame = l.pool.cfg.MaxFrame
+	c.sse = d.SSE
 	if l.stopping {
 		c.state = stateClosed
 		c.Err = ErrPoolClosed
@@ -374,16 +387,22 @@ func (l *Loop) startConnect(c *Conn, d Dial, path string) error {
 			}
 		}
 	}
-	key := make([]byte, 16)
-	for i := 0; i < 16; i += 8 {
-		r := l.nextRand()
-		for j := 0; j < 8; j++ {
-			key[i+j] = byte(r >> (8 * j))
+	if c.sse {
+		c.outbox = &sseOutbox{}
+		c.postURL = "http://" + d.Target.Host + path
+		c.out = AppendStreamRequest(c.out[:0], d.Target.Host, path)
+	} else {
+		key := make([]byte, 16)
+		for i := 0; i < 16; i += 8 {
+			r := l.nextRand()
+			for j := 0; j < 8; j++ {
+				key[i+j] = byte(r >> (8 * j))
+			}
 		}
+		k := base64.StdEncoding.EncodeToString(key)
+		c.accept = AcceptKey(k)
+		c.out = AppendUpgradeRequest(c.out[:0], d.Target.Host, path, k)
 	}
-	k := base64.StdEncoding.EncodeToString(key)
-	c.accept = AcceptKey(k)
-	c.out = AppendUpgradeRequest(c.out[:0], d.Target.Host, path, k)
 	err = unix.Connect(fd, sa)
 	if err != nil && err != unix.EINPROGRESS {
 		return fmt.Errorf("connect %s: %w", d.Target.Addr, err)
@@ -473,6 +492,9 @@ func (l *Loop) onReadable(c *Conn) {
 }
 
 func (l *Loop) process(c *Conn, data []byte, now int64) (int, error) {
+	if c.sse {
+		return l.processSSE(c, data, now)
+	}
 	consumed := 0
 	if c.state == stateHandshake {
 		n, err := ParseUpgradeResponse(data, c.accept)
@@ -616,5 +638,6 @@ func (l *Loop) closeConn(c *Conn, err error) {
 		c.fd = -1
 	}
 	c.in, c.out = nil, nil
+	c.closeOutbox()
 	l.h.OnClose(c, err)
 }

@@ -905,6 +905,9 @@ func Label(s Spec) string {
 	if s.Scenario != "conns" && s.Scenario != "presence" {
 		fmt.Fprintf(&b, " payload=%dB", s.PayloadSize)
 	}
+	if s.Transport != "" && s.Transport != "ws" {
+		fmt.Fprintf(&b, " transport=%s", s.Transport)
+	}
 	if s.Tag != "" {
 		fmt.Fprintf(&b, " [%s]", s.Tag)
 	}
@@ -915,7 +918,7 @@ func params(s Spec) map[string]any {
 	m := map[string]any{
 		"conns": s.Conns, "channel": s.Channel, "payload_size": s.PayloadSize,
 		"workers": s.Workers, "loops": s.Loops, "connect_concurrency": s.ConnectConcurrency,
-		"run_id": s.RunID,
+		"run_id": s.RunID, "transport": s.Transport,
 	}
 	switch s.Scenario {
 	case "conns":

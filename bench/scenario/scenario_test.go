@@ -349,3 +349,30 @@ func TestScenariosAgainstServer(t *testing.T) {
 		})
 	}
 }
+
+// The SSE transport (--transport sse, mixed) against the real server:
+// every member an event stream, or half of them, with exact counts.
+func TestSSEScenariosAgainstServer(t *testing.T) {
+	bin := buildServer(t)
+	url, _ := startServer(t, bin)
+	for _, tr := range []string{"sse", "mixed"} {
+		for _, name := range []string{"conns", "fanout", "echo"} {
+			t.Run(tr+"/"+name, func(t *testing.T) {
+				spec := small(name, url)
+				spec.Transport = tr
+				res := runSpec(t, spec, 0)
+				checkResult(t, spec, res)
+				if !strings.Contains(res.Label, "transport="+tr) {
+					t.Errorf("label %q does not name the transport", res.Label)
+				}
+			})
+		}
+	}
+	t.Run("ceiling refuses sse", func(t *testing.T) {
+		spec := small("ceiling")
+		spec.Transport = "sse"
+		if err := spec.Validate(); err == nil {
+			t.Fatal("ceiling accepted --transport sse")
+		}
+	})
+}

@@ -42,6 +42,12 @@ func (d *Duration) UnmarshalText(b []byte) error {
 type Spec struct {
 	Scenario string   `json:"scenario"`
 	Targets  []string `json:"targets"` // ws:// URLs; connection i goes to Targets[i % len]
+	// Transport is how the connections reach the server: "ws" (every one
+	// a WebSocket), "sse" (every one an event stream, docs/protocol.md §9,
+	// its messages POSTed) or "mixed" (odd connection ids on SSE, even
+	// ones on WebSocket, so the fan-out's publisher, id 0, stays on
+	// WebSocket and the run measures delivery to both kinds of member).
+	Transport string `json:"transport,omitempty"`
 
 	Conns       int      `json:"conns"`        // N
 	Rooms       int      `json:"rooms"`        // conns, echo: connection i joins room i % Rooms
@@ -177,6 +183,16 @@ func (s *Spec) Validate() error {
 	case "presence":
 		s.Presence = true
 	}
+	switch s.Transport {
+	case "":
+		s.Transport = "ws"
+	case "ws", "sse", "mixed":
+	default:
+		return fmt.Errorf("--transport %q: one of ws, sse, mixed", s.Transport)
+	}
+	if s.Scenario == "ceiling" && s.Transport != "ws" {
+		return errors.New("ceiling: the bare gnet server speaks WebSocket only (--transport ws)")
+	}
 	if s.Scenario == "cluster" && len(s.Targets) < 2 {
 		return errors.New("cluster needs at least two --target URLs (one per node)")
 	}
@@ -290,6 +306,11 @@ func (s *Spec) channelName(room int) string {
 		return strings.TrimRight(s.Channel, "/") + "/" + name
 	}
 	return strings.Join(parts, "/")
+}
+
+// usesSSE says whether connection id opens an event stream.
+func (s *Spec) usesSSE(id int) bool {
+	return s.Transport == "sse" || (s.Transport == "mixed" && id%2 == 1)
 }
 
 // joinsOnConnect says whether a connection joins as soon as it is connected

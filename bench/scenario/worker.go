@@ -291,7 +291,7 @@ func (w *worker) dialAll() {
 		m := &w.members[i]
 		tg := w.targets[m.target]
 		q := url.Values{"username": {"u" + strconv.Itoa(m.id)}}
-		d := client.Dial{ID: m.id, Target: tg, Path: tg.WithQuery(q)}
+		d := client.Dial{ID: m.id, Target: tg, Path: tg.WithQuery(q), SSE: w.spec.usesSSE(m.id)}
 		if w.spec.LocalIPs > 0 {
 			d.LocalIP = net.IPv4(127, 0, 0, byte(1+m.id%w.spec.LocalIPs))
 		}

@@ -119,6 +119,7 @@ func scenarioFlags(name string, out io.Writer) (fs *flag.FlagSet, o *cliOpts, ap
 	fs.SetOutput(out)
 	fs.StringVar(&o.targets, "target", strings.Join(s.Targets, ","), "server URL(s), comma-separated; connection i uses target i mod count (cluster: one per node; ceiling: empty = start one)")
 	fs.IntVar(&s.Conns, "conns", s.Conns, "connections (N)")
+	fs.StringVar(&s.Transport, "transport", "ws", "ws, sse (event streams, messages POSTed; docs/protocol.md §9) or mixed (odd connection ids on SSE, so the fan-out publisher stays on WebSocket)")
 	fs.IntVar(&s.Conns, "n", s.Conns, "shorthand for --conns")
 	fs.IntVar(&s.Rooms, "rooms", s.Rooms, "conns/echo: rooms R (connection i joins room i mod R; echo: 0 = one per client)")
 	fs.IntVar(&s.RoomSize, "room-size", s.RoomSize, "rooms: members per room K")

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/pondsocket/pondsocket"
 )
@@ -30,6 +31,8 @@ type serverAPI struct {
 	key     []byte
 	maxBody int64
 	eps     []*pondsocket.Endpoint
+	srv     *pondsocket.Server
+	started time.Time
 	log     *slog.Logger
 	// clustered: calls reach the other nodes, so a user or channel with
 	// nothing on this node is no error for broadcast, evict and disconnect
@@ -43,6 +46,7 @@ func (a *serverAPI) register(mux *http.ServeMux) {
 	mux.Handle("GET /api/channels", a.guard(a.channels))
 	mux.Handle("GET /api/presence", a.guard(a.presence))
 	mux.Handle("GET /api/users/{id}", a.guard(a.user))
+	mux.Handle("GET /api/stats", a.guard(a.stats))
 	mux.Handle("/api/", a.guard(func(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, "no such call: "+r.Method+" "+r.URL.Path)
 	}))
@@ -249,6 +253,12 @@ type channelInfo struct {
 }
 
 func (a *serverAPI) channels(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"channels": a.channelList()})
+	return nil
+}
+
+// channelList is this node's live channels, by endpoint and name.
+func (a *serverAPI) channelList() []channelInfo {
 	out := []channelInfo{}
 	for _, ep := range a.eps {
 		for _, ch := range ep.Channels() {
@@ -262,7 +272,87 @@ func (a *serverAPI) channels(w http.ResponseWriter, r *http.Request) error {
 		}
 		return out[i].Name < out[j].Name
 	})
-	writeJSON(w, http.StatusOK, map[string]any{"channels": out})
+	return out
+}
+
+// statsChannels bounds the channel list of /api/stats (the busiest first);
+// /api/channels has them all.
+const statsChannels = 100
+
+// nodeInfo is one node of the cluster as /api/stats shows it.
+type nodeInfo struct {
+	ID   string `json:"id"`
+	Self bool   `json:"self"`
+}
+
+// statsAnswer is GET /api/stats: this node's counters at one instant (the
+// admin page turns successive counters into rates), its busiest channels
+// and the cluster's nodes.
+type statsAnswer struct {
+	Time          int64         `json:"time_ms"` // Unix milliseconds of the snapshot
+	UptimeSeconds float64       `json:"uptime_s"`
+	Node          string        `json:"node"`
+	Clustered     bool          `json:"clustered"`
+	Ready         bool          `json:"ready"`
+	ReadyError    string        `json:"ready_error,omitempty"`
+	Nodes         []nodeInfo    `json:"nodes"`
+	Connections   int64         `json:"connections"`
+	Channels      int64         `json:"channels"`
+	MessagesIn    int64         `json:"messages_in"`  // client messages received (counter)
+	MessagesOut   int64         `json:"messages_out"` // channel messages delivered (broadcasts and presence × recipients; counter)
+	BytesIn       int64         `json:"bytes_in"`
+	BytesOut      int64         `json:"bytes_out"`
+	Accepted      int64         `json:"connections_accepted"`
+	Declined      int64         `json:"connections_declined"`
+	Joins         int64         `json:"joins"`
+	Leaves        int64         `json:"leaves"`
+	ChannelList   []channelInfo `json:"channel_list"`
+	MoreChannels  int           `json:"more_channels"` // live channels left out of channel_list
+}
+
+func (a *serverAPI) stats(w http.ResponseWriter, r *http.Request) error {
+	now := time.Now()
+	st := a.srv.Stats()
+	out := statsAnswer{
+		Time:          now.UnixMilli(),
+		UptimeSeconds: now.Sub(a.started).Seconds(),
+		Connections:   st.Connections,
+		Channels:      st.Channels,
+		MessagesIn:    st.MessagesIn,
+		MessagesOut:   st.Deliveries,
+		BytesIn:       st.BytesIn,
+		BytesOut:      st.BytesOut,
+		Accepted:      st.Accepted,
+		Declined:      st.Declined,
+		Joins:         st.Joins,
+		Leaves:        st.Leaves,
+	}
+	if err := a.srv.Ready(); err != nil {
+		out.ReadyError = err.Error()
+	} else {
+		out.Ready = true
+	}
+	if n := a.srv.ClusterNode(); n != nil {
+		out.Clustered = true
+		out.Node = n.ID()
+		out.Nodes = append(out.Nodes, nodeInfo{ID: n.ID(), Self: true})
+		peers := n.Nodes()
+		sort.Strings(peers)
+		for _, id := range peers {
+			out.Nodes = append(out.Nodes, nodeInfo{ID: id})
+		}
+	} else {
+		out.Node = "standalone " + a.srv.Addr().String()
+		out.Nodes = []nodeInfo{{ID: out.Node, Self: true}}
+	}
+	list := a.channelList()
+	sort.SliceStable(list, func(i, j int) bool { return list[i].Members > list[j].Members })
+	if len(list) > statsChannels {
+		out.MoreChannels = len(list) - statsChannels
+		list = list[:statsChannels]
+	}
+	out.ChannelList = list
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -285,6 +375,7 @@ func (a *serverAPI) user(w http.ResponseWriter, r *http.Request) error {
 		}
 		assigns := c.Assigns()
 		delete(assigns, channelsAssign)
+		delete(assigns, presenceAssign)
 		chans := c.Channels()
 		sort.Strings(chans)
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "endpoint": ep.Path(), "channels": chans, "assigns": assigns,

@@ -7,17 +7,26 @@ import (
 	"path"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/pondsocket/pondsocket/internal/ratelog"
 
 	"github.com/pondsocket/pondsocket"
 )
 
-// channelsAssign is the connection assign holding a token's channels claim.
-const channelsAssign = "_channels"
+// Connection assigns the server keeps for itself (never shown as assigns):
+// the token's channels claim, and the presence a connect proxy answer
+// chose.
+const (
+	channelsAssign = "_channels"
+	presenceAssign = "_presence"
+)
 
-// registerApp creates the file's endpoints, channels and events on srv.
-func registerApp(srv *pondsocket.Server, app *appConfig, auth *authenticator) (eps []*pondsocket.Endpoint, err error) {
+func serverAssign(k string) bool { return k == channelsAssign || k == presenceAssign }
+
+// registerApp creates the file's endpoints, channels and events on srv;
+// auth (JWT) and px (the backend proxy) may each be nil.
+func registerApp(srv *pondsocket.Server, app *appConfig, auth *authenticator, px *backendProxy) (eps []*pondsocket.Endpoint, err error) {
 	at := ""
 	defer func() { // bad patterns panic in the library: name the key
 		if p := recover(); p != nil {
@@ -27,19 +36,24 @@ func registerApp(srv *pondsocket.Server, app *appConfig, auth *authenticator) (e
 	for i, e := range app.Endpoints {
 		at = fmt.Sprintf("endpoints[%d].path", i)
 		ep := srv.CreateEndpoint(e.Path, func(ctx *pondsocket.ConnectionContext) error {
-			if auth == nil {
-				return ctx.Accept()
+			var cl *tokenClaims
+			tok := ""
+			if auth != nil {
+				tok = tokenOf(ctx)
+				var err error
+				if cl, err = auth.verify(tok); err != nil {
+					return ctx.Decline(401, err.Error())
+				}
+				ctx.SetUserID(cl.Subject)
+				for k, v := range cl.Info {
+					ctx.SetAssigns(k, v)
+				}
+				if cl.Channels != nil {
+					ctx.SetAssigns(channelsAssign, cl.Channels)
+				}
 			}
-			cl, err := auth.verify(tokenOf(ctx))
-			if err != nil {
-				return ctx.Decline(401, err.Error())
-			}
-			ctx.SetUserID(cl.Subject)
-			for k, v := range cl.Info {
-				ctx.SetAssigns(k, v)
-			}
-			if cl.Channels != nil {
-				ctx.SetAssigns(channelsAssign, cl.Channels)
+			if px != nil && px.cfg.connectURL != "" {
+				return px.onConnect(ctx, cl, tok)
 			}
 			return ctx.Accept()
 		})
@@ -52,23 +66,27 @@ func registerApp(srv *pondsocket.Server, app *appConfig, auth *authenticator) (e
 				if !mayJoin(u.Assigns[channelsAssign], ctx.ChannelName()) {
 					return ctx.Decline(403, "Not allowed to join "+ctx.ChannelName())
 				}
+				if px != nil && px.cfg.joinURL != "" {
+					return px.onJoin(ctx, c.Presence)
+				}
 				ctx.Accept()
 				if c.Presence {
 					ctx.Track(presenceOf(u))
 				}
 				return ctx.Err()
 			})
-			for name, mode := range c.Events {
+			// in file order: the first matching pattern decides
+			for _, name := range c.eventOrder {
 				at = fmt.Sprintf("endpoints[%d].channels[%d].events.%s", i, j, name)
-				ch.OnEvent(name, eventHandler(mode))
+				ch.OnEvent(name, eventHandler(c.Events[name], px))
 			}
-			ch.OnEvent("*", eventHandler("forbidden"))
+			ch.OnEvent("*", eventHandler("forbidden", nil))
 		}
 	}
 	return eps, nil
 }
 
-func eventHandler(mode string) func(*pondsocket.EventContext) error {
+func eventHandler(mode string, px *backendProxy) func(*pondsocket.EventContext) error {
 	switch mode {
 	case "broadcast":
 		return func(ctx *pondsocket.EventContext) error {
@@ -82,6 +100,8 @@ func eventHandler(mode string) func(*pondsocket.EventContext) error {
 		return func(ctx *pondsocket.EventContext) error {
 			return ctx.Reply(ctx.Event().Event, ctx.RawPayload()).Err()
 		}
+	case "proxy": // validateProxy made sure px has an event URL
+		return px.onEvent
 	}
 	return func(ctx *pondsocket.EventContext) error {
 		return pondsocket.Forbidden("Event not allowed: " + ctx.Event().Event)
@@ -115,13 +135,20 @@ func mayJoin(claim any, name string) bool {
 	return false
 }
 
-// presenceOf is what a member shows in presence: its id and its token's
-// info (the assigns but the channels claim).
+// presenceOf is what a member shows in presence: its id and the presence
+// a connect proxy answer chose, or else its token's info and the proxy's
+// assigns (the assigns but the server's own).
 func presenceOf(u *pondsocket.User) map[string]any {
 	p := map[string]any{}
-	for k, v := range u.Assigns {
-		if k != channelsAssign {
+	if chosen, ok := u.Assigns[presenceAssign].(map[string]any); ok {
+		for k, v := range chosen {
 			p[k] = v
+		}
+	} else {
+		for k, v := range u.Assigns {
+			if !serverAssign(k) {
+				p[k] = v
+			}
 		}
 	}
 	p["id"] = u.UserID
@@ -137,15 +164,21 @@ func serveApp(srv *pondsocket.Server, mux *http.ServeMux, c config, log *slog.Lo
 		if auth, err = newAuthenticator(c.auth, ratelog.New(log, 0, 0)); err != nil {
 			return err
 		}
-	} else {
-		log.Warn("no auth.jwt in the configuration: every connection is accepted with a random user id")
+	} else if c.proxy.connectURL == "" {
+		log.Warn("no auth.jwt or proxy.connect_url in the configuration: every connection is accepted with a random user id")
 	}
-	eps, err := registerApp(srv, c.app, auth)
+	var px *backendProxy
+	if c.proxy.enabled() {
+		// an answer may carry a reply or broadcast payload as large as a
+		// client message, plus assigns and presence
+		px = newBackendProxy(c.proxy, c.maxMessageSize+64<<10, ratelog.New(log, 0, 0))
+	}
+	eps, err := registerApp(srv, c.app, auth, px)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.configFile, err)
 	}
 	if c.api.key != "" {
-		api := &serverAPI{key: []byte(c.api.key), maxBody: c.api.maxBody, eps: eps, log: ratelog.New(log, 0, 0),
+		api := &serverAPI{key: []byte(c.api.key), maxBody: c.api.maxBody, eps: eps, srv: srv, started: time.Now(), log: ratelog.New(log, 0, 0),
 			clustered: c.redisAddr != "" || c.kafkaBrokers != ""}
 		api.register(mux)
 	}

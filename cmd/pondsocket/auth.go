@@ -47,6 +47,7 @@ func defineAppFlags(fs *flag.FlagSet, c *config, def func(name, env string) stri
 	fs.StringVar(&c.auth.audience, "jwt-audience", "", "required aud claim, empty = any "+def("jwt-audience", "PONDSOCKET_JWT_AUDIENCE"))
 	fs.StringVar(&c.api.key, "api-key", "", "key of the server API and admin page (Authorization: apikey KEY); empty = no server API "+def("api-key", "PONDSOCKET_API_KEY"))
 	fs.Int64Var(&c.api.maxBody, "api-max-body-bytes", 32<<10, "largest server API request body, at most 65536 (the engine's bound on plain HTTP bodies) "+def("api-max-body-bytes", "PONDSOCKET_API_MAX_BODY_BYTES"))
+	defineProxyFlags(fs, c, def)
 }
 
 // engineMaxBody is the engine's bound on plain HTTP request bodies (larger
@@ -56,9 +57,9 @@ const engineMaxBody = 64 << 10
 // validateApp checks the application settings.
 func (c *config) validateApp(bad func(name, want string) error) error {
 	if c.app == nil {
-		for _, name := range []string{"jwt-hmac-secret", "jwt-public-key-file", "jwt-jwks-url", "api-key"} {
+		for _, name := range []string{"jwt-hmac-secret", "jwt-public-key-file", "jwt-jwks-url", "api-key", "proxy-connect-url", "proxy-join-url", "proxy-event-url"} {
 			if c.appSetting(name) != "" {
-				return bad(name, "needs a configuration file (--config): the demo has no authentication or server API")
+				return bad(name, "needs a configuration file (--config): the demo has no authentication, server API or backend proxy")
 			}
 		}
 		return nil
@@ -79,7 +80,7 @@ func (c *config) validateApp(bad func(name, want string) error) error {
 			return bad("jwt-public-key-file", err.Error())
 		}
 	}
-	return nil
+	return c.validateProxy(bad)
 }
 
 func (c *config) appSetting(name string) string {
@@ -92,6 +93,12 @@ func (c *config) appSetting(name string) string {
 		return c.auth.jwksURL
 	case "api-key":
 		return c.api.key
+	case "proxy-connect-url":
+		return c.proxy.connectURL
+	case "proxy-join-url":
+		return c.proxy.joinURL
+	case "proxy-event-url":
+		return c.proxy.eventURL
 	}
 	return ""
 }

@@ -44,9 +44,9 @@ func redisServer(t *testing.T, tlsPort bool, extra ...string) string {
 	return addr
 }
 
-// writeConfig writes a configuration file with one endpoint and the
+// writeBusConfig writes a configuration file with one endpoint and the
 // given extra lines, returning its path.
-func writeConfig(t *testing.T, extra string) string {
+func writeBusConfig(t *testing.T, extra string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "app.yaml")
 	body := extra + `
@@ -70,7 +70,7 @@ endpoints:
 func TestRedisPasswordFromFileAndJSONLogs(t *testing.T) {
 	bin := buildBinary(t)
 	redisAddr := redisServer(t, false, "--requirepass", "s3cret pass")
-	cfg := writeConfig(t, fmt.Sprintf("redis_addr: %s\nredis_password: \"s3cret pass\"\nheartbeat_interval: 200ms\nheartbeat_timeout: 1s\n", redisAddr))
+	cfg := writeBusConfig(t, fmt.Sprintf("redis_addr: %s\nredis_password: \"s3cret pass\"\nheartbeat_interval: 200ms\nheartbeat_timeout: 1s\n", redisAddr))
 	p := testenv.Start(t, bin, testenv.ProcOptions{
 		Args:  []string{"--addr", "127.0.0.1:0", "--config", cfg, "--log-format", "json", "--node-id", "jsonnode"},
 		Ready: "listening on ",
@@ -167,7 +167,7 @@ func TestRedisTLS(t *testing.T) {
 	ca, cert, key := writeTestPKI(t, dir)
 	redisAddr := redisServer(t, true, "--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca,
 		"--tls-auth-clients", "no", "--requirepass", "pw")
-	cfg := writeConfig(t, fmt.Sprintf("redis_addr: %s\nredis_password: pw\nredis_tls_ca_file: %s\n", redisAddr, ca))
+	cfg := writeBusConfig(t, fmt.Sprintf("redis_addr: %s\nredis_password: pw\nredis_tls_ca_file: %s\n", redisAddr, ca))
 	p := testenv.Start(t, bin, testenv.ProcOptions{
 		Args:  []string{"--addr", "127.0.0.1:0", "--config", cfg, "--node-id", "tlsnode"},
 		Ready: "listening on ",
@@ -248,7 +248,7 @@ func TestBusConfigErrors(t *testing.T) {
 	}
 	// SASL and TLS from the file build a Kafka backend (the plumbing; no
 	// SASL broker is started here)
-	cfg := writeConfig(t, "kafka_brokers: [127.0.0.1:9092]\nkafka_sasl_mechanism: scram-sha-512\nkafka_sasl_username: u\nkafka_sasl_password: p\nkafka_tls: true\n")
+	cfg := writeBusConfig(t, "kafka_brokers: [127.0.0.1:9092]\nkafka_sasl_mechanism: scram-sha-512\nkafka_sasl_username: u\nkafka_sasl_password: p\nkafka_tls: true\n")
 	c, err := parseConfig([]string{"--config", cfg}, noEnv, &strings.Builder{})
 	if err != nil {
 		t.Fatal(err)
@@ -339,7 +339,7 @@ func TestKafkaSASL(t *testing.T) {
 		Ready: "kafka broker listening on ",
 	})
 	for _, c := range []struct{ mech, user, pass string }{{"plain", "alice", "pw-a"}, {"scram-sha-512", "bob", "pw-b"}} {
-		cfg := writeConfig(t, fmt.Sprintf("kafka_brokers: [%s]\nkafka_sasl_mechanism: %s\nkafka_sasl_username: %s\nkafka_sasl_password: %s\n",
+		cfg := writeBusConfig(t, fmt.Sprintf("kafka_brokers: [%s]\nkafka_sasl_mechanism: %s\nkafka_sasl_username: %s\nkafka_sasl_password: %s\n",
 			brokerAddr, c.mech, c.user, c.pass))
 		p := testenv.Start(t, bin, testenv.ProcOptions{Args: []string{"--addr", "127.0.0.1:0", "--config", cfg}, Ready: "listening on "})
 		found := false

@@ -25,6 +25,13 @@ var fileKeyOf = map[string]string{
 	"api-key":             "api.key",
 	"api-addr":            "api.addr",
 	"api-max-body-bytes":  "api.max_body_bytes",
+
+	"proxy-connect-url":     "proxy.connect_url",
+	"proxy-join-url":        "proxy.join_url",
+	"proxy-event-url":       "proxy.event_url",
+	"proxy-timeout":         "proxy.timeout",
+	"proxy-forward-headers": "proxy.forward_headers",
+	"proxy-max-connections": "proxy.max_connections",
 }
 
 // fileKey is the configuration file's key of a flag.
@@ -60,11 +67,18 @@ type channelConfig struct {
 	Pattern  string
 	Presence bool
 	Events   map[string]string // event name or pattern → eventModes
-	line     int
+	// eventOrder is the events' order in the file: the first pattern
+	// that matches an event decides (so "*" can come last as a default)
+	eventOrder []string
+	eventLines map[string]int
+	line       int
 }
 
-// eventModes are the answers to a client event a file can choose.
-var eventModes = map[string]bool{"broadcast": true, "broadcast_from": true, "reply": true, "forbidden": true}
+// eventModes are the answers to a client event a file can choose; proxy
+// asks the backend at proxy.event_url (proxy.go).
+var eventModes = map[string]bool{"broadcast": true, "broadcast_from": true, "reply": true, "forbidden": true, "proxy": true}
+
+const eventModesText = "broadcast, broadcast_from, reply, forbidden or proxy"
 
 // maxConfigFileBytes bounds the file read (a configuration, not data).
 const maxConfigFileBytes = 4 << 20
@@ -173,7 +187,7 @@ func parseEndpoints(n *yaml.Node, bad badFunc) ([]endpointConfig, error) {
 				}
 				for j, c := range v.Content {
 					cat := fmt.Sprintf("%s[%d]", key, j)
-					ch := channelConfig{line: c.Line, Events: map[string]string{}}
+					ch := channelConfig{line: c.Line, Events: map[string]string{}, eventLines: map[string]int{}}
 					err := fields(c, cat, bad, map[string]func(k, v *yaml.Node, key string) error{
 						"pattern": func(_, v *yaml.Node, key string) error { return scalar(v, key, bad, &ch.Pattern) },
 						"presence": func(_, v *yaml.Node, key string) error {
@@ -184,7 +198,7 @@ func parseEndpoints(n *yaml.Node, bad badFunc) ([]endpointConfig, error) {
 						},
 						"events": func(_, v *yaml.Node, key string) error {
 							if v.Kind != yaml.MappingNode {
-								return bad(v, key, "must be a mapping of event name to broadcast, broadcast_from, reply or forbidden")
+								return bad(v, key, "must be a mapping of event name to "+eventModesText)
 							}
 							for x := 0; x+1 < len(v.Content); x += 2 {
 								name, mode := v.Content[x], v.Content[x+1]
@@ -193,9 +207,14 @@ func parseEndpoints(n *yaml.Node, bad badFunc) ([]endpointConfig, error) {
 									return bad(name, key, "empty event name")
 								}
 								if mode.Kind != yaml.ScalarNode || !eventModes[mode.Value] {
-									return bad(mode, ekey, "must be broadcast, broadcast_from, reply or forbidden")
+									return bad(mode, ekey, "must be "+eventModesText)
+								}
+								if _, dup := ch.Events[name.Value]; dup {
+									return bad(name, ekey, "listed twice")
 								}
 								ch.Events[name.Value] = mode.Value
+								ch.eventOrder = append(ch.eventOrder, name.Value)
+								ch.eventLines[name.Value] = name.Line
 							}
 							return nil
 						},

@@ -62,6 +62,7 @@ type config struct {
 	auth       authConfig
 	api        apiConfig
 	bus        busConfig
+	proxy      proxyConfig
 	version    bool
 }
 
@@ -104,12 +105,12 @@ func main() {
 		for _, e := range cfg.app.Endpoints {
 			eps = append(eps, e.Path)
 		}
-		api := "off (no api.key)"
+		api, admin := "off (no api.key)", "off (no api.key)"
 		if cfg.api.key != "" {
-			api = "/api/"
+			api, admin = "/api/", "/admin/"
 		}
 		log.Info("serving", "config", cfg.configFile, "addr", srv.Addr().String(), "endpoints", strings.Join(eps, " "),
-			"auth", cfg.auth.describe(), "api", api, "health", "/healthz /readyz", "metrics", "/metrics")
+			"auth", cfg.auth.describe(), "proxy", cfg.proxy.describe(), "api", api, "admin", admin, "health", "/healthz /readyz", "metrics", "/metrics")
 	}
 	sig := waitForSignal(log, srv.Done())
 	log.Info("shutting down", "signal", sig.String(), "drain", cfg.drain.String())
@@ -311,17 +312,17 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 	opts := pondsocket.DefaultOptions()
 	opts.Logger = log
 	if c.eventLoops > 0 {
-		opts.EventLoops = c.eventLoops
+		opts.Transport.EventLoops = c.eventLoops
 	}
 	opts.EnableCompression = c.compression
-	opts.MessageRate = c.messageRate
-	opts.MessageBurst = c.messageBurst
+	opts.Inbound.MessageRate = c.messageRate
+	opts.Inbound.MessageBurst = c.messageBurst
 	opts.MaxConnections = c.maxConnections
-	opts.MaxConnectionsPerUser = c.maxConnsUser
+	opts.Transport.MaxConnectionsPerUser = c.maxConnsUser
 	opts.MaxMessageSize = c.maxMessageSize
 	opts.PingInterval = c.pingInterval
 	opts.PongWait = c.pongWait
-	opts.InlineHandlers = c.inline
+	opts.Handlers.Inline = c.inline
 	if c.origins != "" {
 		opts.CheckOrigin = true
 		opts.AllowedOrigins = splitList(c.origins)
@@ -366,5 +367,6 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 		io.WriteString(w, "ready")
 	})
 	mux.Handle("GET /metrics", metricsHandler(srv))
+	registerAdmin(mux, c.app != nil && c.api.key != "")
 	return srv, nil
 }

@@ -80,8 +80,8 @@ func TestNameLengthLimits(t *testing.T) {
 // bounded; joins beyond get 429 while another connection joins freely.
 func TestConnectionStateBudget(t *testing.T) {
 	srv := startDemo(t, func(o *pondsocket.Options) {
-		o.MaxConnectionStateBytes = 64 << 10
-		o.JoinRate = -1
+		o.State.MaxPerConnectionBytes = 64 << 10
+		o.Inbound.JoinRate = -1
 	})
 	a := dialRawPond(t, srv, "token=alice")
 	name := strings.Repeat("n", 1000)
@@ -254,7 +254,7 @@ func mustChannel(t *testing.T, ep *pondsocket.Endpoint, name string) *pondsocket
 // Issue 10 point 11: the channels gauge returns to 0 after churn, in
 // which instances die and are replaced while others join them.
 func TestChannelsGaugeAfterChurn(t *testing.T) {
-	srv := startDemo(t, func(o *pondsocket.Options) { o.JoinRate = -1 })
+	srv := startDemo(t, func(o *pondsocket.Options) { o.Inbound.JoinRate = -1 })
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {
 		a := dialRawPond(t, srv, fmt.Sprintf("token=w%d", w))
@@ -293,7 +293,7 @@ func TestChannelsGaugeAfterChurn(t *testing.T) {
 // spammer sends stay bounded; the members are not cut.
 func TestPresenceSpamAmplification(t *testing.T) {
 	const members = 300
-	srv := startDemo(t, func(o *pondsocket.Options) { o.JoinRate = -1 })
+	srv := startDemo(t, func(o *pondsocket.Options) { o.Inbound.JoinRate = -1 })
 	var received, maxSeen atomic.Int64
 	var full sync.WaitGroup
 	full.Add(members)

@@ -38,7 +38,13 @@ type raw struct {
 
 func dialRawPond(t *testing.T, srv *pondsocket.Server, query string) *raw {
 	t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/api/socket?%s", srv.Addr(), query), nil)
+	return dialRawPondAt(t, srv.Addr().String(), query)
+}
+
+// dialRawPondAt is dialRawPond for a server at addr (another process).
+func dialRawPondAt(t *testing.T, addr, query string) *raw {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/api/socket?%s", addr, query), nil)
 	if err != nil {
 		status := 0
 		if resp != nil {

@@ -18,7 +18,7 @@ func startDemo(t testing.TB, tweak func(*pondsocket.Options)) *pondsocket.Server
 	t.Helper()
 	opts := pondsocket.DefaultOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	opts.EventLoops = 2
+	opts.Transport.EventLoops = 2
 	if tweak != nil {
 		tweak(opts)
 	}

@@ -27,7 +27,7 @@ func startWith(t *testing.T, tweak func(*pondsocket.Options), register func(*pon
 	t.Helper()
 	opts := pondsocket.DefaultOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	opts.EventLoops = 2
+	opts.Transport.EventLoops = 2
 	if tweak != nil {
 		tweak(opts)
 	}
@@ -266,7 +266,7 @@ func TestSlowHandlerCannotStarveOthers(t *testing.T) {
 	left := make(chan struct{}, 64)
 	cancelled := make(chan error, 64)
 	proceed := make(chan struct{})
-	srv := startWith(t, func(o *pondsocket.Options) { o.Workers = 8 }, func(room *pondsocket.Channel) {
+	srv := startWith(t, func(o *pondsocket.Options) { o.Handlers.Workers = 8 }, func(room *pondsocket.Channel) {
 		room.OnEvent("slow", func(ctx *pondsocket.EventContext) error {
 			calls.Add(1)
 			started <- struct{}{}
@@ -353,10 +353,10 @@ func TestSlowHandlerCannotStarveOthers(t *testing.T) {
 	by.echo(t, "/room/b", "e2", time.Second)
 }
 
-// HandlerTimeout: the handler's context ends at the deadline and the client
+// Handlers.Timeout: the handler's context ends at the deadline and the client
 // gets status 504 instead of the handler's result; the connection goes on.
 func TestHandlerTimeout(t *testing.T) {
-	srv := startWith(t, func(o *pondsocket.Options) { o.HandlerTimeout = 200 * time.Millisecond }, func(room *pondsocket.Channel) {
+	srv := startWith(t, func(o *pondsocket.Options) { o.Handlers.Timeout = 200 * time.Millisecond }, func(room *pondsocket.Channel) {
 		room.OnEvent("stuck", func(ctx *pondsocket.EventContext) error {
 			<-ctx.Context().Done()
 			return ctx.Context().Err()
@@ -385,7 +385,10 @@ func TestHandlerTimeout(t *testing.T) {
 // still gets through.
 func TestTotalQueuedBytesBound(t *testing.T) {
 	release := make(chan struct{})
-	srv := startWith(t, func(o *pondsocket.Options) { o.MaxQueuedBytes = 2 << 20; o.MaxTotalQueuedBytes = 4 << 20 },
+	srv := startWith(t, func(o *pondsocket.Options) {
+		o.Inbound.MaxQueuedBytes = 2 << 20
+		o.Inbound.MaxTotalQueuedBytes = 4 << 20
+	},
 		func(room *pondsocket.Channel) {
 			room.OnEvent("slow", func(ctx *pondsocket.EventContext) error {
 				<-release
@@ -457,7 +460,7 @@ func TestStopHonoursDeadline(t *testing.T) {
 	started := make(chan struct{}, 32)
 	ctxErrs := make(chan error, 32)
 	var calls atomic.Int64
-	srv := startWith(t, func(o *pondsocket.Options) { o.Workers = 8 }, func(room *pondsocket.Channel) {
+	srv := startWith(t, func(o *pondsocket.Options) { o.Handlers.Workers = 8 }, func(room *pondsocket.Channel) {
 		room.OnEvent("stubborn", func(ctx *pondsocket.EventContext) error {
 			calls.Add(1)
 			started <- struct{}{}

@@ -66,7 +66,7 @@ func startApp(t *testing.T, tweak func(*pondsocket.Options), register func(*pond
 	logs := &logBuffer{}
 	opts := pondsocket.DefaultOptions()
 	opts.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts.EventLoops = 2
+	opts.Transport.EventLoops = 2
 	if tweak != nil {
 		tweak(opts)
 	}

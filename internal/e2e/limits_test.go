@@ -81,7 +81,7 @@ func TestOversizedMessages(t *testing.T) {
 }
 
 func TestChannelsPerConnectionLimit(t *testing.T) {
-	srv := startDemo(t, func(o *pondsocket.Options) { o.MaxChannelsPerConnection = 1000; o.JoinRate = -1 })
+	srv := startDemo(t, func(o *pondsocket.Options) { o.State.MaxChannelsPerConnection = 1000; o.Inbound.JoinRate = -1 })
 	a := dialRawPond(t, srv, "token=alice")
 	const n = 1200
 	for i := 0; i < n; i++ {
@@ -112,7 +112,7 @@ func TestChannelsPerConnectionLimit(t *testing.T) {
 }
 
 func TestMessageRateLimit(t *testing.T) {
-	srv := startDemo(t, func(o *pondsocket.Options) { o.MessageRate = 5; o.MessageBurst = 10 })
+	srv := startDemo(t, func(o *pondsocket.Options) { o.Inbound.MessageRate = 5; o.Inbound.MessageBurst = 10 })
 	a := dialRawPond(t, srv, "token=alice")
 	b := dialRawPond(t, srv, "token=bob")
 	joinRaw(a, "/chat/x", "ja")
@@ -143,7 +143,7 @@ func TestMessageRateLimit(t *testing.T) {
 }
 
 func TestJoinFlood(t *testing.T) {
-	srv := startDemo(t, func(o *pondsocket.Options) { o.JoinRate = 2; o.JoinBurst = 5 })
+	srv := startDemo(t, func(o *pondsocket.Options) { o.Inbound.JoinRate = 2; o.Inbound.JoinBurst = 5 })
 	a := dialRawPond(t, srv, "token=alice")
 	for i := 0; i < 50; i++ {
 		a.send(fmt.Sprintf(`{"action":"JOIN_CHANNEL","event":"JOIN_CHANNEL","channelName":"/chat/f%d","requestId":"j%d","payload":{"username":"a"}}`, i, i))

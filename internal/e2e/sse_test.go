@@ -350,7 +350,7 @@ func TestSSEKeepaliveAndLimits(t *testing.T) {
 	srv := startDemo(t, func(o *pondsocket.Options) {
 		o.PingInterval = 100 * time.Millisecond
 		o.PongWait = 300 * time.Millisecond
-		o.IdleTimeout = 800 * time.Millisecond
+		o.Transport.IdleTimeout = 800 * time.Millisecond
 		o.MaxConnections = 2
 	})
 	addr := srv.Addr().String()
@@ -385,8 +385,8 @@ func TestSSEKeepaliveAndLimits(t *testing.T) {
 // keeps being served.
 func TestSSESlowReaderIsCut(t *testing.T) {
 	srv := startDemo(t, func(o *pondsocket.Options) {
-		o.MaxOutboundBytes = 256 << 10
-		o.SlowConsumerTimeout = 200 * time.Millisecond
+		o.Outbound.MaxBytes = 256 << 10
+		o.Outbound.SlowConsumerTimeout = 200 * time.Millisecond
 	})
 	addr := srv.Addr().String()
 	s := openStream(t, addr, "token=alice", nil)

@@ -8,14 +8,14 @@ import (
 	"github.com/pondsocket/pondsocket"
 )
 
-// MaxStateBytes bounds the channel state of all connections together:
+// State.MaxTotalBytes bounds the channel state of all connections together:
 // when two connections have filled it, a third one's join is refused with
 // status 503 (ErrServerStateFull) while a bystander that joined earlier
 // keeps being served.
 func TestServerStateBudget(t *testing.T) {
 	srv := startDemo(t, func(o *pondsocket.Options) {
-		o.MaxStateBytes = 48 << 10
-		o.JoinRate = -1
+		o.State.MaxTotalBytes = 48 << 10
+		o.Inbound.JoinRate = -1
 	})
 	by := dialRawPond(t, srv, "token=bystander")
 	joinRaw(by, "/chat/bystander", "jb")

@@ -54,7 +54,7 @@ func startTLSDemo(t *testing.T, tweak func(*pondsocket.Options)) (*pondsocket.Se
 	cert, pool := testCert(t)
 	opts := pondsocket.DefaultOptions()
 	opts.Logger = quiet()
-	opts.HandshakeTimeout = 300 * time.Millisecond
+	opts.Transport.HandshakeTimeout = 300 * time.Millisecond
 	if tweak != nil {
 		tweak(opts)
 	}

@@ -16,7 +16,7 @@ import (
 // 2) are declined 409 while a bystander with another id connects and
 // chats; a bad id declines the upgrade with a generic error.
 func TestSetUserID(t *testing.T) {
-	srv, _ := startApp(t, func(o *pondsocket.Options) { o.MaxConnectionsPerUser = 2 }, func(srv *pondsocket.Server) {
+	srv, _ := startApp(t, func(o *pondsocket.Options) { o.Transport.MaxConnectionsPerUser = 2 }, func(srv *pondsocket.Server) {
 		ep := srv.CreateEndpoint("/api/socket", func(ctx *pondsocket.ConnectionContext) error {
 			return ctx.SetUserID(ctx.Route.Query.Get("user")).Accept()
 		})

@@ -372,7 +372,7 @@ type broadcastHandler struct {
 
 func (h *broadcastHandler) OnMessage(c *Conn, op byte, data []byte) {
 	f := wsframe.NewStaticFrame(op, data)
-	h.e.Load().Fanout(f, h.conns())
+	h.e.Load().Fanout(f, h.sinks())
 	f.Release()
 }
 
@@ -433,7 +433,7 @@ func TestFanoutReleasesFrames(t *testing.T) {
 	}
 	waitFor(t, func() bool { return len(h.conns()) == 20 })
 	f := wsframe.NewStaticFrame(wsframe.OpText, []byte("to everyone"))
-	e.Fanout(f, h.conns())
+	e.Fanout(f, h.sinks())
 	for _, r := range rs {
 		r.expectFrame(wsframe.OpText, "to everyone")
 	}

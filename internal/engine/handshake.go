@@ -136,9 +136,16 @@ func (c *Conn) readHandshake() gnet.Action {
 		e.stats.Declined.Add(1)
 		return c.answer(status, msg, hdr)
 	}
+	// The origin passed: a page may read why its stream is refused (the
+	// only way a browser learns it, docs/protocol.md §1.3).
+	var limitHdr http.Header
+	if c.sse {
+		limitHdr = http.Header{}
+		CORS(limitHdr, req.Header.Get("Origin"))
+	}
 	if !e.reserve() {
 		e.stats.Declined.Add(1)
-		return c.answer(503, "Too many connections", nil)
+		return c.answer(503, "Too many connections", limitHdr)
 	}
 	c.reserved = true
 	c.req = req
@@ -154,7 +161,7 @@ func (c *Conn) readHandshake() gnet.Action {
 	if e.deciding.Add(1) > int64(e.cfg.MaxPendingUpgrades) {
 		e.deciding.Add(-1)
 		e.stats.Declined.Add(1)
-		return c.answer(503, "Too many upgrades in progress", nil)
+		return c.answer(503, "Too many upgrades in progress", limitHdr)
 	}
 	go func() {
 		d := e.decide(req)

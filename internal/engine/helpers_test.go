@@ -69,6 +69,15 @@ func (h *echoHandler) conns() []*Conn {
 	return append([]*Conn(nil), h.opened...)
 }
 
+// sinks is conns as the recipient list of a fan-out.
+func (h *echoHandler) sinks() []wsframe.Sink {
+	var out []wsframe.Sink
+	for _, c := range h.conns() {
+		out = append(out, c)
+	}
+	return out
+}
+
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func startEngine(t testing.TB, cfg Config, h Handler) *Engine {

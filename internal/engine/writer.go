@@ -61,19 +61,22 @@ type loop struct {
 	scheduled bool
 
 	// loop-owned
-	spare   []cmd
-	conns   []*Conn
-	q       []qent
-	dirty   []*Conn
-	iov     [][]byte
-	closing []*Conn
+	spare    []cmd
+	held     []cmd   // the batch being written
+	heldMore [][]cmd // commands refill took during the write
+	free     [][]cmd // emptied inbox slices for refill to hand back
+	conns    []*Conn
+	q        []qent
+	dirty    []*Conn
+	iov      [][]byte
+	closing  []*Conn
 
 	pending atomic.Int64 // sum of conns' pending outbound bytes
 	now     int64        // loop clock (unix ns): read once per batch and per sweep
 }
 
 func newLoop(e *Engine, el executor, idx int) *loop {
-	return &loop{e: e, el: el, idx: idx}
+	return &loop{e: e, el: el, idx: idx, free: make([][]cmd, 0, 4)}
 }
 
 func (l *loop) add(c *Conn) {
@@ -141,27 +144,8 @@ func (l *loop) Run(context.Context) error {
 	for i := range batch {
 		c := &batch[i]
 		switch c.kind {
-		case cmdSend:
-			l.enqueue(c.c, c.c.frameBytes(c.f))
-		case cmdFanout:
-			// both forms resolved once per batch, not per recipient
-			plain, z, ev := c.f.Bytes(), []byte(nil), []byte(nil)
-			compressible := l.e.compressible(c.f)
-			for _, cn := range c.cs.conns {
-				if cn.sse {
-					if ev == nil {
-						ev = sseFrame(c.f)
-					}
-					l.enqueue(cn, ev)
-				} else if compressible && cn.deflate {
-					if z == nil {
-						z = deflatedFrame(c.f)
-					}
-					l.enqueue(cn, z)
-				} else {
-					l.enqueue(cn, plain)
-				}
-			}
+		case cmdSend, cmdFanout:
+			l.apply(c)
 		case cmdClose:
 			if c.c.state == stateOpen {
 				l.flushConn(c.c)
@@ -178,13 +162,115 @@ func (l *loop) Run(context.Context) error {
 			c.fn()
 		}
 	}
-	l.flush()
+	l.held = batch
+	l.flushRefilling()
+	for _, b := range l.heldMore {
+		if b = l.release(b); len(l.free) < cap(l.free) {
+			l.free = append(l.free, b)
+		}
+	}
+	clear(l.heldMore)
+	l.heldMore = l.heldMore[:0]
+	l.spare = l.release(l.held)
+	l.held = nil
+	return nil
+}
+
+// apply queues a send or a fan-out's frame for its recipients.
+func (l *loop) apply(c *cmd) {
+	if c.kind == cmdSend {
+		l.enqueue(c.c, c.c.frameBytes(c.f))
+		return
+	}
+	// both forms resolved once per command, not per recipient
+	plain, z, ev := c.f.Bytes(), []byte(nil), []byte(nil)
+	compressible := l.e.compressible(c.f)
+	for _, cn := range c.cs.conns {
+		if cn.sse {
+			if ev == nil {
+				ev = sseFrame(c.f)
+			}
+			l.enqueue(cn, ev)
+		} else if compressible && cn.deflate {
+			if z == nil {
+				z = deflatedFrame(c.f)
+			}
+			l.enqueue(cn, z)
+		} else {
+			l.enqueue(cn, plain)
+		}
+	}
+}
+
+// release drops the commands' references once their frames are written
+// (gnet copied whatever the kernel did not take) and returns the emptied
+// slice for reuse.
+func (l *loop) release(batch []cmd) []cmd {
 	for i := range batch {
 		batch[i].release()
 		batch[i] = cmd{}
 	}
-	l.spare = batch[:0]
-	return nil
+	return batch[:0]
+}
+
+// refillEvery is how many connections a flush writes between two looks at
+// the inbox.
+const refillEvery = 256
+
+// flushRefilling writes every dirty connection's queue, like flush, and
+// every refillEvery connections takes the sends and fan-outs posted since
+// the batch began. A broadcast that arrives while the loop is writing an
+// earlier one to thousands of connections then joins the queues of the
+// connections not yet written, and leaves in the same writev instead of
+// waiting for a pass of its own: under a stream of broadcasts each socket
+// write carries more frames (fewer syscalls and TCP segments per
+// delivery), the way a loop that produces its broadcasts itself batches
+// them. Order per connection holds because a queue only grows at its
+// tail. Only the connections dirty when the pass began are refilled, so
+// the pass ends: one written before a refill is queued again and written
+// once more at the end of the pass.
+func (l *loop) flushRefilling() {
+	first := len(l.dirty)
+	for i := 0; i < len(l.dirty); i++ {
+		if i < first && i%refillEvery == refillEvery-1 {
+			l.refill()
+		}
+		c := l.dirty[i]
+		l.dirty[i] = nil
+		l.flushConn(c)
+	}
+	l.dirty = l.dirty[:0]
+	clear(l.q)
+	l.q = l.q[:0]
+}
+
+// refill takes the inbox if it holds only sends and fan-outs (closes,
+// sweeps and functions wait for the next Run, which orders them against
+// the flush) and queues their frames. The scheduled Run, if any, finds
+// what was posted after this.
+func (l *loop) refill() {
+	l.mu.Lock()
+	if len(l.inbox) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	for i := range l.inbox {
+		if k := l.inbox[i].kind; k != cmdSend && k != cmdFanout {
+			l.mu.Unlock()
+			return
+		}
+	}
+	more := l.inbox
+	l.inbox = nil
+	if n := len(l.free); n > 0 {
+		l.inbox = l.free[n-1]
+		l.free = l.free[:n-1]
+	}
+	l.mu.Unlock()
+	for i := range more {
+		l.apply(&more[i])
+	}
+	l.heldMore = append(l.heldMore, more)
 }
 
 func (l *loop) enqueue(c *Conn, b []byte) {
@@ -379,22 +465,22 @@ func putConnList(l *connList) {
 	connListPool.Put(l)
 }
 
-// Fanout sends one sealed frame to many connections: the recipients are
-// grouped by event loop and each loop gets one task. The caller keeps its
-// own reference to f. Safe from any goroutine.
-func (e *Engine) Fanout(f *wsframe.Frame, conns []*Conn) {
-	switch len(conns) {
-	case 0:
-		return
-	case 1:
+// Fanout sends one sealed frame to many connections: the engine's own
+// connections on the event loops are grouped by loop and each loop gets one
+// task; any other sink (a fallback connection, a test's virtual one) gets
+// its own Send. The caller keeps its own reference to f. Safe from any
+// goroutine.
+func (e *Engine) Fanout(f *wsframe.Frame, conns []wsframe.Sink) {
+	if len(conns) == 1 {
 		conns[0].Send(f)
 		return
 	}
 	var small [8]*connList
 	groups := small[:0]
-	for _, c := range conns {
-		if c.loop.stream {
-			c.Send(f)
+	for _, s := range conns {
+		c, ok := s.(*Conn)
+		if !ok || c.loop.stream {
+			s.Send(f)
 			continue
 		}
 		idx := c.loop.idx

@@ -73,7 +73,14 @@ var ErrPayloadNotObject = errors.New("protocol: payload must be a JSON object")
 // UTF-8. A value that is not an object gives an error wrapping
 // ErrPayloadNotObject.
 func MarshalPayload(v any) (json.RawMessage, error) {
-	b, err := appendPayload(nil, v)
+	var dst []byte
+	switch p := v.(type) {
+	case json.RawMessage:
+		dst = make([]byte, 0, len(p)) // compacting never grows it: one allocation
+	case []byte:
+		dst = make([]byte, 0, len(p))
+	}
+	b, err := appendPayload(dst, v)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,16 @@ import (
 // copying the payload.
 const Headroom = MaxHeader
 
+// Sink is a connection frames are sent to: the engine's connections, its
+// fallback transports and the channel layer's virtual connections. Both
+// methods are safe from any goroutine; Send keeps the order of the calls one
+// goroutine makes and takes its own reference to f. A broadcast's
+// recipients travel from the channel layer to the engine as one []Sink.
+type Sink interface {
+	Send(f *Frame)
+	Close(code int, reason string)
+}
+
 // Frame is one encoded server message held in a pooled, reference-counted
 // buffer. It is the unit of encode-once fan-out: a broadcast is encoded into
 // one Frame and the very same bytes are written to every recipient.

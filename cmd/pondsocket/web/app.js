@@ -20,6 +20,7 @@ const ui = {
   text: $('text'),
   presence: $('presence'),
   count: $('count'),
+  refused: $('refused'),
 };
 
 const ROOM = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -70,6 +71,7 @@ function join(name, room) {
   me = name;
   socket = new PondSocket('/api/socket', { username: name });
   socket.addEventListener('state', showState);
+  socket.addEventListener('refused', (e) => showRefused(e.detail));
   channel = socket.channel(`/chat/${room}`, { username: name });
   channel.addEventListener('state', showState);
   channel.addEventListener('presence', (e) => onPresence(e.detail));
@@ -97,11 +99,23 @@ function leave() {
   ui.presence.replaceChildren();
   ui.count.textContent = '';
   ui.typing.textContent = '';
+  showRefused(null);
   ui.chatView.hidden = true;
   ui.joinView.hidden = false;
   document.title = 'PondSocket chat';
   showState();
   ui.room.focus();
+}
+
+// showRefused says why the server refuses the connection (the socket
+// learns it after a few failed attempts, see pondsocket.js), or hides the
+// note (null).
+function showRefused(r) {
+  ui.refused.hidden = !r;
+  ui.refused.textContent = !r ? '' :
+    r.status ? `The server refused the connection: ${r.message} (HTTP ${r.status}). Trying again…` :
+    `Cannot connect: ${r.message}. Trying again…`;
+  showState();
 }
 
 function showState() {
@@ -112,6 +126,7 @@ function showState() {
   if (s === 'open' && c === 'joined') [label, state] = ['connected', 'open'];
   else if (s === 'open' && c === 'declined') [label, state] = ['not allowed in', 'closed'];
   else if (s === 'open' || s === 'connecting') [label, state] = ['connecting…', 'connecting'];
+  else if (s === 'reconnecting' && socket?.refused?.status) [label, state] = ['refused', 'refused'];
   else if (s === 'reconnecting') [label, state] = ['reconnecting…', 'connecting'];
   ui.conn.textContent = label;
   ui.conn.dataset.state = state;

@@ -11,10 +11,19 @@
 //
 // The socket reconnects with back-off (1 s, 2 s, 4 s … 30 s) and joined
 // channels join again; messages sent meanwhile wait (the last 100).
+//
+// A browser hides why a WebSocket upgrade was refused. After PROBE_AFTER
+// attempts in a row that ended before the server's CONNECT, the socket asks
+// the same URL once more as an event stream (the SSE transport runs the
+// same checks and the same connection handler, and its refusal is an
+// ordinary response a page can read) and reports the answer as a "refused"
+// event: detail {status, message}, or null once a connection succeeds.
 
 const MAX_BACKOFF = 30_000;
 const CONNECT_TIMEOUT = 10_000;
 const MAX_QUEUED = 100;
+const PROBE_AFTER = 3;
+const PROBE_TIMEOUT = 5_000;
 
 // uuid returns a random RFC 4122 v4 id. crypto.randomUUID exists only in
 // secure contexts; getRandomValues works on plain http too.
@@ -36,6 +45,9 @@ export class PondSocket extends EventTarget {
   #attempt = 0;
   #retry = 0;
   #channels = new Map();
+  #failures = 0; // attempts in a row that ended before CONNECT
+  #probeURL;
+  #refused = null;
 
   // connectionId is the id other users see this connection as (from the
   // server's CONNECT message), or "" before it.
@@ -48,10 +60,18 @@ export class PondSocket extends EventTarget {
     if (u.protocol === 'https:') u.protocol = 'wss:';
     u.search = new URLSearchParams(params).toString();
     this.#url = u.href;
+    u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+    this.#probeURL = u.href;
   }
 
   get state() {
     return this.#state;
+  }
+
+  // refused is the server's last answer to the probe ({status, message}),
+  // or null.
+  get refused() {
+    return this.#refused;
   }
 
   connect() {
@@ -64,6 +84,8 @@ export class PondSocket extends EventTarget {
 
   disconnect() {
     this.#wanted = false;
+    this.#failures = 0;
+    this.#setRefused(null);
     clearTimeout(this.#retry);
     for (const ch of this.#channels.values()) ch._close();
     this.#channels.clear();
@@ -104,10 +126,14 @@ export class PondSocket extends EventTarget {
         this.#dispatch(msg);
       }
     };
+    let greeted = false;
+    ws.addEventListener('message', () => { greeted = true; }, { once: true });
     ws.onclose = () => {
       clearTimeout(timeout);
       if (this.#ws !== ws) return;
       this.#ws = null;
+      this.#failures = greeted ? 0 : this.#failures + 1;
+      if (this.#wanted && this.#failures >= PROBE_AFTER) this.#probe();
       for (const ch of this.#channels.values()) ch._stall();
       if (!this.#wanted) {
         this.#setState('closed');
@@ -120,9 +146,41 @@ export class PondSocket extends EventTarget {
     };
   }
 
+  // #probe asks the endpoint why it refuses: an event-stream GET runs the
+  // checks and the handler an upgrade runs, and its refusal is readable.
+  // An accepted stream (the WebSocket is blocked on the way, by a proxy)
+  // is closed at once.
+  async #probe() {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), PROBE_TIMEOUT);
+    let refused = null;
+    try {
+      const r = await fetch(this.#probeURL, { headers: { Accept: 'text/event-stream' }, cache: 'no-store', signal: ctl.signal });
+      if (r.ok) {
+        refused = { status: 0, message: 'the server accepts the connection over HTTP, but the WebSocket fails on the way (a proxy?)' };
+      } else {
+        refused = { status: r.status, message: (await r.text()).trim() || r.statusText };
+      }
+    } catch {
+      refused = { status: 0, message: 'the server cannot be reached' };
+    } finally {
+      clearTimeout(timer);
+      ctl.abort();
+    }
+    if (!this.#wanted || this.#state === 'open') return;
+    this.#setRefused(refused);
+  }
+
+  #setRefused(r) {
+    if (r === this.#refused) return;
+    this.#refused = r;
+    this.dispatchEvent(new CustomEvent('refused', { detail: r }));
+  }
+
   #dispatch(msg) {
     if (msg.action === 'CONNECT' && msg.event === 'CONNECTION') {
       this.#attempt = 0;
+      this.#setRefused(null);
       this.connectionId = msg.payload?.connectionId ?? '';
       this.#setState('open');
       for (const ch of this.#channels.values()) ch._connected();

@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/pondsocket/pondsocket/internal/wsframe"
+)
+
+// recSocket records what the loop writes to one connection, one entry per
+// write call; onWrite runs inside the write, as a broadcast posted by
+// another goroutine while the loop is writing would.
+type recSocket struct {
+	writes  [][]string
+	onWrite func()
+}
+
+func (s *recSocket) record(bs [][]byte) {
+	var call []string
+	for _, b := range bs {
+		call = append(call, string(b))
+	}
+	s.writes = append(s.writes, call)
+	if s.onWrite != nil {
+		f := s.onWrite
+		s.onWrite = nil
+		f()
+	}
+}
+
+func (s *recSocket) Peek(int) ([]byte, error)    { return nil, nil }
+func (s *recSocket) Discard(int) (int, error)    { return 0, nil }
+func (s *recSocket) Write(b []byte) (int, error) { s.record([][]byte{b}); return len(b), nil }
+func (s *recSocket) Writev(bs [][]byte) (int, error) {
+	s.record(bs)
+	return 0, nil
+}
+func (s *recSocket) OutboundBuffered() int { return 0 }
+func (s *recSocket) RemoteAddr() net.Addr  { return &net.TCPAddr{} }
+
+// countExec counts the tasks posted to the loop without running them: the
+// test runs the loop's task itself.
+type countExec struct{ n int }
+
+func (x *countExec) Execute(context.Context, gnet.Runnable) error { x.n++; return nil }
+func (x *countExec) closeSocket(socket) error                     { return nil }
+
+func textFrame(t *testing.T, s string) *wsframe.Frame {
+	t.Helper()
+	f := wsframe.NewFrame()
+	_, _ = f.WriteString(s)
+	f.Seal(wsframe.OpText)
+	return f
+}
+
+// A broadcast posted while the loop is writing an earlier one joins the
+// queues of the connections not yet written and leaves in the same writev;
+// connections written before the loop looked at its inbox get it in a
+// second write of the same pass. Every connection gets every frame once,
+// in order, and the frames are released after the pass.
+func TestFlushTakesBroadcastsPostedMeanwhile(t *testing.T) {
+	e := New(Config{}, nil)
+	x := &countExec{}
+	l := newLoop(e, x, 0)
+	e.loopList = []*loop{l}
+
+	const n = 3*refillEvery + 10
+	socks := make([]*recSocket, n)
+	conns := make([]wsframe.Sink, n)
+	for i := range conns {
+		socks[i] = &recSocket{}
+		c := &Conn{gc: socks[i], loop: l, e: e, state: stateOpen, qhead: -1, qtail: -1}
+		l.add(c)
+		conns[i] = c
+	}
+	f1, f2 := textFrame(t, "one"), textFrame(t, "two")
+	one, two := string(f1.Bytes()), string(f2.Bytes())
+	const early = 10 // the second broadcast arrives while this one is written
+	socks[early].onWrite = func() { e.Fanout(f2, conns) }
+
+	e.Fanout(f1, conns)
+	if x.n != 1 {
+		t.Fatalf("first broadcast scheduled %d tasks, want 1", x.n)
+	}
+	if err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	for i, s := range socks {
+		var got []string
+		for _, call := range s.writes {
+			got = append(got, call...)
+		}
+		if len(got) != 2 || got[0] != one || got[1] != two {
+			t.Fatalf("conn %d received %q, want [one two] in order", i, got)
+		}
+		// The inbox is looked at after every refillEvery connections:
+		// those written before the first look get the frames apart.
+		together := i >= refillEvery-1
+		if together && len(s.writes) != 1 {
+			t.Fatalf("conn %d: %d writes, want both frames in one", i, len(s.writes))
+		}
+		if !together && len(s.writes) != 2 {
+			t.Fatalf("conn %d: %d writes, want 2 (written before the second broadcast was taken)", i, len(s.writes))
+		}
+	}
+	if x.n != 2 {
+		t.Fatalf("%d tasks scheduled, want 2 (the second broadcast's)", x.n)
+	}
+	// The task scheduled by the second broadcast finds nothing left to do.
+	if err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range socks {
+		if len(s.writes) > 2 {
+			t.Fatalf("conn %d written again by the second task", i)
+		}
+	}
+	if r1, r2 := f1.Refs(), f2.Refs(); r1 != 1 || r2 != 1 {
+		t.Fatalf("after the pass the frames hold %d and %d references, want only the caller's (1)", r1, r2)
+	}
+}
