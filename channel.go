@@ -514,7 +514,7 @@ func (ch *Channel) Users() []string {
 	for _, in := range ch.instances() {
 		in.mu.RLock()
 		for _, m := range in.list {
-			if in.lookupLocked(m.c.id) == m { // a user once: its first connection
+			if m.c.alone() || in.lookupLocked(m.c.id) == m { // a user once: its first connection
 				out = append(out, m.c.id)
 			}
 		}

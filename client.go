@@ -17,8 +17,11 @@ import (
 type Client struct {
 	id   string
 	conn memberConn
-	// nextSame is the user's next connection on the endpoint (userid.go)
+	// nextSame is the user's next connection on the endpoint (userid.go);
+	// multi is set once the user has had two connections at a time, so a
+	// user with one connection skips the per-user lookups
 	nextSame atomic.Pointer[Client]
+	multi    atomic.Bool
 	ep       *Endpoint
 	remote   string // peer address; the request headers are not kept
 

@@ -287,7 +287,7 @@ func (in *instance) ownStateLocked() []cluster.StateUser {
 			}
 			continue
 		}
-		if in.ep.userConns(m.c.id) > 1 {
+		if !m.c.alone() {
 			if seen == nil {
 				seen = make(map[string]int)
 			}

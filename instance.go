@@ -144,7 +144,7 @@ func (in *instance) add(c *Client, assigns map[string]any, shared bool, abytes i
 			in.ep.srv.stats.Channels.Add(-1)
 		}
 	}()
-	firstOfUser = in.lookupLocked(c.id) == nil
+	firstOfUser = c.alone() || in.lookupLocked(c.id) == nil
 	cost := int64(len(in.name)) + abytes
 	c.mu.Lock()
 	// a closing connection joins nothing: Disconnect sets gone before it
@@ -202,7 +202,7 @@ func (in *instance) remove(c *Client) (m *member, empty, lastOfUser, presGone bo
 	m.c.mu.Unlock()
 	_ = in.ep.srv.charge(m.c, -m.held)
 	m.held, m.pbytes = 0, 0
-	lastOfUser = in.lookupLocked(c.id) == nil
+	lastOfUser = c.alone() || in.lookupLocked(c.id) == nil
 	in.mu.Unlock()
 	return m, empty, lastOfUser, presGone
 }
@@ -557,7 +557,15 @@ func (in *instance) setPresence(c *Client, id string, p json.RawMessage, mode pr
 		}
 		done++
 	}
-	raw, tracks := in.localTracksLocked(id)
+	var raw json.RawMessage
+	var tracks bool
+	if len(ms) == 1 && ms[0].c.alone() {
+		if ms[0].pres != nil {
+			raw, tracks = ms[0].pres.raw, true
+		}
+	} else {
+		raw, tracks = in.localTracksLocked(id)
+	}
 	in.mu.Unlock()
 	if done == 0 {
 		return firstErr
@@ -592,7 +600,13 @@ func (in *instance) memberPresenceLocked(m *member, p json.RawMessage, mode pres
 	}
 	rec := m.pres
 	if rec == nil {
-		rec = in.userPresenceLocked(m.c.id)
+		if m.c.alone() {
+			if ru := in.remote[m.c.id]; ru != nil {
+				rec = ru.pres
+			}
+		} else {
+			rec = in.userPresenceLocked(m.c.id)
+		}
 	}
 	keep := rec != nil && rec.raw != nil && mode == presenceTrack // a later connection's track joins the entry as it is
 	n := int64(len(p))

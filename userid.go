@@ -88,6 +88,10 @@ func (ep *Endpoint) claim(c *Client) bool {
 		if n >= limit {
 			return head, true
 		}
+		c.multi.Store(true)
+		for o := head; o != nil; o = o.nextSame.Load() {
+			o.multi.Store(true)
+		}
 		last.nextSame.Store(c)
 		ok = true
 		return head, true
@@ -142,6 +146,10 @@ func (ep *Endpoint) eachConn(id string, fn func(*Client) bool) {
 		c = c.nextSame.Load()
 	}
 }
+
+// alone reports that c is its user's only connection (it never shared
+// its id): the per-user lookups then need not walk the table.
+func (c *Client) alone() bool { return !c.multi.Load() }
 
 // userConns is the number of live connections of the user id.
 func (ep *Endpoint) userConns(id string) int {
