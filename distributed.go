@@ -398,7 +398,10 @@ func (s *hub) NodeDown(nodeID string) {
 }
 
 func (s *hub) endpointByName(name string) *Endpoint {
-	for _, ep := range s.Endpoints() {
+	s.mu.RLock()
+	eps := s.endpoints // appended to, never changed in place: no copy needed
+	s.mu.RUnlock()
+	for _, ep := range eps {
 		if strings.TrimLeft(ep.path, "/") == name {
 			return ep
 		}

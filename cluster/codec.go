@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // field is one per-type wire field.
@@ -56,6 +58,15 @@ type spec struct {
 // reference's). A field is required on receipt only when a receiver cannot
 // act without it; the rest default (§5.3: consumers MUST NOT require
 // optional fields).
+// typeNames maps each type's name to its constant.
+var typeNames = func() map[string]Type {
+	m := make(map[string]Type, len(typeSchemas))
+	for t := range typeSchemas {
+		m[string(t)] = t
+	}
+	return m
+}()
+
 var typeSchemas = map[Type][]spec{
 	UserMessage:     {{fFromUserID, true}, {fEvent, true}, {fPayload, false}, {fRequestID, false}, {fRecipients, true}},
 	PresenceUpdate:  {{fUserID, true}, {fPresence, true}},
@@ -250,15 +261,17 @@ func appendRaw(dst, raw []byte, object bool, f field) ([]byte, error) {
 // Decode does not drop a node's own messages: that is the Node's job.
 func Decode(data []byte) (*Envelope, error) {
 	data = trimSpace(data)
-	if len(data) == 0 || !json.Valid(data) {
+	if len(data) == 0 || data[0] != '{' {
+		if len(data) > 0 && validValue(data, 0, 0) == len(data) {
+			return nil, invalidf("not a JSON object")
+		}
 		return nil, invalidf("not valid JSON")
-	}
-	if data[0] != '{' {
-		return nil, invalidf("not a JSON object")
 	}
 	var env [8][]byte // protocol, version, type, messageId, sourceNodeId, endpointName, channelName, timestamp
 	var fields [len(fieldKeys)][]byte
-	err := eachMember(data, func(key, val []byte) error {
+	// one pass: the object is checked as json.Valid would while its
+	// members are collected
+	ok := walkObject(data, func(key, val []byte) {
 		switch string(key) {
 		case "protocol":
 			env[0] = val
@@ -284,18 +297,25 @@ func Decode(data []byte) (*Envelope, error) {
 				}
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		return nil, invalidf("%v", err)
+	if !ok {
+		return nil, invalidf("not valid JSON")
 	}
 
+	var err error
 	e := &Envelope{}
-	if e.Protocol, err = envString(env[0], "protocol"); err != nil {
-		return nil, err
-	}
-	if e.Protocol != Protocol {
-		return nil, invalidf("protocol %q is not %q", e.Protocol, Protocol)
+	// the protocol and the type are compared as bytes and take the
+	// constants' strings: no allocation for them
+	if p := env[0]; len(p) >= 2 && p[0] == '"' && string(p[1:len(p)-1]) == Protocol {
+		e.Protocol = Protocol
+	} else {
+		if e.Protocol, err = envString(p, "protocol"); err != nil {
+			return nil, err
+		}
+		if e.Protocol != Protocol { // escaped characters may still spell it
+			return nil, invalidf("protocol %q is not %q", e.Protocol, Protocol)
+		}
+		e.Protocol = Protocol
 	}
 	if env[1] == nil || !isNumber(env[1]) {
 		return nil, invalidf("version is not a number")
@@ -304,25 +324,34 @@ func Decode(data []byte) (*Envelope, error) {
 		return nil, invalidf("version %s is not 1", env[1])
 	}
 	e.Version = Version
-	t, err := envString(env[2], "type")
-	if err != nil {
+	var schema []spec
+	if t := env[2]; len(t) >= 2 && t[0] == '"' {
+		if k, ok := typeNames[string(t[1:len(t)-1])]; ok {
+			e.Type, schema = k, typeSchemas[k]
+		}
+	}
+	if schema == nil {
+		t, err := envString(env[2], "type")
+		if err != nil {
+			return nil, err
+		}
+		k, ok := typeNames[t] // escaped characters may still spell one
+		if !ok {
+			return nil, invalidf("unknown type %q", t)
+		}
+		e.Type, schema = k, typeSchemas[k]
+	}
+	var ar strArena
+	if err = ar.envString(&e.MessageID, env[3], "messageId"); err != nil {
 		return nil, err
 	}
-	e.Type = Type(t)
-	schema, ok := typeSchemas[e.Type]
-	if !ok {
-		return nil, invalidf("unknown type %q", t)
-	}
-	if e.MessageID, err = envString(env[3], "messageId"); err != nil {
+	if err = ar.envString(&e.SourceNodeID, env[4], "sourceNodeId"); err != nil {
 		return nil, err
 	}
-	if e.SourceNodeID, err = envString(env[4], "sourceNodeId"); err != nil {
+	if err = ar.envString(&e.EndpointName, env[5], "endpointName"); err != nil {
 		return nil, err
 	}
-	if e.EndpointName, err = envString(env[5], "endpointName"); err != nil {
-		return nil, err
-	}
-	if e.ChannelName, err = envString(env[6], "channelName"); err != nil {
+	if err = ar.envString(&e.ChannelName, env[6], "channelName"); err != nil {
 		return nil, err
 	}
 	if env[7] == nil || !isNumber(env[7]) {
@@ -332,6 +361,7 @@ func Decode(data []byte) (*Envelope, error) {
 		return nil, err
 	}
 
+	defaultNodeID := false
 	for _, s := range schema {
 		raw := fields[s.f]
 		if raw != nil && string(raw) == "null" {
@@ -341,12 +371,20 @@ func Decode(data []byte) (*Envelope, error) {
 			if s.required {
 				return nil, invalidf("%s lacks %s", e.Type, fieldKeys[s.f])
 			}
+			if s.f == fNodeID {
+				defaultNodeID = true // once SourceNodeID is filled
+				continue
+			}
 			setDefault(e, s.f)
 			continue
 		}
-		if err := setField(e, s.f, raw); err != nil {
+		if err := setField(e, &ar, s.f, raw); err != nil {
 			return nil, err
 		}
+	}
+	ar.fill()
+	if defaultNodeID {
+		setDefault(e, fNodeID)
 	}
 	if e.Type == AssignsUpdate && e.Assigns == nil && e.Key == "" {
 		return nil, invalidf("ASSIGNS_UPDATE lacks assigns and key")
@@ -367,7 +405,82 @@ func envString(raw []byte, name string) (string, error) {
 	return s, nil
 }
 
+// strArena makes the plain strings of one message (ASCII, no escape) out
+// of one allocation instead of one each; the others are unquoted as
+// before. A string kept longer than the message (a user id in a map) keeps
+// only these few bytes alive, not the payload. The destinations are set
+// by fill.
+type strArena struct {
+	n   int
+	dst [12]*string
+	raw [12][]byte // inner bytes, quotes removed
+}
+
+// envString sets *dst from the JSON string raw, now or at fill.
+func (a *strArena) envString(dst *string, raw []byte, name string) error {
+	if raw == nil || raw[0] != '"' {
+		return invalidf("%s is not a string", name)
+	}
+	if a.add(dst, raw) {
+		return nil
+	}
+	s, err := unquote(raw)
+	if err != nil {
+		return invalidf("%s: %v", name, err)
+	}
+	*dst = s
+	return nil
+}
+
+// add takes the quoted string raw if it is plain and there is room.
+func (a *strArena) add(dst *string, raw []byte) bool {
+	inner := raw[1 : len(raw)-1]
+	if a.n == len(a.dst) {
+		return false
+	}
+	for _, c := range inner {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	a.dst[a.n], a.raw[a.n] = dst, inner
+	a.n++
+	return true
+}
+
+func (a *strArena) fill() {
+	total := 0
+	for _, r := range a.raw[:a.n] {
+		total += len(r)
+	}
+	var sb strings.Builder
+	sb.Grow(total)
+	for _, r := range a.raw[:a.n] {
+		sb.Write(r)
+	}
+	s, off := sb.String(), 0
+	for i, r := range a.raw[:a.n] {
+		*a.dst[i] = s[off : off+len(r)]
+		off += len(r)
+	}
+}
+
 func timestamp(raw []byte) (int64, error) {
+	// the usual case, a plain non-negative integer, without strconv (whose
+	// argument would be a string allocated per message)
+	if len(raw) > 0 && len(raw) <= 18 {
+		n := int64(0)
+		for _, c := range raw {
+			if c < '0' || c > '9' {
+				n = -1
+				break
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if n >= 0 {
+			return n, nil
+		}
+	}
 	if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
 		return n, nil
 	}
@@ -393,11 +506,14 @@ func setDefault(e *Envelope, f field) {
 	}
 }
 
-func setField(e *Envelope, f field, raw []byte) error {
+func setField(e *Envelope, ar *strArena, f field, raw []byte) error {
 	var err error
 	str := func(dst *string) {
 		if raw[0] != '"' {
 			err = invalidf("%s %s is not a string", e.Type, fieldKeys[f])
+			return
+		}
+		if ar.add(dst, raw) {
 			return
 		}
 		if *dst, err = unquote(raw); err != nil {

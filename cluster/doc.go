@@ -50,10 +50,15 @@
 // Bus state: the bus counts as reachable (Stats.Connected, Ready) while the
 // last publish attempt (a heartbeat or the sender's) succeeded and, for a
 // backend that implements ConnectionNotifier (Redis), its receiving side
-// is up. When a notifying backend's receiving side returns, the sender
-// holds its buffer for 600 ms more, so that the other nodes' subscribers,
-// which reconnect at the same time, are there when it flushes: Redis keeps
-// nothing for an absent subscriber.
+// is up. While heartbeats fail they are retried every 250 ms (or every
+// interval, if shorter), so the bus's return is seen without waiting for
+// the next tick. When a notifying backend's receiving side returns, the
+// node sends a heartbeat at once and the sender holds its buffer until
+// the other nodes' subscribers, which reconnect at about the same time,
+// are there: Redis keeps nothing for an absent subscriber. A backend that
+// implements SubscriberCounter (Redis: PUBSUB NUMSUB on the heartbeat
+// topic) ends the hold as soon as it counts this node and every peer it
+// knows; the hold lasts 600 ms at most (a slower or departed peer).
 //
 // # Healing
 //
@@ -67,7 +72,9 @@
 //   - peer back: a message (any, heartbeats included) arrives from a node
 //     it had declared down. Logged at INFO; the WARN "node is down" line
 //     came before it.
-//   - bus back: the bus is reachable again after it was not (sweep).
+//   - bus back: the bus is reachable again after it was not (sweep). With
+//     a notifying backend the resync starts when the hold above ends, so
+//     that the other nodes can hear it and answer within the window.
 //   - stalled: the heartbeat ticker fired more than HeartbeatTimeout/2 late,
 //     so this process did not run and the others may have declared it down
 //     (sweep). Logged at WARN.

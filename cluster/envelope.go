@@ -160,6 +160,14 @@ func (r *Recipients) UnmarshalJSON(data []byte) error {
 
 // parse reads a validated JSON value.
 func (r *Recipients) parse(raw []byte) error {
+	switch string(raw) { // the usual spellings, without unquoting
+	case `"` + allUsersDescriptor + `"`:
+		*r = Recipients{All: true}
+		return nil
+	case `"` + allExceptSenderDescriptor + `"`:
+		*r = Recipients{ExceptSender: true}
+		return nil
+	}
 	switch raw[0] {
 	case '"':
 		s, err := unquote(raw)

@@ -135,12 +135,31 @@ type ConnectionNotifier interface {
 	NotifyConnection(f func(up bool))
 }
 
-// reconnectGrace is how long the Node waits, after a ConnectionNotifier
+// SubscriberCounter is implemented by backends that can tell how many
+// receivers a topic has right now (Redis: PUBSUB NUMSUB). After a
+// ConnectionNotifier backend is back, the Node uses it to stop holding its
+// buffer as soon as every node it knows is subscribed again.
+type SubscriberCounter interface {
+	Subscribers(ctx context.Context, topic string) (int, error)
+}
+
+// reconnectGrace is the longest the Node waits, after a ConnectionNotifier
 // backend is back, before it publishes what it buffered: the other nodes'
-// subscribers reconnect at about the same time (Redis: within 500 ms of
+// subscribers reconnect at about the same time (Redis: within 200 ms of
 // the server's return), and Redis does not keep messages for a subscriber
-// that is not connected.
+// that is not connected. With a SubscriberCounter the wait ends as soon as
+// the heartbeat topic has a subscriber for this node and every peer it
+// knows; the grace bounds it for a peer that is slower (a reference node
+// backs off up to 5 s) or gone.
 const reconnectGrace = 600 * time.Millisecond
+
+// peerPoll is how often the Node asks a SubscriberCounter during the hold.
+const peerPoll = 20 * time.Millisecond
+
+// busProbe is how often heartbeats are retried while they fail, when the
+// heartbeat interval is longer: the first heartbeat that passes tells the
+// Node (and the others) that the bus is back.
+const busProbe = 250 * time.Millisecond
 
 // maxDownPeers bounds the set of nodes remembered as declared down.
 const maxDownPeers = 1024
@@ -188,7 +207,13 @@ type Node struct {
 	online    bool // connected && pubOK && subOK, as last reported
 	cutOff    bool // went offline since the last resync for it
 	lostSince time.Time
-	holdUntil time.Time           // reconnectGrace after the receiving side returned
+	holdUntil time.Time // at most reconnectGrace after the receiving side returned
+	holdGen   uint64    // counts the holds; ends only the current one
+	// resyncDue: back online while holding; the "bus back" resync waits
+	// for the hold to end, so that its answers can reach this node and its
+	// sweep window starts when its messages leave.
+	resyncDue bool
+	hbNow     chan struct{}       // asks the heartbeat loop for a heartbeat now
 	subs      map[string]struct{} // desired channel topics
 	peers     map[string]time.Time
 	down      map[string]time.Time // declared down, not heard from since
@@ -234,6 +259,7 @@ func NewNode(ps PubSub, o Options) *Node {
 		pubOK:   true,
 		subOK:   true,
 		wake:    make(chan struct{}, 1),
+		hbNow:   make(chan struct{}, 1),
 		resyncs: make(chan Resync, 16),
 		stop:    make(chan struct{}),
 		ctx:     ctx,
@@ -467,11 +493,29 @@ func (n *Node) heartbeatLoop() {
 	t := time.NewTicker(n.o.HeartbeatInterval)
 	defer t.Stop()
 	last := time.Now()
+	var retry *time.Timer
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
 	for {
-		n.sendHeartbeat()
+		var again <-chan time.Time
+		if !n.sendHeartbeat() && n.o.HeartbeatInterval > busProbe {
+			// the bus is down: probe it more often than the interval, so
+			// its return is seen (and announced) within busProbe
+			if retry == nil {
+				retry = time.NewTimer(busProbe)
+			} else {
+				retry.Reset(busProbe)
+			}
+			again = retry.C
+		}
 		select {
 		case <-n.stop:
 			return
+		case <-n.hbNow:
+		case <-again:
 		case now := <-t.C:
 			// A tick this late means the process did not run (SIGSTOP, a
 			// long GC pause, a VM migration): the others may have
@@ -489,7 +533,7 @@ func (n *Node) heartbeatLoop() {
 // sendHeartbeat publishes directly, not through the buffer: a heartbeat is
 // not ordered with channel traffic, must not wait behind a full queue, and
 // is simply skipped when the bus is down (the next one follows).
-func (n *Node) sendHeartbeat() {
+func (n *Node) sendHeartbeat() bool {
 	data, err := Encode(&Envelope{
 		Type:         NodeHeartbeat,
 		MessageID:    NewMessageID(),
@@ -510,11 +554,12 @@ func (n *Node) sendHeartbeat() {
 		if n.ctx.Err() == nil {
 			n.setPubOK(false)
 		}
-		return
+		return false
 	}
 	n.setPubOK(true)
 	n.published.Add(1)
 	n.heartbeats.Add(1)
+	return true
 }
 
 // livenessLoop declares nodes down after HeartbeatTimeout of silence,
@@ -614,22 +659,90 @@ func (n *Node) setPubOK(ok bool) {
 	n.mu.Unlock()
 }
 
-// setSubOK is the ConnectionNotifier callback.
+// setSubOK is the ConnectionNotifier callback. When the receiving side is
+// back it starts a hold (see awaitPeers) and asks for a heartbeat at once:
+// a successful one shows the sending side works too, and tells the others
+// that this node is alive without waiting for the next tick.
 func (n *Node) setSubOK(ok bool) {
 	n.mu.Lock()
-	if n.subOK != ok {
+	changed := n.subOK != ok
+	var gen uint64
+	if changed {
 		n.subOK = ok
 		now := time.Now()
 		if ok {
 			n.holdUntil = now.Add(reconnectGrace)
+			n.holdGen++
+			gen = n.holdGen
 		}
 		n.updateOnlineLocked(now)
 	}
 	n.mu.Unlock()
+	if changed && ok {
+		n.spawn(func() { n.awaitPeers(gen) })
+		select {
+		case n.hbNow <- struct{}{}:
+		default:
+		}
+	}
+	n.wakeSender()
+}
+
+func (n *Node) wakeSender() {
 	select {
 	case n.wake <- struct{}{}:
 	default:
 	}
+}
+
+// awaitPeers ends hold gen: as soon as the backend (a SubscriberCounter)
+// counts a subscriber on the heartbeat topic for this node and for every
+// peer it knows, at the latest after reconnectGrace. Then it starts the
+// "bus back" resync if it was waiting for the hold.
+func (n *Node) awaitPeers(gen uint64) {
+	sc, _ := n.ps.(SubscriberCounter)
+	for {
+		n.mu.Lock()
+		if n.holdGen != gen || !n.subOK || n.closed {
+			n.mu.Unlock()
+			return // superseded or lost again
+		}
+		left := time.Until(n.holdUntil)
+		want := 1 + len(n.peers)
+		n.mu.Unlock()
+		if left <= 0 {
+			break
+		}
+		if sc != nil {
+			ctx, cancel := context.WithTimeout(n.ctx, left)
+			got, err := sc.Subscribers(ctx, n.hbTopic)
+			cancel()
+			if err == nil && got >= want {
+				break
+			}
+		}
+		d := left
+		if sc != nil {
+			d = min(left, peerPoll)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-n.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	n.mu.Lock()
+	if n.holdGen == gen {
+		n.holdUntil = time.Time{}
+		if n.resyncDue && n.online {
+			n.resyncDue = false
+			n.requestResync(Resync{Reason: ResyncBusBack, Sweep: true})
+		}
+	}
+	n.mu.Unlock()
+	n.wakeSender()
 }
 
 // updateOnlineLocked derives online and logs and reacts to its changes
@@ -652,6 +765,11 @@ func (n *Node) updateOnlineLocked(now time.Time) {
 			n.peers[id] = now
 		}
 		n.log.Info("cluster: bus reachable again; resynchronising", "after", now.Sub(n.lostSince).Round(time.Millisecond))
+		if n.holdUntil.After(now) {
+			n.resyncDue = true // awaitPeers requests it when the hold ends
+			return
+		}
+		n.resyncDue = false
 		n.requestResync(Resync{Reason: ResyncBusBack, Sweep: true})
 	}
 }

@@ -569,3 +569,82 @@ func TestNodeCloseLeavesNoGoroutines(t *testing.T) {
 		t.Logf("goroutines: %d before, %d running, %d after Close", before, during, after)
 	}
 }
+
+// notifying makes a MemoryBus connection a ConnectionNotifier and a
+// SubscriberCounter whose count the test sets, as the Redis backend is.
+type notifying struct {
+	PubSub
+	notify  func(up bool)
+	present atomic.Int32 // what Subscribers answers
+	polls   atomic.Int32
+}
+
+func (n *notifying) NotifyConnection(f func(up bool)) { n.notify = f }
+
+func (n *notifying) Subscribers(context.Context, string) (int, error) {
+	n.polls.Add(1)
+	return int(n.present.Load()), nil
+}
+
+// After the receiving side returns, the node holds what it buffered until
+// the backend counts every known node subscribed again, and then at once
+// (not after the whole grace); the "bus back" resync follows the hold.
+func TestNodeHoldEndsWhenPeersResubscribed(t *testing.T) {
+	bus := NewMemoryBus()
+	o := Options{HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: 5 * time.Second}
+	ps := &notifying{PubSub: bus.Connect()}
+	a := startNode(t, ps, o)
+	b := startNode(t, bus.Connect(), o)
+	b.Subscribe("/ws", "/x")
+	eventually(t, 5*time.Second, "a to see b", func() bool { return len(a.Nodes()) == 1 })
+
+	ps.notify(false)
+	if a.Ready() == nil {
+		t.Fatal("Ready with the receiving side down")
+	}
+	a.Publish(userMessage("/x", "held", nil))
+	ps.present.Store(2) // a and b
+	back := time.Now()
+	ps.notify(true)
+	if e := b.rec.next(t); e.Event != "held" {
+		t.Fatalf("got %+v", e)
+	}
+	// in-process, the hand-off takes a few poll periods; the grace is the
+	// bound that a missing peer would have cost
+	if took := time.Since(back); took >= reconnectGrace {
+		t.Errorf("held for %v: the counter's answer did not end the hold", took)
+	}
+	if ps.polls.Load() == 0 {
+		t.Error("the SubscriberCounter was not asked")
+	}
+	if r := a.rec.nextResync(t, ResyncBusBack); !r.Sweep {
+		t.Errorf("resync %+v", r)
+	}
+}
+
+// A peer that does not resubscribe holds the buffer for the grace only.
+func TestNodeHoldBoundedByGrace(t *testing.T) {
+	bus := NewMemoryBus()
+	o := Options{HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: 5 * time.Second}
+	ps := &notifying{PubSub: bus.Connect()}
+	a := startNode(t, ps, o)
+	b := startNode(t, bus.Connect(), o)
+	b.Subscribe("/ws", "/x")
+	eventually(t, 5*time.Second, "a to see b", func() bool { return len(a.Nodes()) == 1 })
+
+	ps.notify(false)
+	a.Publish(userMessage("/x", "held", nil))
+	ps.present.Store(1) // only a itself
+	back := time.Now()
+	ps.notify(true)
+	if e := b.rec.next(t); e.Event != "held" {
+		t.Fatalf("got %+v", e)
+	}
+	if took := time.Since(back); took < reconnectGrace {
+		t.Errorf("released after %v with a peer missing, before the grace", took)
+	}
+	if n := ps.polls.Load(); n < 2 {
+		t.Errorf("the counter was asked %d times during the hold", n)
+	}
+	a.rec.nextResync(t, ResyncBusBack)
+}

@@ -23,8 +23,10 @@ type PubSub interface {
 	// deliver is called from the backend's own goroutines: calls for one
 	// topic are sequential and in publish order; calls for different topics
 	// may be concurrent (Kafka delivers each partition on its own
-	// goroutine). deliver owns data (the backend never reuses it) and should
-	// return quickly: a slow deliver holds back the topics behind it.
+	// goroutine). deliver may keep data (the backend never reuses it) but
+	// must not modify it (the Redis backend hands over the bytes of the
+	// client library's string without copying them), and should return
+	// quickly: a slow deliver holds back the topics behind it.
 	// deliver is not called once Close has returned.
 	Start(ctx context.Context, deliver func(topic string, data []byte)) error
 

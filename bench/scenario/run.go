@@ -893,9 +893,16 @@ func Label(s Spec) string {
 		if s.Scenario == "ceiling" && s.CeilingBatch {
 			b.WriteString(" batched")
 		}
-		fmt.Fprintf(&b, " m=%d w=%d", s.Messages, s.InFlight)
+		if s.paced() {
+			fmt.Fprintf(&b, " m=%d rate=%g/s", s.Messages, s.Rate)
+		} else {
+			fmt.Fprintf(&b, " m=%d w=%d", s.Messages, s.InFlight)
+		}
 		if s.Scenario == "cluster" {
 			fmt.Fprintf(&b, " nodes=%d", len(s.Targets))
+			if s.SenderAlone {
+				b.WriteString(" sender-alone")
+			}
 		}
 	case "rooms":
 		fmt.Fprintf(&b, " k=%d rate=%g/s", s.RoomSize, s.Rate)
@@ -925,6 +932,12 @@ func params(s Spec) map[string]any {
 		m["rooms"], m["presence"], m["hold"] = s.Rooms, s.Presence, time.Duration(s.Hold).String()
 	case "fanout", "ceiling", "cluster":
 		m["messages"], m["in_flight"], m["event"] = s.Messages, s.InFlight, s.Event
+		if s.paced() {
+			m["rate"] = s.Rate
+		}
+		if s.SenderAlone {
+			m["sender_alone"] = true
+		}
 		if s.Scenario == "ceiling" {
 			m["ceiling_batch"] = s.CeilingBatch
 		}

@@ -213,6 +213,7 @@ func TestScenariosAgainstStub(t *testing.T) {
 	t.Run("cluster", func(t *testing.T) {
 		// Two listeners on one hub behave as two nodes of a cluster.
 		spec := small("cluster", url, hub.serve(t))
+		spec.Rate = 0 // closed loop, --in-flight
 		res := runSpec(t, spec, -1)
 		checkResult(t, spec, res)
 		if res.LatencyRemote == nil || res.LatencyRemote.Count != uint64(spec.Conns/2*spec.Messages) {
@@ -220,6 +221,25 @@ func TestScenariosAgainstStub(t *testing.T) {
 		}
 		if _, ok := res.Figure("hop p50"); !ok {
 			t.Errorf("no hop figure")
+		}
+	})
+	t.Run("cluster paced sender-alone", func(t *testing.T) {
+		// one sender on the first "node", every receiver on the second, at
+		// a fixed rate: every delivery but the sender's own is remote
+		spec := small("cluster", url, hub.serve(t))
+		spec.SenderAlone, spec.Rate = true, 200
+		began := time.Now()
+		res := runSpec(t, spec, -1)
+		checkResult(t, spec, res)
+		if want := uint64((spec.Conns - 1) * spec.Messages); res.LatencyRemote == nil || res.LatencyRemote.Count != want {
+			t.Errorf("remote latency %+v, want %d samples", res.LatencyRemote, want)
+		}
+		// open loop: the messages take (Messages-1)/Rate at least
+		if min := time.Duration(float64(spec.Messages-1) / spec.Rate * float64(time.Second)); time.Since(began) < min {
+			t.Errorf("%d messages at %g/s took %v, less than %v", spec.Messages, spec.Rate, time.Since(began), min)
+		}
+		if !strings.Contains(res.Label, "rate=200/s") || !strings.Contains(res.Label, "sender-alone") {
+			t.Errorf("label %q", res.Label)
 		}
 	})
 }

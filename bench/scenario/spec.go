@@ -57,7 +57,7 @@ type Spec struct {
 	EchoEvent   string   `json:"echo_event"`   // request/reply event
 	Messages    int      `json:"messages"`     // fanout: M
 	InFlight    int      `json:"in_flight"`    // fanout: W messages not yet delivered to every member
-	Rate        float64  `json:"rate"`         // rooms: messages per second per client
+	Rate        float64  `json:"rate"`         // rooms: messages per second per client; cluster: per second from the publisher (0 = closed loop, InFlight)
 	Depth       int      `json:"depth"`        // echo: requests in flight per client
 	Duration    Duration `json:"duration"`     // rooms, echo: sending time
 	PayloadSize int      `json:"payload_size"` // bytes of the payload object
@@ -86,6 +86,13 @@ type Spec struct {
 	// for a loop leave in one write per connection (the limit for a server
 	// that batches writes) instead of one write per message.
 	CeilingBatch bool `json:"ceiling_batch,omitempty"`
+
+	// SenderAlone (cluster): the publisher, connection 0, is the only
+	// connection on the first target; the others are spread over the other
+	// targets. With --conns 101 and two targets: one sender on node A, 100
+	// receivers on node B, so every delivery but the sender's echo crosses
+	// the bus.
+	SenderAlone bool `json:"sender_alone,omitempty"`
 
 	// Tag is added to the label, to tell apart runs whose parameters are
 	// the same but whose server set-up is not (e.g. "redis", "kafka").
@@ -133,6 +140,8 @@ func Defaults(name string) Spec {
 		s.Rooms = 0 // one room per client
 	case "ceiling":
 		s.Targets = nil // started by the run
+	case "cluster":
+		s.Rate = 0 // closed loop unless --rate is given
 	}
 	return s
 }
@@ -195,6 +204,12 @@ func (s *Spec) Validate() error {
 	}
 	if s.Scenario == "cluster" && len(s.Targets) < 2 {
 		return errors.New("cluster needs at least two --target URLs (one per node)")
+	}
+	if s.SenderAlone && (s.Scenario != "cluster" || s.Conns < 2) {
+		return errors.New("--sender-alone is for the cluster scenario, with at least 2 connections")
+	}
+	if s.Rate < 0 {
+		return errors.New("--rate must not be negative")
 	}
 	if s.Loops < 1 {
 		s.Loops = 1
@@ -319,6 +334,21 @@ func (s *Spec) joinsOnConnect() bool { return s.Scenario != "presence" }
 
 // tracksPresence says whether joins ask for presence tracking.
 func (s *Spec) tracksPresence() bool { return s.Presence || s.Scenario == "presence" }
+
+// paced says the publisher sends at Rate per second instead of keeping
+// InFlight messages in flight (cluster with --rate).
+func (s *Spec) paced() bool { return s.Scenario == "cluster" && s.Rate > 0 }
+
+// targetOf is the target connection id uses.
+func (s *Spec) targetOf(id int) int {
+	if s.SenderAlone && s.Scenario == "cluster" {
+		if id == 0 {
+			return 0
+		}
+		return 1 + (id-1)%(len(s.Targets)-1)
+	}
+	return id % len(s.Targets)
+}
 
 // fanoutLike are the scenarios with one publisher and a credit window.
 func (s *Spec) fanoutLike() bool {

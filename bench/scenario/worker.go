@@ -250,7 +250,7 @@ func (w *worker) setup(spec Spec, index int, origin int64) error {
 		m := &w.members[i]
 		m.id = id
 		m.room = spec.roomOf(id)
-		m.target = id % len(w.targets)
+		m.target = spec.targetOf(id)
 		m.channel = w.channel[m.room]
 		ls := w.loops[pool.Loop(id).Index]
 		ls.members = append(ls.members, m)
@@ -693,7 +693,13 @@ func (w *worker) pumpPublisher(ls *loopState) {
 	if w.phase.Load() != phaseRun || p == nil || !p.joined || p.conn == nil || !p.conn.IsOpen() {
 		return
 	}
-	for w.pubSeq < int64(w.spec.Messages) && w.pubSeq < w.pubAllow {
+	allow := w.pubAllow
+	if w.spec.paced() {
+		// open loop: what is due at Rate since the start, whatever was
+		// delivered, so loss and latency at a fixed rate can be measured
+		allow = int64(float64(time.Now().UnixNano()-w.startAt.Load()) * w.spec.Rate / 1e9)
+	}
+	for w.pubSeq < int64(w.spec.Messages) && w.pubSeq < allow {
 		w.pubSeq++
 		w.send(ls, p, w.spec.Event)
 	}

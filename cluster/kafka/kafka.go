@@ -434,12 +434,13 @@ func (p *pubsub) read(ctx context.Context, dialer *kafkago.Dialer, topic string,
 			}
 			continue
 		}
-		key := string(m.Key)
+		// most records on a busy cluster are of channels this node does
+		// not serve: look the key up without making a string of it
 		p.subMu.RLock()
-		_, ok := p.subs[key]
+		_, ok := p.subs[string(m.Key)]
 		p.subMu.RUnlock()
 		if ok {
-			deliver(key, m.Value)
+			deliver(string(m.Key), m.Value)
 		}
 	}
 }

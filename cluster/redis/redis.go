@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -113,6 +114,12 @@ func New(o Options) cluster.PubSub {
 	return p
 }
 
+var (
+	_ cluster.ConnectionNotifier = (*pubsub)(nil)
+	_ cluster.SubscriberCounter  = (*pubsub)(nil)
+	_ cluster.BatchPublisher     = (*pubsub)(nil)
+)
+
 type pubsub struct {
 	opt    *goredis.Options
 	optErr error
@@ -151,6 +158,14 @@ func (p *pubsub) notifyState(up bool) {
 	}
 }
 
+// newClient makes a client with its own copy of the options: go-redis
+// fills in defaults on the Options it is given and reads them for the
+// client's lifetime, so clients must not share one.
+func (p *pubsub) newClient() *goredis.Client {
+	o := *p.opt
+	return goredis.NewClient(&o)
+}
+
 // Addr is the Redis address in use.
 func (p *pubsub) Addr() string {
 	if p.opt == nil {
@@ -174,7 +189,7 @@ func (p *pubsub) Start(ctx context.Context, deliver func(string, []byte)) error 
 	}
 	p.mu.Unlock()
 
-	client := goredis.NewClient(p.opt)
+	client := p.newClient()
 	if err := client.Ping(ctx).Err(); err != nil {
 		client.Close()
 		if refused(err) {
@@ -227,8 +242,13 @@ func (p *pubsub) installLocked(sub *goredis.PubSub) ([]string, bool) {
 }
 
 // run receives on the subscriber connection; when it breaks, it reconnects
-// after reconnectDelay and subscribes
-// every desired topic again.
+// after reconnectDelay and subscribes every desired topic again.
+//
+// Each attempt uses a new client (a new connection pool), and a successful
+// one replaces the publishing client too. go-redis' pool, after PoolSize
+// failed dials, refuses to dial at all and only probes the server once a
+// second: an old pool would add up to a second, after the server is back,
+// to this node's reconnection and to its first successful publish.
 func (p *pubsub) run(ctx context.Context, sub *goredis.PubSub) {
 	defer p.wg.Done()
 	for attempt := 0; ; {
@@ -252,24 +272,32 @@ func (p *pubsub) run(ctx context.Context, sub *goredis.PubSub) {
 				return
 			case <-t.C:
 			}
-			s := p.client.Subscribe(ctx)
+			c := p.newClient()
+			s := c.Subscribe(ctx)
 			if err := s.Ping(ctx); err != nil {
 				s.Close()
+				c.Close()
 				if ctx.Err() != nil {
 					return
 				}
-				if attempt == 1 || attempt%10 == 0 {
+				if attempt == 1 || attempt%20 == 0 {
 					p.log.Warn("redis: reconnect failed", "addr", p.opt.Addr, "attempt", attempt, "err", err)
 				}
 				continue
 			}
 			p.mu.Lock()
 			topics, ok := p.installLocked(s)
+			old := p.client
+			if ok {
+				p.client = c
+			}
 			p.mu.Unlock()
 			if !ok {
 				s.Close()
+				c.Close()
 				return
 			}
+			old.Close() // a publish still on it fails; the Node retries it
 			if len(topics) > 0 {
 				if err := s.Subscribe(ctx, topics...); err != nil {
 					p.mu.Lock()
@@ -287,14 +315,15 @@ func (p *pubsub) run(ctx context.Context, sub *goredis.PubSub) {
 	}
 }
 
-// reconnectDelay is the delay before reconnect attempt n (from 1): the
-// reference's 100 ms steps, capped at 500 ms rather than its 5 s, so that
-// every node's subscriber is back within about half a second of the
-// server's return (Redis keeps no message for a subscriber that is not
-// connected; the Node holds its buffer for that long, see cluster's
-// reconnectGrace).
+// reconnectDelay is the delay before reconnect attempt n (from 1): 50 ms
+// steps capped at 200 ms (the reference: 100 ms steps up to 5 s), so that
+// every node's subscriber is back within about 200 ms of the server's
+// return (Redis keeps no message for a subscriber that is not connected;
+// the Node holds its buffer until the others are back, see cluster's
+// reconnectGrace). An attempt against a server that is down costs one
+// refused dial.
 func reconnectDelay(attempt int) time.Duration {
-	return time.Duration(min(100*attempt, 500)) * time.Millisecond
+	return time.Duration(min(50*attempt, 200)) * time.Millisecond
 }
 
 // receive delivers messages until the connection fails or ctx ends.
@@ -326,7 +355,9 @@ func (p *pubsub) receive(ctx context.Context, sub *goredis.PubSub) error {
 			deliver := p.deliver
 			p.mu.Unlock()
 			if ok {
-				deliver(m.Channel, []byte(m.Payload))
+				// the payload's bytes, not a copy: go-redis made the string
+				// for this message alone, and deliver never writes to it
+				deliver(m.Channel, unsafe.Slice(unsafe.StringData(m.Payload), len(m.Payload)))
 			}
 		case *goredis.Subscription:
 			if m.Kind == "subscribe" {
@@ -424,6 +455,21 @@ func (p *pubsub) publisher() (*goredis.Client, error) {
 		return nil, cluster.ErrNotStarted
 	}
 	return p.client, nil
+}
+
+// Subscribers implements cluster.SubscriberCounter with PUBSUB NUMSUB:
+// the number of subscriber connections on topic, on the server this node
+// publishes to.
+func (p *pubsub) Subscribers(ctx context.Context, topic string) (int, error) {
+	c, err := p.publisher()
+	if err != nil {
+		return 0, err
+	}
+	m, err := c.PubSubNumSub(ctx, topic).Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis: PUBSUB NUMSUB on %s: %w", p.opt.Addr, err)
+	}
+	return int(m[topic]), nil
 }
 
 // Publish sends PUBLISH topic data on the pooled connection.

@@ -203,8 +203,8 @@ func TestRedisServerRestart(t *testing.T) {
 }
 
 func TestReconnectDelays(t *testing.T) {
-	// min(100·attempt, 500) ms: the reference's steps, a lower cap.
-	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 3: 300 * time.Millisecond, 10: 500 * time.Millisecond, 80: 500 * time.Millisecond} {
+	// min(50·attempt, 200) ms: shorter steps and a lower cap than the reference's.
+	for attempt, want := range map[int]time.Duration{1: 50 * time.Millisecond, 3: 150 * time.Millisecond, 10: 200 * time.Millisecond, 80: 200 * time.Millisecond} {
 		if got := reconnectDelay(attempt); got != want {
 			t.Errorf("attempt %d: %v, want %v", attempt, got, want)
 		}
