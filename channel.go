@@ -413,7 +413,7 @@ func (ch *Channel) presenceOp(userID string, presence any, mode presenceMode) er
 	}
 	var firstErr error
 	for _, in := range ins {
-		if err := in.setPresence(userID, raw, mode); err != nil && firstErr == nil {
+		if err := in.setPresence(nil, userID, raw, mode); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
@@ -475,7 +475,7 @@ func (ch *Channel) UpdateAssigns(userID, key string, value any) error {
 		return ErrNotMember
 	}
 	for _, in := range ins {
-		if err := in.setAssigns(userID, map[string]any{key: value}); err != nil {
+		if err := in.setAssigns(nil, userID, map[string]any{key: value}); err != nil {
 			return err
 		}
 	}
@@ -508,13 +508,15 @@ func (ch *Channel) GetUser(userID string) (*User, error) {
 	return nil, ErrNotMember
 }
 
-// Users lists the member ids.
+// Users lists the member ids (a user with several connections once).
 func (ch *Channel) Users() []string {
 	var out []string
 	for _, in := range ch.instances() {
 		in.mu.RLock()
 		for _, m := range in.list {
-			out = append(out, m.c.id)
+			if m.c.alone() || in.lookupLocked(m.c.id) == m { // a user once: its first connection
+				out = append(out, m.c.id)
+			}
 		}
 		in.mu.RUnlock()
 	}

@@ -15,10 +15,15 @@ import (
 // Client is one connection as the channel layer sees it. Its id is the user
 // id every channel knows it by (one per connection, docs/protocol.md §0).
 type Client struct {
-	id     string
-	conn   memberConn
-	ep     *Endpoint
-	remote string // peer address; the request headers are not kept
+	id   string
+	conn memberConn
+	// nextSame is the user's next connection on the endpoint (userid.go);
+	// multi is set once the user has had two connections at a time, so a
+	// user with one connection skips the per-user lookups
+	nextSame atomic.Pointer[Client]
+	multi    atomic.Bool
+	ep       *Endpoint
+	remote   string // peer address; the request headers are not kept
 
 	// mu guards assigns and chans. Lock order: instance.mu before Client.mu.
 	mu      sync.Mutex
@@ -80,7 +85,7 @@ type job struct {
 	disconnect bool
 }
 
-// ID is the user id (the connection id).
+// ID is the user id (shared by the user's connections, see SetUserID).
 func (c *Client) ID() string { return c.id }
 
 // RemoteAddr is the peer address.

@@ -186,7 +186,7 @@ func (ctx *JoinContext) GetUser() *User { return ctx.User() }
 
 func (ctx *JoinContext) assignsNow() map[string]any {
 	if ctx.in != nil {
-		a, _ := ctx.in.assignsOf(ctx.c.id)
+		a, _ := ctx.in.assignsOf(ctx.c, "")
 		return a
 	}
 	ctx.c.mu.Lock()
@@ -217,7 +217,7 @@ func (ctx *JoinContext) ParsePayload(v any) error { return json.Unmarshal(ctx.ms
 // applied at Accept).
 func (ctx *JoinContext) SetAssigns(key string, value any) *JoinContext {
 	if ctx.in != nil {
-		if err := ctx.in.setAssigns(ctx.c.id, map[string]any{key: value}); err != nil {
+		if err := ctx.in.setAssigns(ctx.c, "", map[string]any{key: value}); err != nil {
 			return ctx.fail(err)
 		}
 		return ctx
@@ -293,7 +293,7 @@ func (ctx *JoinContext) Track(presence any) *JoinContext {
 	if err != nil {
 		return ctx.fail(err)
 	}
-	if err := ctx.in.setPresence(ctx.c.id, raw, presenceTrack); err != nil {
+	if err := ctx.in.setPresence(ctx.c, "", raw, presenceTrack); err != nil {
 		return ctx.fail(err)
 	}
 	return ctx
@@ -442,7 +442,7 @@ func (ctx *EventContext) ParsePayload(v any) error { return json.Unmarshal(ctx.m
 
 // ParseAssigns decodes the sender's channel assigns into v.
 func (ctx *EventContext) ParseAssigns(v any) error {
-	a, ok := ctx.in.assignsOf(ctx.c.id)
+	a, ok := ctx.in.assignsOf(ctx.c, "")
 	if !ok {
 		return ErrNotMember
 	}
@@ -452,7 +452,7 @@ func (ctx *EventContext) ParseAssigns(v any) error {
 // ParsePresence decodes the sender's presence into v (ErrNoPresence when
 // it is not tracked).
 func (ctx *EventContext) ParsePresence(v any) error {
-	p, ok := ctx.in.presenceOf(ctx.c.id)
+	p, ok := ctx.in.presenceOf(ctx.c, "")
 	if !ok {
 		return ErrNoPresence
 	}
@@ -462,7 +462,7 @@ func (ctx *EventContext) ParsePresence(v any) error {
 // GetAssign returns one of the sender's channel assigns: ErrNoAssign when
 // key is not set, ErrNotMember when the sender has left.
 func (ctx *EventContext) GetAssign(key string) (any, error) {
-	a, ok := ctx.in.assignsOf(ctx.c.id)
+	a, ok := ctx.in.assignsOf(ctx.c, "")
 	if !ok {
 		return nil, ErrNotMember
 	}
@@ -486,7 +486,7 @@ func lookupAssign(a map[string]any, key string) (any, error) {
 
 // GetUser is the sender: id, channel assigns and presence.
 func (ctx *EventContext) GetUser() *User {
-	if m := ctx.in.member(ctx.c.id); m != nil {
+	if m := ctx.in.memberOf(ctx.c); m != nil {
 		ctx.in.mu.RLock()
 		u := m.user()
 		ctx.in.mu.RUnlock()
@@ -538,12 +538,12 @@ func (ctx *EventContext) BroadcastTo(event string, payload any, userIDs ...strin
 
 // Reply sends a SYSTEM message to the sender.
 func (ctx *EventContext) Reply(event string, payload any) *EventContext {
-	return ctx.bcast(protocol.ActionSystem, event, payload, recipients{only: []string{ctx.c.id}})
+	return ctx.bcast(protocol.ActionSystem, event, payload, recipients{self: ctx.c})
 }
 
 // SetAssigns sets one of the sender's channel assigns.
 func (ctx *EventContext) SetAssigns(key string, value any) *EventContext {
-	if err := ctx.in.setAssigns(ctx.c.id, map[string]any{key: value}); err != nil {
+	if err := ctx.in.setAssigns(ctx.c, "", map[string]any{key: value}); err != nil {
 		return ctx.fail(err)
 	}
 	return ctx
@@ -590,7 +590,7 @@ func (ctx *EventContext) setPresence(presence any, mode presenceMode) *EventCont
 			return ctx.fail(err)
 		}
 	}
-	if err := ctx.in.setPresence(ctx.c.id, raw, mode); err != nil {
+	if err := ctx.in.setPresence(ctx.c, "", raw, mode); err != nil {
 		return ctx.fail(err)
 	}
 	return ctx

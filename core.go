@@ -78,6 +78,9 @@ func (c *core) startLocked(tls net.Listener) error {
 			HeartbeatInterval: co.HeartbeatInterval, HeartbeatTimeout: co.HeartbeatTimeout, PublishBuffer: co.PublishBuffer,
 			Logger: c.log})
 		c.hub.AttachCluster(node)
+		if err := c.hub.subscribeControl(); err != nil {
+			return fmt.Errorf("pondsocket: cluster: %w", err)
+		}
 		if err := node.Start(context.Background(), c.hub); err != nil {
 			return fmt.Errorf("pondsocket: cluster: %w", err)
 		}

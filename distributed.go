@@ -69,7 +69,7 @@ func (ep *Endpoint) publish(in *instance, e *cluster.Envelope) {
 // clusterJoined runs after a local user was admitted: it subscribes the
 // node to a channel it starts serving, announces the user, and asks the
 // others for the channel's state when this node knew nobody there.
-func (ep *Endpoint) clusterJoined(in *instance, m *member, first bool) {
+func (ep *Endpoint) clusterJoined(in *instance, m *member, first, firstOfUser bool) {
 	n := ep.srv.node
 	if n == nil {
 		return
@@ -83,21 +83,30 @@ func (ep *Endpoint) clusterJoined(in *instance, m *member, first bool) {
 	assigns := marshalAssigns(m.assigns)
 	alone := len(in.list) == 1 && len(in.remote) == 0
 	in.mu.RUnlock()
-	ep.publish(in, &cluster.Envelope{Type: cluster.UserJoined, UserID: m.c.id, Presence: emptyObject, Assigns: assigns})
+	if firstOfUser { // the user's other connections here announced it already
+		ep.publish(in, &cluster.Envelope{Type: cluster.UserJoined, UserID: m.c.id, Presence: emptyObject, Assigns: assigns})
+	}
 	if first || alone {
 		ep.publish(in, &cluster.Envelope{Type: cluster.StateRequest, FromNode: n.ID()})
 	}
 }
 
-// clusterLeft runs after a local user left; last reports the node stopped
-// serving the channel.
-func (ep *Endpoint) clusterLeft(in *instance, userID string, last bool) {
+// clusterLeft runs after a local connection left: the others hear that
+// the user left when it was its last connection here, or that its
+// presence went when it was the last one tracking it; how.empty reports
+// the node stopped serving the channel.
+func (ep *Endpoint) clusterLeft(in *instance, userID string, how leftHow) {
 	n := ep.srv.node
 	if n == nil {
 		return
 	}
-	ep.publish(in, &cluster.Envelope{Type: cluster.UserLeft, UserID: userID})
-	if last {
+	switch {
+	case how.lastOfUser:
+		ep.publish(in, &cluster.Envelope{Type: cluster.UserLeft, UserID: userID})
+	case how.presGone:
+		ep.publish(in, &cluster.Envelope{Type: cluster.PresenceRemoved, UserID: userID})
+	}
+	if how.empty {
 		if err := n.Unsubscribe(ep.path, in.name); err != nil {
 			ep.srv.log.Debug("cluster unsubscribe", "channel", in.name, "err", err)
 		}
@@ -117,7 +126,7 @@ func marshalAssigns(a map[string]any) json.RawMessage {
 
 // publishMessage publishes a channel message to the other nodes' members.
 func (ep *Endpoint) publishMessage(in *instance, event, reqID, from string, payload json.RawMessage, r recipients) {
-	if ep.srv.node == nil || r.tracked {
+	if ep.srv.node == nil || r.tracked || r.self != nil {
 		return
 	}
 	var rd cluster.Recipients
@@ -160,6 +169,9 @@ func (ep *Endpoint) publishMessage(in *instance, event, reqID, from string, payl
 // HandleMessage applies a message from another node (cluster.Handler).
 // It runs on the node's delivery goroutine, in order per channel.
 func (s *hub) HandleMessage(e *cluster.Envelope) {
+	if s.handleControl(e) {
+		return
+	}
 	ep := s.endpointByName(e.EndpointName)
 	if ep == nil {
 		return
@@ -179,13 +191,13 @@ func (s *hub) HandleMessage(e *cluster.Envelope) {
 		in.mu.Lock()
 		ru := in.rememberLocked(e.UserID, e.SourceNodeID, nil)
 		if ru != nil && len(e.Presence) > 0 {
-			in.remotePresenceLocked(ru, clone(e.Presence))
+			in.remotePresenceLocked(ru, e.SourceNodeID, clone(e.Presence))
 		}
 		in.mu.Unlock()
 	case cluster.PresenceRemoved:
 		in.mu.Lock()
 		if ru := in.remote[e.UserID]; ru != nil {
-			in.remotePresenceLocked(ru, nil)
+			in.remotePresenceLocked(ru, e.SourceNodeID, nil)
 		}
 		in.mu.Unlock()
 	case cluster.AssignsUpdate:
@@ -210,7 +222,7 @@ func (s *hub) HandleMessage(e *cluster.Envelope) {
 		in.mu.Unlock()
 	case cluster.UserLeft:
 		in.mu.Lock()
-		in.forgetLocked(e.UserID)
+		in.forgetNodeLocked(e.UserID, e.SourceNodeID)
 		in.mu.Unlock()
 	case cluster.EvictUser:
 		if in.member(e.UserID) != nil {
@@ -267,7 +279,20 @@ func (s *hub) HandleMessage(e *cluster.Envelope) {
 // ownStateLocked lists the local members for a STATE_RESPONSE (in.mu held).
 func (in *instance) ownStateLocked() []cluster.StateUser {
 	users := make([]cluster.StateUser, 0, len(in.list))
+	var seen map[string]int // a user with several connections is listed once
 	for _, m := range in.list {
+		if i, dup := seen[m.c.id]; dup {
+			if m.pres != nil {
+				users[i].Presence = m.pres.raw
+			}
+			continue
+		}
+		if !m.c.alone() {
+			if seen == nil {
+				seen = make(map[string]int)
+			}
+			seen[m.c.id] = len(users)
+		}
 		u := cluster.StateUser{ID: m.c.id, Assigns: marshalAssigns(m.assigns), Presence: emptyObject}
 		if m.pres != nil {
 			u.Presence = m.pres.raw
@@ -285,26 +310,26 @@ func (in *instance) applyStateLocked(node string, users []cluster.StateUser) {
 	listed := make(map[string]struct{}, len(users))
 	for _, u := range users {
 		listed[u.ID] = struct{}{}
-		if in.lookupLocked(u.ID) != nil {
-			continue
+		ru := in.remote[u.ID]
+		switch {
+		case ru != nil && !ru.on(node) && len(ru.nodes) > 0:
+			continue // attributed to other nodes (a reference node lists every user it knows)
+		case ru == nil && in.lookupLocked(u.ID) != nil:
+			continue // ours, and the responder never announced it as its own
 		}
-		if ru := in.remote[u.ID]; ru != nil && ru.node != node {
-			continue
-		}
-		ru := in.rememberLocked(u.ID, node, u.Assigns)
+		ru = in.rememberLocked(u.ID, node, u.Assigns)
 		if ru == nil {
 			continue
 		}
-		switch {
-		case len(u.Presence) <= 2: // {}: not tracked
-			in.remotePresenceLocked(ru, nil)
-		case ru.pres == nil || !bytes.Equal(ru.pres.raw, u.Presence):
-			in.remotePresenceLocked(ru, clone(u.Presence))
+		if len(u.Presence) <= 2 { // {}: not tracked
+			in.remotePresenceLocked(ru, node, nil)
+		} else {
+			in.remotePresenceLocked(ru, node, clone(u.Presence))
 		}
 	}
 	for id, ru := range in.remote {
-		if _, ok := listed[id]; !ok && ru.node == node {
-			in.forgetLocked(id)
+		if _, ok := listed[id]; !ok && ru.on(node) {
+			in.forgetNodeLocked(id, node)
 		}
 	}
 }
@@ -362,8 +387,8 @@ func (s *hub) NodeDown(nodeID string) {
 		ep.instances.each(func(_ string, in *instance) bool {
 			in.mu.Lock()
 			for id, ru := range in.remote {
-				if ru.node == nodeID {
-					in.forgetLocked(id)
+				if ru.on(nodeID) {
+					in.forgetNodeLocked(id, nodeID)
 				}
 			}
 			in.mu.Unlock()
@@ -384,10 +409,11 @@ func (s *hub) endpointByName(name string) *Endpoint {
 	return nil
 }
 
-// rememberLocked records a remote user (in.mu held). Local users are never
-// shadowed by a remote record.
+// rememberLocked records that node holds the user (in.mu held). The same
+// user may also have connections here: local and remote members of one
+// user share its presence entry.
 func (in *instance) rememberLocked(id, node string, assigns json.RawMessage) *remoteUser {
-	if id == "" || in.lookupLocked(id) != nil {
+	if id == "" {
 		return nil
 	}
 	if in.remote == nil {
@@ -395,9 +421,10 @@ func (in *instance) rememberLocked(id, node string, assigns json.RawMessage) *re
 	}
 	ru := in.remote[id]
 	if ru == nil {
-		ru = &remoteUser{id: id, node: node, assigns: emptyObject}
+		ru = &remoteUser{id: id, assigns: emptyObject}
 		in.remote[id] = ru
 	}
+	ru.nodes = addTo(ru.nodes, node)
 	ru.epoch = in.syncEpoch
 	if len(assigns) > 0 {
 		ru.assigns = clone(assigns)
@@ -409,35 +436,61 @@ func (in *instance) rememberLocked(id, node string, assigns json.RawMessage) *re
 // may alias the backend's buffer).
 func clone(b json.RawMessage) json.RawMessage { return append(json.RawMessage(nil), b...) }
 
-// remotePresenceLocked tracks, updates or (p == nil) removes a remote
-// user's presence and notifies the local tracked members.
-func (in *instance) remotePresenceLocked(ru *remoteUser, p json.RawMessage) {
-	switch {
-	case p == nil:
-		if ru.pres == nil {
-			return
+// remotePresenceLocked records that node tracks the user's presence with
+// value p, or (p == nil) no longer does, and notifies the local tracked
+// members when the user's one entry appears, changes or goes.
+func (in *instance) remotePresenceLocked(ru *remoteUser, node string, p json.RawMessage) {
+	if p == nil {
+		ru.tracking = dropFrom(ru.tracking, node)
+		if len(ru.tracking) == 0 && ru.pres != nil {
+			rec := ru.pres
+			ru.pres = nil
+			rec.remote = false
+			in.releaseLocked(rec)
 		}
-		old := ru.pres.raw
-		in.untrackLocked(ru.pres)
-		ru.pres = nil
-		in.presenceChangedLocked(protocol.EventLeave, old)
-	case ru.pres == nil:
-		ru.pres = in.trackLocked(ru.id, nil, p)
+		return
+	}
+	ru.tracking = addTo(ru.tracking, node)
+	rec := ru.pres
+	if rec == nil {
+		rec = in.userPresenceLocked(ru.id) // tracked by a local connection
+	}
+	switch {
+	case rec == nil:
+		rec = in.trackLocked(ru.id, p)
 		in.presenceChangedLocked(protocol.EventJoin, p)
-	default:
-		ru.pres.raw = p
+	case !bytes.Equal(rec.raw, p):
+		rec.raw = p
 		in.presenceChangedLocked(protocol.EventUpdate, p)
 	}
+	rec.remote = true
+	ru.pres = rec
 }
 
-// forgetLocked drops a remote user and its presence.
+// forgetLocked drops a remote user, on every node, and its presence.
 func (in *instance) forgetLocked(id string) {
 	ru := in.remote[id]
 	if ru == nil {
 		return
 	}
-	in.remotePresenceLocked(ru, nil)
+	for _, node := range append([]string(nil), ru.tracking...) {
+		in.remotePresenceLocked(ru, node, nil)
+	}
 	delete(in.remote, id)
+}
+
+// forgetNodeLocked records that node no longer holds the user; the user
+// is forgotten when no node does.
+func (in *instance) forgetNodeLocked(id, node string) {
+	ru := in.remote[id]
+	if ru == nil {
+		return
+	}
+	in.remotePresenceLocked(ru, node, nil)
+	ru.nodes = dropFrom(ru.nodes, node)
+	if len(ru.nodes) == 0 {
+		in.forgetLocked(id)
+	}
 }
 
 // deliverRemote hands a USER_MESSAGE to the local recipients. Its action is

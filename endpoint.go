@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pondsocket/pondsocket/internal/wsframe"
@@ -24,8 +25,9 @@ type Endpoint struct {
 	mu      sync.RWMutex
 	lobbies []*lobby
 
-	clients   *table[*Client]
+	clients   *table[*Client] // by user id: its first connection (userid.go)
 	instances *table[*instance]
+	nconns    atomic.Int64 // live connections
 }
 
 // Path is the endpoint's pattern.
@@ -86,18 +88,30 @@ func (ep *Endpoint) Channels() []*Channel {
 	return out
 }
 
-// Client returns a connected client by user id.
-func (ep *Endpoint) Client(id string) (*Client, bool) { return ep.clients.get(id) }
+// Client returns a connected client by user id: the user's first live
+// connection when it has several (Clients lists them all).
+func (ep *Endpoint) Client(id string) (*Client, bool) {
+	c, ok := ep.clients.get(id)
+	return c, ok && c != nil
+}
 
-// ClientCount is the number of connected clients.
-func (ep *Endpoint) ClientCount() int { return ep.clients.len() }
+// Clients lists the live connections of a user id, first to last.
+func (ep *Endpoint) Clients(id string) []*Client {
+	var out []*Client
+	ep.eachConn(id, func(c *Client) bool { out = append(out, c); return true })
+	return out
+}
 
-// CloseConnection closes the connections of the given users.
+// ClientCount is the number of connected clients (connections, not users).
+func (ep *Endpoint) ClientCount() int { return int(ep.nconns.Load()) }
+
+// UserCount is the number of distinct user ids connected.
+func (ep *Endpoint) UserCount() int { return ep.clients.len() }
+
+// CloseConnection closes every connection of the given users.
 func (ep *Endpoint) CloseConnection(code int, reason string, ids ...string) {
 	for _, id := range ids {
-		if c, ok := ep.clients.get(id); ok {
-			c.Close(code, reason)
-		}
+		ep.eachConn(id, func(c *Client) bool { c.Close(code, reason); return true })
 	}
 }
 
@@ -121,8 +135,9 @@ func (ep *Endpoint) connect(h *handshake, route Route) (d decision) {
 		}
 	}
 	switch {
-	case ctx.accepted && ctx.userTaken():
-		return decision{Status: StatusUserConnected, Message: "User already connected"}
+	case ctx.accepted && ctx.userFull():
+		return decision{Status: StatusUserConnected,
+			Message: fmt.Sprintf("Too many connections for this user (limit %d)", ep.srv.opts.Transport.MaxConnectionsPerUser)}
 	case ctx.accepted:
 		c := &Client{id: ctx.id, ep: ep, remote: h.RemoteAddr, assigns: ctx.assigns}
 		connID := ctx.id
@@ -229,13 +244,13 @@ func (ep *Endpoint) admit(c *Client, l *lobby, name string, route Route, reqID s
 			ep.srv.stats.Channels.Add(1)
 			return newInstance(l, name, route)
 		}, (*instance).isDead)
-		m, first, killed, err := in.add(c, assigns, shared, abytes, ack)
+		m, first, firstOfUser, killed, err := in.add(c, assigns, shared, abytes, ack)
 		if killed {
 			ep.instances.deleteIf(in.name, func(v *instance) bool { return v == in })
 		}
 		switch {
 		case m != nil:
-			ep.clusterJoined(in, m, first)
+			ep.clusterJoined(in, m, first, firstOfUser)
 			return in, nil
 		case err == errDuplicate:
 			return nil, BadRequest(fmt.Sprintf("ChannelEngine: User with id %s already exists in channel %s", c.id, name))
@@ -260,7 +275,7 @@ func (ep *Endpoint) leave(c *Client, msg *protocol.ClientMessage) {
 		c.sendEndpointError(msg.RequestID, 404, fmt.Sprintf("Channel %s not found", msg.ChannelName))
 		return
 	}
-	ep.removeMember(in, c.id, LeaveExplicit)
+	ep.removeConn(in, c, LeaveExplicit)
 }
 
 // leaveAll removes a closing connection from every channel at once (see
@@ -272,8 +287,8 @@ func (ep *Endpoint) leaveAll(c *Client) {
 	c.mu.Unlock()
 	var left []leftMember
 	for _, m := range ms {
-		if rm, empty := m.in.remove(c.id); rm != nil {
-			left = append(left, leftMember{in: m.in, m: rm, empty: empty})
+		if rm, empty, last, presGone := m.in.remove(c); rm != nil {
+			left = append(left, leftMember{in: m.in, m: rm, how: leftHow{empty, last, presGone}})
 		}
 	}
 	c.mu.Lock()
@@ -289,25 +304,35 @@ const (
 	LeaveRemoved  = "removed"
 )
 
-// removeMember removes a user from a channel, notifies presence, runs the
-// leave handler and destroys the channel when it emptied.
+// removeMember removes a user (each of its connections) from a channel,
+// notifies presence, runs the leave handlers and destroys the channel when
+// it emptied.
 func (ep *Endpoint) removeMember(in *instance, id, reason string) bool {
-	m, empty := in.remove(id)
+	found := false
+	for _, c := range ep.Clients(id) {
+		found = ep.removeConn(in, c, reason) || found
+	}
+	return found
+}
+
+// removeConn removes one connection from a channel (see removeMember).
+func (ep *Endpoint) removeConn(in *instance, c *Client, reason string) bool {
+	m, empty, last, presGone := in.remove(c)
 	if m == nil {
 		return false
 	}
-	ep.left(in, m, empty, reason)
+	ep.left(in, m, leftHow{empty, last, presGone}, reason)
 	return true
 }
 
 // left finishes a removal: the table, the cluster, the leave handler.
-func (ep *Endpoint) left(in *instance, m *member, empty bool, reason string) {
+func (ep *Endpoint) left(in *instance, m *member, how leftHow, reason string) {
 	id := m.c.id
 	ep.srv.stats.Leaves.Add(1)
-	if empty {
+	if how.empty {
 		ep.instances.deleteIf(in.name, func(v *instance) bool { return v == in })
 	}
-	ep.clusterLeft(in, id, empty)
+	ep.clusterLeft(in, id, how)
 	if fn := in.lobby.leaveHandler(); fn != nil {
 		ctx := &LeaveContext{User: m.user(), Reason: reason, Route: in.route, ch: &Channel{l: in.lobby, in: in}, srv: ep.srv, start: time.Now()}
 		defer func() {
@@ -335,9 +360,9 @@ func (ep *Endpoint) disconnect(c *Client) {
 	c.st.left = nil
 	c.mu.Unlock()
 	for _, l := range left {
-		ep.left(l.in, l.m, l.empty, LeaveClosed)
+		ep.left(l.in, l.m, l.how, LeaveClosed)
 	}
-	if ep.clients.deleteIf(c.id, func(v *Client) bool { return v == c }) {
+	if ep.unclaim(c) {
 		ep.srv.stats.Connections.Add(-1)
 	}
 }
@@ -387,5 +412,5 @@ func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage) {
 	}
 	// goes through the channel (outgoing hooks apply), to the sender only
 	in.lobby.send(in, protocol.ActionError, protocol.ErrHandlerNotFound, msg.RequestID,
-		protocol.HandlerErrorPayload(text, status), recipients{only: []string{c.id}})
+		protocol.HandlerErrorPayload(text, status), recipients{self: c})
 }

@@ -210,7 +210,7 @@ func (s *hub) Open(c *Client, conn memberConn) {
 	c.conn = conn
 	if !c.ep.claim(c) {
 		c.gone.Store(true) // joins nothing; its disconnect finds no table entry of its own
-		conn.Close(CloseUserConnected, "User already connected")
+		conn.Close(CloseUserConnected, "Too many connections for this user")
 		return
 	}
 	s.stats.Connections.Add(1)

@@ -1,6 +1,7 @@
 package pondsocket
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"sync"
@@ -49,42 +50,76 @@ type instance struct {
 	dead bool
 }
 
+// member is one connection in one channel. A user with several
+// connections in the channel is several members sharing one presenceRec.
 type member struct {
 	c       *Client
 	in      *instance
 	assigns map[string]any
-	pres    *presenceRec // nil when not tracked
+	pres    *presenceRec // the user's entry when this connection tracks it
 	idx     int32        // in instance.list
-	shared  bool         // assigns is the client's map: copy before writing
 	abytes  int32        // JSON size of assigns when not shared
+	pbytes  int32        // presence bytes charged to the connection
+	shared  bool         // assigns is the client's map: copy before writing
 	held    int64        // state bytes charged to the client: name + presence + abytes
 }
 
-// presenceRec is a tracked user's presence: its encoded JSON object and
-// its slot in instance.tracked. Kept apart so untracked members stay small.
+// presenceRec is a tracked user's presence in a channel: one entry per
+// user however many of its connections, here and on other nodes, track
+// it (see SetUserID). Kept apart so untracked members stay small.
 type presenceRec struct {
-	raw json.RawMessage
-	id  string
-	idx int32
-	m   *member // the local member, nil for a remote user
+	raw    json.RawMessage
+	id     string
+	idx    int32
+	local  int32 // local members that track it
+	remote bool  // other nodes track it (remoteUser.pres is this entry)
 }
 
-// remoteUser is a user of this channel connected to another node.
+// remoteUser is a user of this channel connected to other nodes (a user
+// may have connections here too, and on several nodes).
 type remoteUser struct {
-	id      string
-	node    string
-	assigns json.RawMessage
-	pres    *presenceRec
-	epoch   uint64 // instance.syncEpoch when last confirmed by its node
+	id       string
+	nodes    []string // the nodes that hold it
+	tracking []string // the nodes that track its presence
+	assigns  json.RawMessage
+	pres     *presenceRec
+	epoch    uint64 // instance.syncEpoch when last confirmed by a node
+}
+
+func (ru *remoteUser) on(node string) bool {
+	for _, n := range ru.nodes {
+		if n == node {
+			return true
+		}
+	}
+	return false
+}
+
+// addTo adds node to a set of node ids; dropFrom removes it.
+func addTo(set []string, node string) []string {
+	for _, n := range set {
+		if n == node {
+			return set
+		}
+	}
+	return append(set, node)
+}
+
+func dropFrom(set []string, node string) []string {
+	for i, n := range set {
+		if n == node {
+			return append(set[:i], set[i+1:]...)
+		}
+	}
+	return set
 }
 
 func newInstance(l *lobby, name string, route Route) *instance {
 	return &instance{name: name, lobby: l, ep: l.ep, route: route}
 }
 
-// errDuplicate and errClosing are add's refusals: c is already a member
-// (here or, with the same id, on another node), or its connection is
-// closing.
+// errDuplicate and errClosing are add's refusals: c is already a member,
+// or its connection is closing.
 var (
 	errDuplicate = errors.New("already a member")
 	errClosing   = errors.New("connection closing")
@@ -96,11 +131,11 @@ var (
 // meanwhile (the caller retries with a fresh one). When it refuses an
 // instance that has no member, the instance dies (killed: the caller
 // removes it from the table).
-func (in *instance) add(c *Client, assigns map[string]any, shared bool, abytes int64, ack *wsframe.Frame) (m *member, first, killed bool, err error) {
+func (in *instance) add(c *Client, assigns map[string]any, shared bool, abytes int64, ack *wsframe.Frame) (m *member, first, firstOfUser, killed bool, err error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.dead {
-		return nil, false, false, nil
+		return nil, false, false, false, nil
 	}
 	defer func() {
 		if err != nil && len(in.list) == 0 && len(in.remote) == 0 {
@@ -109,9 +144,7 @@ func (in *instance) add(c *Client, assigns map[string]any, shared bool, abytes i
 			in.ep.srv.stats.Channels.Add(-1)
 		}
 	}()
-	if _, remote := in.remote[c.id]; remote {
-		return nil, false, false, errDuplicate // the same user id on another node
-	}
+	firstOfUser = c.alone() || in.lookupLocked(c.id) == nil
 	cost := int64(len(in.name)) + abytes
 	c.mu.Lock()
 	// a closing connection joins nothing: Disconnect sets gone before it
@@ -126,7 +159,7 @@ func (in *instance) add(c *Client, assigns map[string]any, shared bool, abytes i
 	}
 	if err != nil {
 		c.mu.Unlock()
-		return nil, false, false, err
+		return nil, false, false, false, err
 	}
 	m = &member{c: c, in: in, assigns: assigns, shared: shared, abytes: int32(abytes), held: cost, idx: int32(len(in.list))}
 	c.chans.add(m)
@@ -134,17 +167,17 @@ func (in *instance) add(c *Client, assigns map[string]any, shared bool, abytes i
 	first = len(in.list) == 0
 	in.list = append(in.list, m)
 	c.send(ack)
-	return m, first, false, nil
+	return m, first, firstOfUser, false, nil
 }
 
 // remove drops a member. It returns the member (nil when not a member) and
 // whether the channel is now empty (and dead).
-func (in *instance) remove(id string) (*member, bool) {
+func (in *instance) remove(c *Client) (m *member, empty, lastOfUser, presGone bool) {
 	in.mu.Lock()
-	m := in.lookupLocked(id)
+	m = in.memberOfLocked(c)
 	if m == nil {
 		in.mu.Unlock()
-		return nil, false
+		return nil, false, false, false
 	}
 	last := len(in.list) - 1
 	moved := in.list[last]
@@ -152,13 +185,13 @@ func (in *instance) remove(id string) (*member, bool) {
 	moved.idx = m.idx
 	in.list[last] = nil
 	in.list = in.list[:last]
-	if m.pres != nil {
-		old := m.pres.raw
-		in.untrackLocked(m.pres)
+	if rec := m.pres; rec != nil {
 		m.pres = nil
-		in.presenceChangedLocked(protocol.EventLeave, old)
+		rec.local--
+		presGone = rec.local == 0
+		in.releaseLocked(rec)
 	}
-	empty := len(in.list) == 0
+	empty = len(in.list) == 0
 	if empty {
 		in.dead = true
 		in.pres.stop()
@@ -168,17 +201,34 @@ func (in *instance) remove(id string) (*member, bool) {
 	m.c.chans.remove(m)
 	m.c.mu.Unlock()
 	_ = in.ep.srv.charge(m.c, -m.held)
-	m.held = 0
+	m.held, m.pbytes = 0, 0
+	lastOfUser = c.alone() || in.lookupLocked(c.id) == nil
 	in.mu.Unlock()
-	return m, empty
+	return m, empty, lastOfUser, presGone
 }
 
 // lookupLocked finds the member with user id id (in.mu held).
 func (in *instance) lookupLocked(id string) *member {
-	c, ok := in.ep.clients.get(id)
-	if !ok {
-		return nil
-	}
+	var found *member
+	in.eachMemberLocked(id, func(m *member) bool { found = m; return false })
+	return found
+}
+
+// eachMemberLocked calls fn for the members of the user id (its
+// connections in this channel), first connection first, until fn returns
+// false (in.mu held).
+func (in *instance) eachMemberLocked(id string, fn func(*member) bool) {
+	in.ep.eachConn(id, func(c *Client) bool {
+		if m := in.memberOfLocked(c); m != nil {
+			return fn(m)
+		}
+		return true
+	})
+}
+
+// memberOfLocked is the member of connection c (nil when c is not in the
+// channel; in.mu held).
+func (in *instance) memberOfLocked(c *Client) *member {
 	c.mu.Lock()
 	m := c.chans.get(in.name)
 	c.mu.Unlock()
@@ -188,6 +238,15 @@ func (in *instance) lookupLocked(id string) *member {
 	return m
 }
 
+// pickLocked is the member a call names: connection c's when c is set,
+// else the user id's first connection in the channel.
+func (in *instance) pickLocked(c *Client, id string) *member {
+	if c != nil {
+		return in.memberOfLocked(c)
+	}
+	return in.lookupLocked(id)
+}
+
 func (in *instance) member(id string) *member {
 	in.mu.RLock()
 	m := in.lookupLocked(id)
@@ -195,11 +254,19 @@ func (in *instance) member(id string) *member {
 	return m
 }
 
+func (in *instance) memberOf(c *Client) *member {
+	in.mu.RLock()
+	m := in.memberOfLocked(c)
+	in.mu.RUnlock()
+	return m
+}
+
 // recipients selects who gets a message.
 type recipients struct {
 	all     bool
-	except  string   // with all: everyone but this user
-	only    []string // explicit user ids
+	except  string   // with all: everyone but this user (all its connections)
+	only    []string // explicit user ids (each of their connections)
+	self    *Client  // this one connection only (a reply); never published
 	tracked bool     // presence-tracked members only
 	from    string   // the user whose handler sent it ("" = the server)
 }
@@ -223,15 +290,32 @@ func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
 	conns := (*lp)[:0]
 	switch {
 	case r.tracked:
-		for _, p := range in.tracked {
-			if p != nil && p.m != nil && p.m.c.conn != nil {
-				conns = append(conns, p.m.c.conn)
+		for _, m := range in.list {
+			if m.pres != nil && m.c.conn != nil {
+				conns = append(conns, m.c.conn)
 			}
+		}
+	case r.self != nil:
+		m := in.memberOfLocked(r.self)
+		if m == nil {
+			*lp = conns[:0]
+			connListPool.Put(lp)
+			return 0, ErrNotMember
+		}
+		if m.c.conn != nil {
+			conns = append(conns, m.c.conn)
 		}
 	case r.only != nil:
 		for _, id := range r.only {
-			m := in.lookupLocked(id)
-			if m == nil {
+			found := false
+			in.eachMemberLocked(id, func(m *member) bool {
+				found = true
+				if m.c.conn != nil {
+					conns = append(conns, m.c.conn)
+				}
+				return true
+			})
+			if !found {
 				if _, remote := in.remote[id]; remote {
 					continue
 				}
@@ -239,9 +323,6 @@ func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
 				*lp = conns[:0]
 				connListPool.Put(lp)
 				return 0, ErrNotMember
-			}
-			if m.c.conn != nil {
-				conns = append(conns, m.c.conn)
 			}
 		}
 	default:
@@ -269,17 +350,31 @@ func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
 func (in *instance) snapshot(r recipients) ([]*member, error) {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
-	if r.only != nil {
+	switch {
+	case r.self != nil:
+		if m := in.memberOfLocked(r.self); m != nil {
+			return []*member{m}, nil
+		}
+		return nil, ErrNotMember
+	case r.tracked:
+		var out []*member
+		for _, m := range in.list {
+			if m.pres != nil {
+				out = append(out, m)
+			}
+		}
+		return out, nil
+	case r.only != nil:
 		out := make([]*member, 0, len(r.only))
 		for _, id := range r.only {
-			m := in.lookupLocked(id)
-			if m == nil {
+			found := false
+			in.eachMemberLocked(id, func(m *member) bool { found = true; out = append(out, m); return true })
+			if !found {
 				if _, remote := in.remote[id]; remote {
 					continue
 				}
 				return nil, ErrNotMember
 			}
-			out = append(out, m)
 		}
 		return out, nil
 	}
@@ -294,19 +389,19 @@ func (in *instance) snapshot(r recipients) ([]*member, error) {
 
 // --- assigns -------------------------------------------------------------
 
-func (in *instance) assignsOf(id string) (map[string]any, bool) {
+func (in *instance) assignsOf(c *Client, id string) (map[string]any, bool) {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
-	m := in.lookupLocked(id)
+	m := in.pickLocked(c, id)
 	if m == nil {
 		return nil, false
 	}
 	return copyMap(m.assigns), true
 }
 
-func (in *instance) setAssigns(id string, kv map[string]any) error {
+func (in *instance) setAssigns(c *Client, id string, kv map[string]any) error {
 	in.mu.Lock()
-	m := in.lookupLocked(id)
+	m := in.pickLocked(c, id)
 	if m == nil {
 		in.mu.Unlock()
 		return ErrNotMember
@@ -331,7 +426,7 @@ func (in *instance) setAssigns(id string, kv map[string]any) error {
 	}
 	in.mu.Unlock()
 	if full != nil {
-		in.ep.publish(in, &cluster.Envelope{Type: cluster.AssignsUpdate, UserID: id, Assigns: full})
+		in.ep.publish(in, &cluster.Envelope{Type: cluster.AssignsUpdate, UserID: m.c.id, Assigns: full})
 	}
 	return nil
 }
@@ -341,9 +436,14 @@ func (in *instance) allAssigns() map[string]any {
 	defer in.mu.RUnlock()
 	out := make(map[string]any, len(in.list)+len(in.remote))
 	for _, m := range in.list {
-		out[m.c.id] = copyMap(m.assigns)
+		if _, seen := out[m.c.id]; !seen { // a user's first connection
+			out[m.c.id] = copyMap(m.assigns)
+		}
 	}
 	for id, ru := range in.remote {
+		if _, local := out[id]; local {
+			continue
+		}
 		var a map[string]any
 		_ = json.Unmarshal(ru.assigns, &a)
 		out[id] = a
@@ -353,11 +453,48 @@ func (in *instance) allAssigns() map[string]any {
 
 // --- presence ------------------------------------------------------------
 
-func (in *instance) trackLocked(id string, m *member, p json.RawMessage) *presenceRec {
-	rec := &presenceRec{raw: p, id: id, idx: int32(len(in.tracked)), m: m}
+func (in *instance) trackLocked(id string, p json.RawMessage) *presenceRec {
+	rec := &presenceRec{raw: p, id: id, idx: int32(len(in.tracked))}
 	in.tracked = append(in.tracked, rec)
 	in.ntracked++
 	return rec
+}
+
+// releaseLocked drops the user's entry (LEAVE) when nothing tracks it any
+// more: no local member, no other node.
+func (in *instance) releaseLocked(rec *presenceRec) {
+	if rec.local > 0 || rec.remote {
+		return
+	}
+	in.untrackLocked(rec)
+	in.presenceChangedLocked(protocol.EventLeave, rec.raw)
+}
+
+// userPresenceLocked is the user's entry, whoever tracks it (nil when
+// untracked).
+func (in *instance) userPresenceLocked(id string) *presenceRec {
+	var rec *presenceRec
+	in.eachMemberLocked(id, func(m *member) bool { rec = m.pres; return rec == nil })
+	if rec == nil {
+		if ru := in.remote[id]; ru != nil {
+			rec = ru.pres
+		}
+	}
+	return rec
+}
+
+// localTracks reports whether a local member of the user tracks its
+// presence, and the entry's value then.
+func (in *instance) localTracksLocked(id string) (json.RawMessage, bool) {
+	var raw json.RawMessage
+	in.eachMemberLocked(id, func(m *member) bool {
+		if m.pres != nil {
+			raw = m.pres.raw
+			return false
+		}
+		return true
+	})
+	return raw, raw != nil
 }
 
 func (in *instance) untrackLocked(rec *presenceRec) {
@@ -390,64 +527,125 @@ const (
 // setPresence tracks, replaces or removes (p == nil) a member's presence.
 // The entry is bounded by MaxPresenceBytes and charged to the member's
 // connection.
-func (in *instance) setPresence(id string, p json.RawMessage, mode presenceMode) error {
+func (in *instance) setPresence(c *Client, id string, p json.RawMessage, mode presenceMode) error {
 	if len(p) > in.ep.srv.opts.State.MaxPresenceBytes {
 		return ErrPresenceTooLarge
 	}
 	in.mu.Lock()
-	m := in.lookupLocked(id)
-	if m == nil {
+	var ms []*member
+	if c != nil {
+		if m := in.memberOfLocked(c); m != nil {
+			ms = append(ms, m)
+		}
+	} else {
+		// a user named by id: each of its connections in the channel
+		in.eachMemberLocked(id, func(m *member) bool { ms = append(ms, m); return true })
+	}
+	if len(ms) == 0 {
 		in.mu.Unlock()
 		return ErrNotMember
 	}
-	var err error
+	id = ms[0].c.id
+	var firstErr error
+	done := 0
+	for _, m := range ms {
+		if err := in.memberPresenceLocked(m, p, mode); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		done++
+	}
+	var raw json.RawMessage
+	var tracks bool
+	if len(ms) == 1 && ms[0].c.alone() {
+		if ms[0].pres != nil {
+			raw, tracks = ms[0].pres.raw, true
+		}
+	} else {
+		raw, tracks = in.localTracksLocked(id)
+	}
+	in.mu.Unlock()
+	if done == 0 {
+		return firstErr
+	}
+	if tracks {
+		in.ep.publish(in, &cluster.Envelope{Type: cluster.PresenceUpdate, UserID: id, Presence: raw})
+	} else {
+		in.ep.publish(in, &cluster.Envelope{Type: cluster.PresenceRemoved, UserID: id})
+	}
+	if c != nil {
+		return firstErr
+	}
+	return nil // by user id: done for the connections that could
+}
+
+// memberPresenceLocked applies a presence change of one connection to its
+// user's entry (see SetUserID), charging the bytes to the connection.
+func (in *instance) memberPresenceLocked(m *member, p json.RawMessage, mode presenceMode) error {
 	switch {
 	case p == nil && m.pres == nil:
-		err = ErrNoPresence
-	case p != nil && mode == presenceTrack && m.pres != nil:
-		err = ErrPresenceExists
+		return ErrNoPresence
+	case p == nil:
+		_ = in.ep.srv.charge(m.c, -int64(m.pbytes))
+		m.held -= int64(m.pbytes)
+		rec := m.pres
+		m.pres, m.pbytes = nil, 0
+		rec.local--
+		in.releaseLocked(rec)
+		return nil
+	case m.pres != nil && mode == presenceTrack:
+		return ErrPresenceExists
 	}
-	var old int64
-	if m.pres != nil {
-		old = int64(len(m.pres.raw))
+	rec := m.pres
+	if rec == nil {
+		if m.c.alone() {
+			if ru := in.remote[m.c.id]; ru != nil {
+				rec = ru.pres
+			}
+		} else {
+			rec = in.userPresenceLocked(m.c.id)
+		}
 	}
-	delta := int64(len(p)) - old
-	if err == nil {
-		err = in.ep.srv.charge(m.c, delta)
+	keep := rec != nil && rec.raw != nil && mode == presenceTrack // a later connection's track joins the entry as it is
+	n := int64(len(p))
+	if keep {
+		n = int64(len(rec.raw))
 	}
-	if err != nil {
-		in.mu.Unlock()
+	delta := n - int64(m.pbytes)
+	if err := in.ep.srv.charge(m.c, delta); err != nil {
 		return err
 	}
 	m.held += delta
-	removed := false
-	switch {
-	case p == nil:
-		old := m.pres.raw
-		in.untrackLocked(m.pres)
-		m.pres = nil
-		in.presenceChangedLocked(protocol.EventLeave, old)
-		removed = true
-	case m.pres == nil:
-		m.pres = in.trackLocked(m.c.id, m, p)
-		in.presenceChangedLocked(protocol.EventJoin, p)
-	default:
-		m.pres.raw = p
-		in.presenceChangedLocked(protocol.EventUpdate, p)
+	m.pbytes = int32(n)
+	if rec == nil {
+		rec = in.trackLocked(m.c.id, p)
+		m.pres = rec
+		rec.local++
+		in.presenceChangedLocked(protocol.EventJoin, p) // m among the recipients
+		return nil
 	}
-	in.mu.Unlock()
-	if removed {
-		in.ep.publish(in, &cluster.Envelope{Type: cluster.PresenceRemoved, UserID: id})
-	} else {
-		in.ep.publish(in, &cluster.Envelope{Type: cluster.PresenceUpdate, UserID: id, Presence: p})
+	if m.pres == nil {
+		// the user was present already: the others hear nothing of this
+		// connection, which learns the list as a joiner does
+		m.pres = rec
+		rec.local++
+		f := in.presenceFrameLocked(protocol.EventJoin, rec.raw)
+		m.c.send(f)
+		f.Release()
+	}
+	if !keep && !bytes.Equal(rec.raw, p) {
+		rec.raw = p
+		in.presenceChangedLocked(protocol.EventUpdate, p)
 	}
 	return nil
 }
 
-func (in *instance) presenceOf(id string) (json.RawMessage, bool) {
+func (in *instance) presenceOf(c *Client, id string) (json.RawMessage, bool) {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
-	m := in.lookupLocked(id)
+	m := in.pickLocked(c, id)
 	if m == nil || m.pres == nil {
 		return nil, false
 	}

@@ -19,9 +19,16 @@ type clientState struct {
 }
 
 type leftMember struct {
-	in    *instance
-	m     *member
-	empty bool
+	in  *instance
+	m   *member
+	how leftHow
+}
+
+// leftHow says what a member's removal changed beyond the member.
+type leftHow struct {
+	empty      bool // the channel emptied (and died)
+	lastOfUser bool // it was the user's last connection in the channel here
+	presGone   bool // it was the user's last local connection tracking presence
 }
 
 // charge adds delta bytes of channel state held for c, refusing growth

@@ -106,6 +106,11 @@ type TransportOptions struct {
 	// the server stops upgrading (503); the upper half of it is kept for
 	// plain HTTP such as /healthz and /metrics (default 256).
 	FDHeadroom int
+	// MaxConnectionsPerUser bounds the live connections of one user id
+	// (set with ConnectionContext.SetUserID) on an endpoint of this node;
+	// an upgrade beyond it is declined with StatusUserConnected (409).
+	// Default 16.
+	MaxConnectionsPerUser int
 }
 
 // OutboundOptions bounds what the server holds for clients that read
@@ -200,6 +205,7 @@ type PresenceOptions struct {
 const (
 	DefaultMaxMessageSize           = 1 << 20
 	DefaultMaxChannelsPerConnection = 1000
+	DefaultMaxConnectionsPerUser    = 16
 	DefaultMessageRate              = 1000
 	DefaultMessageBurst             = 2000
 	DefaultJoinRate                 = 100
@@ -246,7 +252,7 @@ func DefaultOptions() *Options {
 		ReceiveChannelBuffer: DefaultReceiveQueue,
 		InternalQueueTimeout: time.Second,
 
-		Transport: TransportOptions{EventLoops: runtime.GOMAXPROCS(0), MaxPendingUpgrades: DefaultMaxPendingUpgrades, FDHeadroom: DefaultFDHeadroom, HandshakeTimeout: DefaultHandshakeTimeout},
+		Transport: TransportOptions{EventLoops: runtime.GOMAXPROCS(0), MaxPendingUpgrades: DefaultMaxPendingUpgrades, FDHeadroom: DefaultFDHeadroom, HandshakeTimeout: DefaultHandshakeTimeout, MaxConnectionsPerUser: DefaultMaxConnectionsPerUser},
 		Outbound:  OutboundOptions{MaxBytes: DefaultMaxOutboundBytes, MaxTotalBytes: DefaultMaxTotalOutboundBytes, SlowConsumerTimeout: DefaultSlowConsumerTimeout},
 		Inbound:   InboundOptions{MaxInflateRate: DefaultMaxInflateRate, MessageRate: DefaultMessageRate, MessageBurst: DefaultMessageBurst, JoinRate: DefaultJoinRate, JoinBurst: DefaultJoinBurst, MaxQueuedBytes: DefaultMaxQueuedBytes, MaxTotalQueuedBytes: DefaultMaxTotalQueuedBytes},
 		State:     StateOptions{MaxChannelsPerConnection: DefaultMaxChannelsPerConnection, MaxChannelNameBytes: DefaultMaxChannelNameBytes, MaxEventNameBytes: DefaultMaxEventNameBytes, MaxRequestIDBytes: DefaultMaxRequestIDBytes, MaxPresenceBytes: DefaultMaxPresenceBytes, MaxAssignsBytes: DefaultMaxAssignsBytes, MaxPerConnectionBytes: DefaultMaxConnectionStateBytes, MaxTotalBytes: DefaultMaxStateBytes},

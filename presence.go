@@ -88,14 +88,33 @@ func (in *instance) flushPresenceLocked(now time.Time) {
 	if in.ntracked == 0 {
 		return
 	}
+	f := in.presenceFrameLocked(p.event, p.changed)
+	n, _ := in.deliverLocked(f, recipients{tracked: true})
+	in.ep.srv.stats.PresenceSent.Add(1)
+	size := float64(f.Len())
+	cost := size * float64(n)
+	f.Release()
+	o := &in.ep.srv.opts
+	delay := min(time.Duration(cost/float64(o.Presence.Budget)*float64(time.Second)), maxPresenceDelay)
+	// However large the room, one member is never sent presence faster
+	// than memberPresenceRate allows: in a room of 100 000 members the list
+	// is megabytes, and sending it every second would put any reader over
+	// its outbound limit and get it cut as a slow consumer.
+	delay = max(delay, time.Duration(size/memberPresenceRate(o)*float64(time.Second)))
+	p.next = now.Add(delay)
+}
+
+// presenceFrameLocked encodes a PRESENCE message with the channel's
+// complete list (in.mu held).
+func (in *instance) presenceFrameLocked(event string, changed json.RawMessage) *wsframe.Frame {
 	f := wsframe.NewFrame()
 	f.AppendTo(func(b []byte) []byte {
-		b = protocol.AppendMessageHead(b, protocol.ActionPresence, p.event, in.name, newID())
+		b = protocol.AppendMessageHead(b, protocol.ActionPresence, event, in.name, newID())
 		b = append(b, `{"changed":`...)
-		if len(p.changed) == 0 {
+		if len(changed) == 0 {
 			b = append(b, "{}"...)
 		} else {
-			b = append(b, p.changed...)
+			b = append(b, changed...)
 		}
 		b = append(b, `,"presence":[`...)
 		first := true
@@ -112,19 +131,7 @@ func (in *instance) flushPresenceLocked(now time.Time) {
 		return append(b, "]}}"...)
 	})
 	f.Seal(wsframe.OpText)
-	n, _ := in.deliverLocked(f, recipients{tracked: true})
-	in.ep.srv.stats.PresenceSent.Add(1)
-	size := float64(f.Len())
-	cost := size * float64(n)
-	f.Release()
-	o := &in.ep.srv.opts
-	delay := min(time.Duration(cost/float64(o.Presence.Budget)*float64(time.Second)), maxPresenceDelay)
-	// However large the room, one member is never sent presence faster
-	// than memberPresenceRate allows: in a room of 100 000 members the list
-	// is megabytes, and sending it every second would put any reader over
-	// its outbound limit and get it cut as a slow consumer.
-	delay = max(delay, time.Duration(size/memberPresenceRate(o)*float64(time.Second)))
-	p.next = now.Add(delay)
+	return f
 }
 
 // memberPresenceRate is the most presence bytes per second one member is

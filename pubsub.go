@@ -3,6 +3,7 @@ package pondsocket
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"time"
 
 	"github.com/segmentio/kafka-go/sasl"
@@ -21,12 +22,21 @@ type PubSub = cluster.PubSub
 // the PondSocket distributed protocol v1, so these nodes interoperate with
 // other PondSocket nodes (the JavaScript reference) on the same Redis.
 type RedisPubSubOptions struct {
-	Host     string // default "localhost"
-	Port     int    // default 6379
+	Host string // default "localhost"
+	Port int    // default 6379
+	// Username (Redis 6 ACL user; empty = "default") and Password.
+	Username string
 	Password string
 	DB       int
-	// URL (redis://…) overrides Host, Port, Password and DB.
+	// URL (redis://…, or rediss://… for TLS) overrides Host, Port,
+	// Username, Password and DB.
 	URL string
+	// TLS, when set, connects over TLS with this configuration (also
+	// with a URL; rediss:// alone uses the system roots).
+	TLS *tls.Config
+	// Logger gets the backend's connection losses and recoveries. Default
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // NewRedisPubSub returns a Redis backend.
@@ -34,7 +44,8 @@ func NewRedisPubSub(o *RedisPubSubOptions) PubSub {
 	if o == nil {
 		o = &RedisPubSubOptions{}
 	}
-	return redis.New(redis.Options{Host: o.Host, Port: o.Port, Password: o.Password, DB: o.DB, URL: o.URL})
+	return redis.New(redis.Options{Host: o.Host, Port: o.Port, Username: o.Username, Password: o.Password, DB: o.DB,
+		URL: o.URL, TLS: o.TLS, Logger: o.Logger})
 }
 
 // KafkaPubSubOptions configures NewKafkaPubSub.
@@ -49,6 +60,9 @@ type KafkaPubSubOptions struct {
 	TLS        *tls.Config
 	// BatchTimeout is the producer's linger (default 2 ms).
 	BatchTimeout time.Duration
+	// Logger gets the backend's connection problems. Default
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // NewKafkaPubSub returns a Kafka backend. Configuration errors surface when
@@ -58,7 +72,7 @@ func NewKafkaPubSub(o *KafkaPubSubOptions) PubSub {
 		o = &KafkaPubSubOptions{}
 	}
 	ps, err := kafka.New(kafka.Options{Brokers: o.Brokers, TopicPrefix: o.TopicPrefix, Partitions: o.Partitions,
-		ClientID: o.ClientID, SASL: o.SASL, TLS: o.TLS, BatchTimeout: o.BatchTimeout})
+		ClientID: o.ClientID, SASL: o.SASL, TLS: o.TLS, BatchTimeout: o.BatchTimeout, Logger: o.Logger})
 	if err != nil {
 		return failedPubSub{err}
 	}

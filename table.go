@@ -63,6 +63,21 @@ func (t *table[V]) getOrCreate(key string, mk func() V, stale func(V) bool) V {
 	return v
 }
 
+// update replaces the value under key with fn's answer (ok: whether there
+// was one), or deletes it when fn says keep is false. fn runs under the
+// shard lock: it must call nothing that locks.
+func (t *table[V]) update(key string, fn func(old V, ok bool) (v V, keep bool)) {
+	s := t.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.m[key]
+	if v, keep := fn(old, ok); keep {
+		s.m[key] = v
+	} else if ok {
+		delete(s.m, key)
+	}
+}
+
 // deleteIf removes key when match approves the present value.
 func (t *table[V]) deleteIf(key string, match func(V) bool) bool {
 	s := t.shard(key)

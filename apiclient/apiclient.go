@@ -69,6 +69,9 @@ type User struct {
 	Endpoint string         `json:"endpoint"`
 	Channels []string       `json:"channels"`
 	Assigns  map[string]any `json:"assigns"`
+	// Connections is the user's live connections on the node asked
+	// (its first connection's channels and assigns are the ones shown).
+	Connections int `json:"connections"`
 }
 
 // Broadcast sends a message to a channel.

@@ -113,8 +113,9 @@
 // published under the same lock that orders the member's USER_JOINED and
 // USER_LEFT (a member in a snapshot that then leaves has its USER_LEFT
 // after the snapshot). A listed user this node attributes to another node
-// is left alone (reference nodes list every user they know). A local user
-// is never shadowed by a remote record.
+// is left alone (reference nodes list every user they know). A user may be
+// held by this node and others at once (several connections per user id):
+// the remote record keeps the set of nodes holding it.
 //
 // Why it converges. After the faults end and the bus delivers, each node N
 // with members in a channel publishes its complete list at least once after

@@ -307,7 +307,7 @@ func (n *Node) Start(ctx context.Context, h Handler) error {
 	if err == nil {
 		return nil
 	}
-	if n.o.FailFast {
+	if n.o.FailFast || errors.Is(err, ErrRefused) {
 		n.Close()
 		return err
 	}

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 )
@@ -94,6 +96,35 @@ func (e *BatchError) Unwrap() []error {
 		}
 	}
 	return errs
+}
+
+// ErrRefused marks a connection error that retrying cannot cure: the bus
+// refused the credentials, or its TLS certificate could not be verified.
+// A backend wraps such errors (errors.Is(err, ErrRefused)); Node.Start
+// returns them instead of retrying in the background.
+var ErrRefused = errors.New("cluster: the bus refused this node (credentials or TLS)")
+
+// Refused wraps err as an ErrRefused error (nil stays nil).
+func Refused(err error) error {
+	if err == nil {
+		return nil
+	}
+	return refusedError{err}
+}
+
+type refusedError struct{ err error }
+
+func (e refusedError) Error() string   { return e.err.Error() }
+func (e refusedError) Unwrap() []error { return []error{e.err, ErrRefused} }
+
+// IsTLSVerification reports whether err is a failed verification of the
+// server's certificate, which retrying does not cure.
+func IsTLSVerification(err error) bool {
+	var ce *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &ce) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
 // Errors shared by the backends and the Node.

@@ -214,6 +214,11 @@ func (p *pubsub) Start(ctx context.Context, deliver func(string, []byte)) error 
 
 // unreachable wraps an error of the first contact with the cluster.
 func (p *pubsub) unreachable(err error) error {
+	if errors.Is(err, kafkago.SASLAuthenticationFailed) || errors.Is(err, kafkago.UnsupportedSASLMechanism) ||
+		errors.Is(err, kafkago.IllegalSASLState) || cluster.IsTLSVerification(err) {
+		return cluster.Refused(fmt.Errorf("kafka: brokers %s refused this node (check SASL and TLS): %w",
+			strings.Join(p.o.Brokers, ","), err))
+	}
 	return fmt.Errorf("kafka: cannot reach brokers %s (check the addresses, and TLS and SASL if the listener is secured): %w",
 		strings.Join(p.o.Brokers, ","), err)
 }

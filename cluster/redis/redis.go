@@ -2,11 +2,13 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -22,9 +24,13 @@ type Options struct {
 	Addr     string // "host:port"
 	Host     string // default "localhost"
 	Port     int    // default 6379
+	Username string // Redis 6 ACL user; empty = "default"
 	Password string
 	DB       int
-	URL      string // "redis://[:password@]host:port/db" or "rediss://…" (TLS)
+	URL      string // "redis://[user:password@]host:port/db" or "rediss://…" (TLS)
+	// TLS, when set, connects over TLS with this configuration (with a URL
+	// too, where it replaces rediss://'s default one).
+	TLS *tls.Config
 
 	// Logger gets connection losses and recoveries. Default slog.Default().
 	Logger *slog.Logger
@@ -32,6 +38,31 @@ type Options struct {
 	// long it is pinged, and dropped if the next interval stays silent.
 	// Default 15s.
 	HealthInterval time.Duration
+}
+
+// refused reports whether a connection error is one retrying cannot cure:
+// Redis refused the credentials, or the TLS certificate did not verify.
+func refused(err error) bool {
+	var re goredis.Error
+	if errors.As(err, &re) {
+		msg := re.Error()
+		for _, prefix := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR AUTH", "ERR invalid password"} {
+			if strings.HasPrefix(msg, prefix) {
+				return true
+			}
+		}
+	}
+	return cluster.IsTLSVerification(err)
+}
+
+// goredisLog routes go-redis's own diagnostics (it has one process-wide
+// logger, which otherwise writes plain lines to stderr) to the slog logger
+// of the backend created last, at debug level: our reconnect loop logs
+// what matters.
+type goredisLog struct{ log *slog.Logger }
+
+func (g goredisLog) Printf(ctx context.Context, format string, v ...any) {
+	g.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }
 
 // New returns a PubSub over Redis. It does not connect: Start does.
@@ -45,6 +76,7 @@ func New(o Options) cluster.PubSub {
 	if p.log == nil {
 		p.log = slog.Default()
 	}
+	goredis.SetLogger(goredisLog{p.log})
 	if p.health <= 0 {
 		p.health = 15 * time.Second
 	}
@@ -65,7 +97,10 @@ func New(o Options) cluster.PubSub {
 			}
 			addr = net.JoinHostPort(host, strconv.Itoa(port))
 		}
-		p.opt = &goredis.Options{Addr: addr, Password: o.Password, DB: o.DB}
+		p.opt = &goredis.Options{Addr: addr, Username: o.Username, Password: o.Password, DB: o.DB}
+	}
+	if p.opt != nil && o.TLS != nil {
+		p.opt.TLSConfig = o.TLS
 	}
 	if p.opt != nil {
 		// Our own loop reconnects with the reference's delays; go-redis's
@@ -157,6 +192,9 @@ func (p *pubsub) Start(ctx context.Context, deliver func(string, []byte)) error 
 	client := p.newClient()
 	if err := client.Ping(ctx).Err(); err != nil {
 		client.Close()
+		if refused(err) {
+			return cluster.Refused(fmt.Errorf("redis: %s refused this node (check the user name, password and TLS settings): %w", p.opt.Addr, err))
+		}
 		return fmt.Errorf("redis: cannot reach %s: %w", p.opt.Addr, err)
 	}
 	// The subscriber connection is dedicated (go-redis takes a connection

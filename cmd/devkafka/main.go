@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -20,8 +21,20 @@ import (
 func main() {
 	port := flag.Int("port", 9092, "port to listen on (127.0.0.1)")
 	data := flag.String("data", "", "directory to keep topics and offsets across restarts (empty = memory only)")
+	sasl := flag.String("sasl", "", "require SASL with these users: comma-separated MECHANISM:user:password, MECHANISM one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (empty = no SASL)")
 	flag.Parse()
 	opts := []kfake.Opt{kfake.Ports(*port)} // kfake listens on 127.0.0.1
+	if *sasl != "" {
+		opts = append(opts, kfake.EnableSASL())
+		for _, u := range strings.Split(*sasl, ",") {
+			parts := strings.SplitN(strings.TrimSpace(u), ":", 3)
+			if len(parts) != 3 {
+				fmt.Fprintf(os.Stderr, "devkafka: --sasl %q: want MECHANISM:user:password\n", u)
+				os.Exit(2)
+			}
+			opts = append(opts, kfake.Superuser(parts[0], parts[1], parts[2]))
+		}
+	}
 	if *data != "" {
 		opts = append(opts, kfake.DataDir(*data))
 	}

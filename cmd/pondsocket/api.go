@@ -34,6 +34,9 @@ type serverAPI struct {
 	srv     *pondsocket.Server
 	started time.Time
 	log     *slog.Logger
+	// clustered: calls reach the other nodes, so a user or channel with
+	// nothing on this node is no error for broadcast, evict and disconnect
+	clustered bool
 }
 
 func (a *serverAPI) register(mux *http.ServeMux) {
@@ -158,19 +161,20 @@ func (a *serverAPI) broadcast(w http.ResponseWriter, r *http.Request) error {
 	} else if payload[0] != '{' {
 		return apiErr(http.StatusBadRequest, "payload must be a JSON object")
 	}
-	ch, err := a.channel(req.Endpoint, req.Channel)
+	if req.Channel == "" {
+		return apiErr(http.StatusBadRequest, "channel is required")
+	}
+	ep, err := a.endpoint(req.Endpoint)
 	if err != nil {
 		return err
 	}
-	switch {
-	case req.To != nil:
-		err = ch.BroadcastTo(req.Event, payload, req.To...)
-	case req.Except != "":
-		err = ch.BroadcastFrom(req.Event, payload, req.Except)
-	default:
-		err = ch.Broadcast(req.Event, payload)
-	}
-	if err != nil {
+	// cluster-wide: the nodes holding the channel's members deliver
+	if err := ep.BroadcastChannel(req.Channel, req.Event, payload, req.To, req.Except); err != nil {
+		if errors.Is(err, pondsocket.ErrNotMember) {
+			if _, live := ep.Channel(req.Channel); !live {
+				return apiErr(http.StatusNotFound, "channel not found: "+req.Channel)
+			}
+		}
 		return libErr(err)
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
@@ -204,11 +208,17 @@ func (a *serverAPI) evict(w http.ResponseWriter, r *http.Request) error {
 	if req.User == "" {
 		return apiErr(http.StatusBadRequest, "user is required")
 	}
-	ch, err := a.channel(req.Endpoint, req.Channel)
+	if req.Channel == "" {
+		return apiErr(http.StatusBadRequest, "channel is required")
+	}
+	ep, err := a.endpoint(req.Endpoint)
 	if err != nil {
 		return err
 	}
-	if err := ch.EvictUser(req.User, req.Reason); err != nil {
+	if err := ep.EvictFromChannel(req.Channel, req.User, req.Reason); err != nil {
+		if _, live := ep.Channel(req.Channel); !live && errors.Is(err, pondsocket.ErrNotMember) {
+			return apiErr(http.StatusNotFound, "channel not found: "+req.Channel)
+		}
 		return libErr(err)
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
@@ -227,13 +237,10 @@ func (a *serverAPI) disconnect(w http.ResponseWriter, r *http.Request) error {
 	}
 	n := 0
 	for _, ep := range a.eps {
-		if c, ok := ep.Client(req.User); ok {
-			c.Close(CloseDisconnected, "Disconnected by the server")
-			n++
-		}
+		n += ep.DisconnectUser(req.User, CloseDisconnected, "Disconnected by the server")
 	}
-	if n == 0 {
-		return apiErr(http.StatusNotFound, "user not connected to this node: "+req.User)
+	if n == 0 && !a.clustered {
+		return apiErr(http.StatusNotFound, "user not connected: "+req.User)
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	return nil
@@ -255,7 +262,8 @@ func (a *serverAPI) channelList() []channelInfo {
 	out := []channelInfo{}
 	for _, ep := range a.eps {
 		for _, ch := range ep.Channels() {
-			out = append(out, channelInfo{Endpoint: ep.Path(), Name: ch.Name(), Members: len(ch.Users())})
+			// users, on every node this one knows in the channel
+			out = append(out, channelInfo{Endpoint: ep.Path(), Name: ch.Name(), Members: len(ch.GetAssigns())})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -370,7 +378,8 @@ func (a *serverAPI) user(w http.ResponseWriter, r *http.Request) error {
 		delete(assigns, presenceAssign)
 		chans := c.Channels()
 		sort.Strings(chans)
-		writeJSON(w, http.StatusOK, map[string]any{"id": id, "endpoint": ep.Path(), "channels": chans, "assigns": assigns})
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "endpoint": ep.Path(), "channels": chans, "assigns": assigns,
+			"connections": len(ep.Clients(id))})
 		return nil
 	}
 	return apiErr(http.StatusNotFound, "user not connected to this node: "+id)

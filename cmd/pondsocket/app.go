@@ -178,7 +178,8 @@ func serveApp(srv *pondsocket.Server, mux *http.ServeMux, c config, log *slog.Lo
 		return fmt.Errorf("%s: %w", c.configFile, err)
 	}
 	if c.api.key != "" {
-		api := &serverAPI{key: []byte(c.api.key), maxBody: c.api.maxBody, eps: eps, srv: srv, started: time.Now(), log: ratelog.New(log, 0, 0)}
+		api := &serverAPI{key: []byte(c.api.key), maxBody: c.api.maxBody, eps: eps, srv: srv, started: time.Now(), log: ratelog.New(log, 0, 0),
+			clustered: c.redisAddr != "" || c.kafkaBrokers != ""}
 		api.register(mux)
 	}
 	return nil

@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +29,7 @@ type config struct {
 	addr           string
 	eventLoops     int
 	maxConnections int
+	maxConnsUser   int
 	maxMessageSize int64
 	pingInterval   time.Duration
 	pongWait       time.Duration
@@ -61,6 +61,7 @@ type config struct {
 	app        *appConfig
 	auth       authConfig
 	api        apiConfig
+	bus        busConfig
 	proxy      proxyConfig
 	version    bool
 }
@@ -79,6 +80,9 @@ func main() {
 		return
 	}
 	log := newLogger(cfg, os.Stderr)
+	// anything that logs through slog.Default (or the standard log
+	// package) writes in the chosen format too
+	slog.SetDefault(log)
 	srv, err := newServer(cfg, log)
 	if err != nil {
 		log.Error("bad configuration", "err", err)
@@ -88,8 +92,12 @@ func main() {
 		log.Error("cannot start", "err", err)
 		os.Exit(1)
 	}
-	// The plain line is for scripts and tests that wait for the address.
-	fmt.Fprintf(os.Stderr, "listening on %s\n", srv.Addr())
+	// Scripts and tests wait for "listening on ADDR" (in the text
+	// format's msg="…", or the JSON line's "msg" value): it is written
+	// in the chosen format whatever the log level.
+	startup := cfg
+	startup.logLevel = "info"
+	newLogger(startup, os.Stderr).Info("listening on "+srv.Addr().String(), "addr", srv.Addr().String())
 	if cfg.app == nil {
 		log.Info("serving the demo", "addr", srv.Addr().String(), "chat", pageURL(srv.Addr()), "endpoint", "/api/socket", "channel", "/chat/:roomId", "health", "/healthz /readyz", "metrics", "/metrics")
 	} else {
@@ -139,6 +147,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Wr
 	fs.StringVar(&c.addr, "addr", ":8080", "listen address "+def("addr", "PONDSOCKET_ADDR"))
 	fs.IntVar(&c.eventLoops, "event-loops", 0, "event loops, 0 = one per core "+def("event-loops", "PONDSOCKET_EVENT_LOOPS"))
 	fs.IntVar(&c.maxConnections, "max-connections", 0, "refuse upgrades beyond this many connections with 503, 0 = unlimited "+def("max-connections", "PONDSOCKET_MAX_CONNECTIONS"))
+	fs.IntVar(&c.maxConnsUser, "max-connections-per-user", 16, "decline a user's upgrades beyond this many live connections with 409 "+def("max-connections-per-user", "PONDSOCKET_MAX_CONNECTIONS_PER_USER"))
 	fs.Int64Var(&c.maxMessageSize, "max-message-size", 1<<20, "largest client message in bytes "+def("max-message-size", "PONDSOCKET_MAX_MESSAGE_SIZE"))
 	fs.DurationVar(&c.pingInterval, "ping-interval", 30*time.Second, "ping a connection silent for this long "+def("ping-interval", "PONDSOCKET_PING_INTERVAL"))
 	fs.DurationVar(&c.pongWait, "pong-wait", 60*time.Second, "drop a connection silent for this long "+def("pong-wait", "PONDSOCKET_PONG_WAIT"))
@@ -163,6 +172,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Wr
 	fs.DurationVar(&c.nodeTimeout, "heartbeat-timeout", 90*time.Second, "a node silent this long is dead "+def("heartbeat-timeout", "PONDSOCKET_HEARTBEAT_TIMEOUT"))
 	fs.StringVar(&c.configFile, "config", "", "serve the application of this YAML file instead of the demo "+def("config", "PONDSOCKET_CONFIG"))
 	defineAppFlags(fs, &c, def)
+	defineBusFlags(fs, &c, def)
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pondsocket [flags]\n\nWithout --config, pondsocket serves the demo chat (a page at /, endpoint /api/socket,\nchannels /chat/:roomId). With --config FILE it serves the application the file describes\nand no demo. Flags and their environment variables override the file.\n\n")
@@ -241,6 +251,8 @@ func (c *config) validate(source func(name string) string) error {
 		return bad("event-loops", "must be 0 (one per core) or more")
 	case c.maxConnections < 0:
 		return bad("max-connections", "must be 0 (unlimited) or more")
+	case c.maxConnsUser <= 0:
+		return bad("max-connections-per-user", "must be more than 0")
 	case c.maxMessageSize <= 0:
 		return bad("max-message-size", "must be more than 0")
 	case c.pingInterval <= 0:
@@ -265,6 +277,9 @@ func (c *config) validate(source func(name string) string) error {
 	}
 	if c.origins != "" && len(splitList(c.origins)) == 0 {
 		return bad("origins", "lists no origin")
+	}
+	if err := c.validateBus(bad); err != nil {
+		return err
 	}
 	return c.validateApp(bad)
 }
@@ -303,6 +318,7 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 	opts.Inbound.MessageRate = c.messageRate
 	opts.Inbound.MessageBurst = c.messageBurst
 	opts.MaxConnections = c.maxConnections
+	opts.Transport.MaxConnectionsPerUser = c.maxConnsUser
 	opts.MaxMessageSize = c.maxMessageSize
 	opts.PingInterval = c.pingInterval
 	opts.PongWait = c.pongWait
@@ -311,25 +327,11 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 		opts.CheckOrigin = true
 		opts.AllowedOrigins = splitList(c.origins)
 	}
-	switch {
-	case c.redisAddr != "" && c.kafkaBrokers != "":
-		return nil, errors.New("choose one cluster backend: --redis-addr or --kafka-brokers")
-	case c.redisAddr != "":
-		ro := &pondsocket.RedisPubSubOptions{Password: c.redisPassword}
-		if strings.Contains(c.redisAddr, "://") {
-			ro.URL = c.redisAddr
-		} else {
-			host, port, err := net.SplitHostPort(c.redisAddr)
-			if err != nil {
-				return nil, fmt.Errorf("bad --redis-addr: %w", err)
-			}
-			ro.Host = host
-			ro.Port, _ = strconv.Atoi(port)
-		}
-		opts.PubSub = pondsocket.NewRedisPubSub(ro)
-	case c.kafkaBrokers != "":
-		opts.PubSub = pondsocket.NewKafkaPubSub(&pondsocket.KafkaPubSubOptions{Brokers: splitList(c.kafkaBrokers), TopicPrefix: c.kafkaTopic})
+	ps, err := newPubSub(c, log)
+	if err != nil {
+		return nil, err
 	}
+	opts.PubSub = ps
 	opts.Cluster = pondsocket.ClusterOptions{NodeID: c.nodeID, Namespace: c.namespace, HeartbeatInterval: c.heartbeat, HeartbeatTimeout: c.nodeTimeout}
 	mux := http.NewServeMux()
 	opts.HTTPHandler = mux

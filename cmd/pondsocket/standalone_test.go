@@ -161,10 +161,6 @@ func TestStandaloneExample(t *testing.T) {
 
 	ann := newJS(t, addr, userToken(t, "ann", map[string]any{"info": map[string]any{"name": "Ann"}}))
 	bob := newJS(t, addr, userToken(t, "bob", map[string]any{"channels": []string{"/chat/*", "/notifications/bob"}}))
-	// a second connection of ann is declined (one connection per user id)
-	if status, _, _ := dialStatus(t, ws+"?token="+userToken(t, "ann", nil), nil); status != 409 {
-		t.Fatalf("second connection of ann: %d, want 409", status)
-	}
 
 	ann.join("/chat/1", "JOINED")
 	bob.join("/chat/1", "JOINED")
@@ -380,6 +376,7 @@ func TestConfigurationReferenceComplete(t *testing.T) {
 	var c config
 	envOf := map[string]string{}
 	defineAppFlags(fs, &c, func(name, env string) string { envOf[name] = env; return "" })
+	defineBusFlags(fs, &c, func(name, env string) string { envOf[name] = env; return "" })
 	out := &strings.Builder{} // every flag, from the help text
 	_, _ = parseConfig([]string{"--help"}, noEnv, out)
 	seen := 0
@@ -405,4 +402,61 @@ func TestConfigurationReferenceComplete(t *testing.T) {
 			t.Errorf("docs/configuration.md lacks %s", env)
 		}
 	}
+}
+
+// Two tabs of one user (issue 13 point 2): one presence entry, a message
+// to the user reaches both, the user stays present while one tab is open
+// and leaves with the last; a third connection over the per-user limit is
+// declined 409 while a bystander goes on chatting.
+func TestStandaloneTwoTabs(t *testing.T) {
+	testenv.NodeModules(t)
+	addr := startConfigured(t, buildBinary(t), "--config", exampleConfig, "--max-connections-per-user", "2")
+	ctx := context.Background()
+	api := apiclient.New("http://"+addr, "backend-secret")
+	tab1 := newJS(t, addr, userToken(t, "ann", nil))
+	tab2 := newJS(t, addr, userToken(t, "ann", nil))
+	bob := newJS(t, addr, userToken(t, "bob", nil))
+	bob.join("/chat/tabs", "JOINED")
+	tab1.join("/chat/tabs", "JOINED")
+	tab2.join("/chat/tabs", "JOINED")
+	for _, c := range []*jsClient{bob, tab1, tab2} {
+		c.expect("users", func(e jsEv) bool { return e.Channel == "/chat/tabs" && len(e.Users) == 2 })
+	}
+	if pres, err := api.Presence(ctx, "/chat/tabs"); err != nil || len(pres) != 2 {
+		t.Fatalf("presence %v %v, want ann and bob once", pres, err)
+	}
+	// over the limit: 409, and bob is unaffected
+	if status, body, _ := dialStatus(t, fmt.Sprintf("ws://%s/api/socket?token=%s", addr, userToken(t, "ann", nil)), nil); status != 409 {
+		t.Fatalf("third connection of ann: %d %q, want 409", status, body)
+	}
+	bob.d.Send(map[string]any{"op": "send", "channel": "/chat/tabs", "event": "message", "payload": map[string]any{"text": "still"}})
+	for _, c := range []*jsClient{bob, tab1, tab2} {
+		c.expect("message", func(e jsEv) bool { return e.Event == "message" && e.Payload["text"] == "still" })
+	}
+	// a message to the user reaches both tabs
+	if err := api.Broadcast(ctx, apiclient.Broadcast{Channel: "/chat/tabs", Event: "to-ann", To: []string{"ann"}}); err != nil {
+		t.Fatal(err)
+	}
+	tab1.expect("message", func(e jsEv) bool { return e.Event == "to-ann" })
+	tab2.expect("message", func(e jsEv) bool { return e.Event == "to-ann" })
+	// one tab closes: ann is still present
+	tab1.d.Close()
+	testenv.Eventually(t, 10*time.Second, "the server sees one connection of ann", func() bool {
+		u, err := api.User(ctx, "ann")
+		return err == nil && u.Connections == 1
+	})
+	if pres, err := api.Presence(ctx, "/chat/tabs"); err != nil || pres["ann"] == nil || len(pres) != 2 {
+		t.Fatalf("presence after one tab closed: %v %v", pres, err)
+	}
+	for _, e := range bob.d.History() {
+		var j jsEv
+		_ = e.Decode(&j)
+		if j.Ev == "leave" && j.Channel == "/chat/tabs" {
+			t.Fatalf("bob saw ann leave while a tab was open: %s", e.Raw)
+		}
+	}
+	// the last tab closes: she leaves
+	tab2.d.Close()
+	bob.expect("leave", func(e jsEv) bool { return e.Channel == "/chat/tabs" })
+	bob.expect("users", func(e jsEv) bool { return e.Channel == "/chat/tabs" && len(e.Users) == 1 })
 }

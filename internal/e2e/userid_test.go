@@ -12,11 +12,11 @@ import (
 )
 
 // ConnectionContext.SetUserID: the id is CONNECT's connectionId and what
-// presence shows; a second connection with a live user id is declined 409
-// while a bystander with another id connects and chats; a bad id declines
-// the upgrade with a generic error.
+// presence shows; a user's connections beyond MaxConnectionsPerUser (here
+// 2) are declined 409 while a bystander with another id connects and
+// chats; a bad id declines the upgrade with a generic error.
 func TestSetUserID(t *testing.T) {
-	srv, _ := startApp(t, nil, func(srv *pondsocket.Server) {
+	srv, _ := startApp(t, func(o *pondsocket.Options) { o.Transport.MaxConnectionsPerUser = 2 }, func(srv *pondsocket.Server) {
 		ep := srv.CreateEndpoint("/api/socket", func(ctx *pondsocket.ConnectionContext) error {
 			return ctx.SetUserID(ctx.Route.Query.Get("user")).Accept()
 		})
@@ -48,8 +48,15 @@ func TestSetUserID(t *testing.T) {
 	if m := read(ann); !strings.Contains(m, `"connectionId":"ann"`) {
 		t.Fatalf("CONNECT %s, want connectionId ann", m)
 	}
+	ann2, _, err := dial("ann")
+	if err != nil {
+		t.Fatalf("second connection of ann: %v", err)
+	}
+	if m := read(ann2); !strings.Contains(m, `"connectionId":"ann"`) {
+		t.Fatalf("CONNECT %s, want connectionId ann", m)
+	}
 	if _, status, err := dial("ann"); err == nil || status != pondsocket.StatusUserConnected {
-		t.Fatalf("second connection of ann: status %d err %v, want %d", status, err, pondsocket.StatusUserConnected)
+		t.Fatalf("third connection of ann: status %d err %v, want %d", status, err, pondsocket.StatusUserConnected)
 	}
 	if _, status, err := dial(strings.Repeat("x", pondsocket.MaxUserIDBytes+1)); err == nil || status != 500 {
 		t.Fatalf("oversized id: status %d err %v, want 500", status, err)
@@ -73,8 +80,8 @@ func TestSetUserID(t *testing.T) {
 			t.Fatalf("no presence with ann and bob; last %s", m)
 		}
 	}
-	// ann's id is free again once her connection is gone
-	ann.Close()
+	// a place is free again once one of her connections is gone
+	ann2.Close()
 	// polling a server-side release; no signal reaches the client
 	testenv.Eventually(t, 5*time.Second, "ann reconnects after closing", func() bool {
 		c, _, err := dial("ann")

@@ -119,9 +119,11 @@ type ProcOptions struct {
 	// Dir is the working directory; empty means the test's.
 	Dir string
 	// Ready, when set, is text the program writes (to stdout or stderr)
-	// once it is ready; Start returns when a line contains it, and the rest
-	// of that line, trimmed, is Proc.Ready (e.g. the address after
-	// "listening on ").
+	// once it is ready; Start returns when a line contains it, and the
+	// first word after it is Proc.Ready (e.g. the address after
+	// "listening on "): the text up to the next space or double quote, so
+	// that a structured log line (msg="listening on ADDR" in slog's text
+	// format, "msg":"listening on ADDR" in JSON) gives the bare address.
 	Ready string
 	// Dial, when set, is a TCP address Start dials until it accepts a
 	// connection. With neither Ready nor Dial, Start returns once the
@@ -248,7 +250,11 @@ func (l *procLog) Write(b []byte) (int, error) {
 		p.lines = append(p.lines, line)
 		if p.marker != "" {
 			if j := strings.Index(line, p.marker); j >= 0 {
-				p.ready <- strings.TrimSpace(line[j+len(p.marker):])
+				rest := strings.TrimSpace(line[j+len(p.marker):])
+				if k := strings.IndexAny(rest, " \""); k >= 0 {
+					rest = rest[:k]
+				}
+				p.ready <- rest
 				p.marker = ""
 			}
 		}
