@@ -86,11 +86,7 @@ func (l *Loop) processSSE(c *Conn, data []byte, now int64) (int, error) {
 		}
 		consumed = n
 		c.SSEID = id
-		c.state = stateOpen
-		c.OpenedAt = now
-		c.Opened = true
-		l.h.OnOpen(c, now)
-		if c.state != stateOpen {
+		if !l.open(c, now) {
 			return consumed, nil
 		}
 	}
