@@ -27,13 +27,10 @@ ATTACKS=${ATTACKS:-"connburst pingflood longnames bigpresence mailbox slowhandle
 CONNBURST_NOFILE=${CONNBURST_NOFILE:-1100}
 CAP=${CAP:-1000}
 OUT=${OUT:-bench/results}
-stamp="$(date -u +%Y-%m-%d)-$(hostname -s)-attacks"
-tmp="bench/results/tmp/$stamp"
-rm -rf "$tmp"
-mkdir -p "$tmp" "$OUT"
 
-# log, build_server, free_port, start_server, stop_server
+# log, start_run, build_server, free_port, start_server, stop_server
 source scripts/servers.sh
+start_run attacks
 
 log "build"
 build_server

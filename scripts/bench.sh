@@ -29,14 +29,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUNS=${RUNS:-3}
 SCENARIOS=${SCENARIOS:-"conns fanout ceiling latency rooms presence echo cluster conns51k"}
 OUT=${OUT:-bench/results}
-stamp="$(date -u +%Y-%m-%d)-$(hostname -s)"
-tmp="bench/results/tmp/$stamp"
-rm -rf "$tmp"
-mkdir -p "$tmp" "$OUT"
 
-# log, build_server, free_port, start_server, stop_server; $pids are
-# stopped at exit
+# log, start_run, build_server, free_port, start_server, stop_server;
+# $pids are stopped at exit
 source scripts/servers.sh
+start_run
 
 log "build"
 build_server devkafka

@@ -1,13 +1,23 @@
 # shellcheck shell=bash disable=SC2034,SC2154 # server_src is read, $tmp set, by the sourcing script
 # Sourced by scripts/bench.sh and scripts/attack.sh, not run: the server
 # under test, built once and started fresh on a free port of 127.0.0.1 as
-# often as a script needs. The sourcing script is at the repository root and
-# has set $tmp, its work folder, before it calls build_server.
+# often as a script needs. The sourcing script runs at the repository root
+# and calls start_run before anything else here.
 #
 # Every process started here (or added to $pids by the caller) is stopped
 # when the script exits, by the PID it was started with.
 
 log() { printf '\n=== %s\n' "$*" >&2; }
+
+# start_run [NAME]: sets stamp (<date>-<machine>[-NAME], the name of the
+# report) and tmp (bench/results/tmp/$stamp, emptied: binaries, logs and
+# every run's output), and makes $OUT.
+start_run() {
+	stamp="$(date -u +%Y-%m-%d)-$(hostname -s)${1:+-$1}"
+	tmp="bench/results/tmp/$stamp"
+	rm -rf "$tmp"
+	mkdir -p "$tmp" "$OUT"
+}
 
 pids=()
 cleanup() {
