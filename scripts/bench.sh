@@ -30,8 +30,8 @@ RUNS=${RUNS:-3}
 SCENARIOS=${SCENARIOS:-"conns fanout ceiling latency rooms presence echo cluster conns51k"}
 OUT=${OUT:-bench/results}
 
-# log, start_run, build_server, free_port, start_server, stop_server;
-# $pids are stopped at exit
+# log, start_run, build_server, free_port, wait_port, start_server,
+# stop_server; $pids are stopped at exit
 source scripts/servers.sh
 start_run
 
@@ -231,18 +231,6 @@ if want sseidle; then
 		done
 	done
 fi
-
-# wait_port PORT: until something listens on 127.0.0.1:PORT (at most 10s).
-wait_port() {
-	for _ in $(seq 1 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "nothing listens on port $1" >&2
-	return 1
-}
 
 # cluster_run TAG BUS_PID FLAGS...: two nodes joined by a bus, the fan-out
 # spread over both; the bus process counts as part of the server.

@@ -71,6 +71,19 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# wait_port PORT: until something listens on 127.0.0.1:PORT (at most 10s),
+# for a process that has no /healthz (redis-server, devkafka).
+wait_port() {
+	for _ in $(seq 1 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "nothing listens on port $1" >&2
+	return 1
+}
+
 # start_server PORT [FLAGS...]: a fresh $tmp/pondsocket on 127.0.0.1:PORT,
 # logging to $tmp/server-PORT.log, under `ulimit -n $SERVER_NOFILE` when
 # that is set (SERVER_NOFILE=N start_server ...). Waits (at most 10 s) until
