@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+
+	"github.com/pondsocket/pondsocket/cluster/internal/lifecycle"
 )
 
 // ErrBusDown is returned by a MemoryBus connection while SetDown(true).
@@ -52,8 +54,7 @@ type memoryConn struct {
 	subs    map[string]struct{}
 	inbox   []Message
 	deliver func(string, []byte)
-	started bool
-	closed  bool
+	state   lifecycle.State
 
 	wake chan struct{}
 	done chan struct{}
@@ -69,13 +70,11 @@ func (c *memoryConn) Start(ctx context.Context, deliver func(string, []byte)) er
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case c.closed:
-		return ErrClosed
-	case c.started:
-		return ErrStarted
+	if err := c.state.CanStart(); err != nil {
+		return err
 	}
-	c.started, c.deliver, c.done = true, deliver, make(chan struct{})
+	c.state.SetStarted()
+	c.deliver, c.done = deliver, make(chan struct{})
 	c.bus.mu.Lock()
 	c.bus.conns[c] = struct{}{}
 	c.bus.mu.Unlock()
@@ -102,7 +101,7 @@ func (c *memoryConn) run() {
 			}
 			c.mu.Lock()
 			_, ok := c.subs[m.Topic]
-			closed := c.closed
+			closed := c.state.Closed()
 			c.mu.Unlock()
 			if closed {
 				return
@@ -118,7 +117,7 @@ func (c *memoryConn) run() {
 func (c *memoryConn) Subscribe(_ context.Context, topic string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.state.Closed() {
 		return ErrClosed
 	}
 	c.subs[topic] = struct{}{}
@@ -137,13 +136,10 @@ func (c *memoryConn) Publish(ctx context.Context, topic string, data []byte) err
 		return err
 	}
 	c.mu.Lock()
-	started, closed := c.started, c.closed
+	err := c.state.CanUse()
 	c.mu.Unlock()
-	switch {
-	case closed:
-		return ErrClosed
-	case !started:
-		return ErrNotStarted
+	if err != nil {
+		return err
 	}
 	b := c.bus
 	b.mu.Lock()
@@ -159,7 +155,7 @@ func (c *memoryConn) Publish(ctx context.Context, topic string, data []byte) err
 
 func (c *memoryConn) enqueue(topic string, data []byte) {
 	c.mu.Lock()
-	if _, ok := c.subs[topic]; !ok || c.closed {
+	if _, ok := c.subs[topic]; !ok || c.state.Closed() {
 		c.mu.Unlock()
 		return
 	}
@@ -178,15 +174,10 @@ func (c *memoryConn) enqueue(topic string, data []byte) {
 
 func (c *memoryConn) Close() error {
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closed = true
-	started := c.started
+	release := c.state.Close()
 	c.inbox = nil
 	c.mu.Unlock()
-	if started {
+	if release {
 		c.bus.mu.Lock()
 		delete(c.bus.conns, c)
 		c.bus.mu.Unlock()

@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+
+	"github.com/pondsocket/pondsocket/cluster/internal/lifecycle"
 )
 
 // PubSub is a bus backend: Redis (cluster/redis), Kafka (cluster/kafka), or
@@ -127,9 +129,10 @@ func IsTLSVerification(err error) bool {
 	return errors.As(err, &ce) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
-// Errors shared by the backends and the Node.
+// Errors shared by the backends and the Node. The backends' life
+// (cluster/internal/lifecycle) is where they are defined.
 var (
-	ErrClosed     = errors.New("cluster: closed")
-	ErrNotStarted = errors.New("cluster: not started")
-	ErrStarted    = errors.New("cluster: already started")
+	ErrClosed     = lifecycle.ErrClosed     // "cluster: closed"
+	ErrNotStarted = lifecycle.ErrNotStarted // "cluster: not started"
+	ErrStarted    = lifecycle.ErrStarted    // "cluster: already started"
 )

@@ -16,6 +16,7 @@
 #   RUNS=1 AFTER=5s scripts/attack.sh                 # a quick look
 #   ATTACKS="pingflood mailbox" scripts/attack.sh
 #   PONDSOCKET_BIN=/path/to/server scripts/attack.sh  # a server built elsewhere
+#   SERVER_REF=HEAD scripts/attack.sh                 # the server as committed (git archive)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,67 +27,14 @@ ATTACKS=${ATTACKS:-"connburst pingflood longnames bigpresence mailbox slowhandle
 CONNBURST_NOFILE=${CONNBURST_NOFILE:-1100}
 CAP=${CAP:-1000}
 OUT=${OUT:-bench/results}
-stamp="$(date -u +%Y-%m-%d)-$(hostname -s)-attacks"
-tmp="bench/results/tmp/$stamp"
-rm -rf "$tmp"
-mkdir -p "$tmp" "$OUT"
 
-log() { printf '\n=== %s\n' "$*" >&2; }
+# log, start_run, build_server, free_port, start_server, stop_server
+source scripts/servers.sh
+start_run attacks
 
 log "build"
-server_src="working tree at $(git rev-parse --short HEAD)"
-if [ -n "${PONDSOCKET_BIN:-}" ]; then
-	cp "$PONDSOCKET_BIN" "$tmp/pondsocket"
-	server_src="$PONDSOCKET_BIN"
-else
-	go build -o "$tmp/pondsocket" ./cmd/pondsocket
-fi
+build_server
 go build -o "$tmp/pondbench" ./cmd/pondbench
-
-SERVER_PID=
-cleanup() {
-	if [ -n "$SERVER_PID" ]; then
-		kill -INT "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
-	fi
-}
-trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_server PORT NOFILE [FLAGS...]: a fresh server; sets SERVER_PID.
-start_server() {
-	local port=$1 nofile=$2
-	shift 2
-	(
-		ulimit -n "$nofile"
-		exec "$tmp/pondsocket" --addr "127.0.0.1:$port" --log-level warn --test-events "$@"
-	) 2>>"$tmp/server-$port.log" &
-	SERVER_PID=$!
-	for _ in $(seq 1 100); do
-		if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "server on port $port did not become healthy" >&2
-	exit 1
-}
-
-# stop_server: SIGINT, then SIGKILL after 15 s; the server may already be gone.
-stop_server() {
-	[ -n "$SERVER_PID" ] || return 0
-	kill -INT "$SERVER_PID" 2>/dev/null || true
-	for _ in $(seq 1 150); do
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
-	SERVER_PID=
-}
 
 commands="$tmp/commands.md"
 : >"$commands"
@@ -104,7 +52,7 @@ for a in $ATTACKS; do
 	for run in $(seq 1 "$RUNS"); do
 		log "$a, run $run of $RUNS"
 		port=$(free_port)
-		start_server "$port" "$nofile" "${server_flags[@]}"
+		SERVER_NOFILE=$nofile start_server "$port" --test-events "${server_flags[@]}"
 		cmd=(pondbench attack "$a" --target "ws://127.0.0.1:$port/api/socket" --after "$AFTER" --quiet "${attack_flags[@]}")
 		if [ "$run" = 1 ]; then
 			printf -- '- `ulimit -n %s; pondsocket --test-events %s` then `%s`\n' "$nofile" "${server_flags[*]}" "${cmd[*]}" >>"$commands"
@@ -113,7 +61,7 @@ for a in $ATTACKS; do
 			--after "$AFTER" --quiet --json "$tmp/$a-$run.json" "${attack_flags[@]}" >"$tmp/$a-$run.md"; then
 			echo "$a run $run failed; see $tmp/$a-$run.md" >&2
 		fi
-		stop_server
+		stop_server "$SERVER_PID"
 	done
 done
 

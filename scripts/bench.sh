@@ -29,65 +29,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUNS=${RUNS:-3}
 SCENARIOS=${SCENARIOS:-"conns fanout ceiling latency rooms presence echo cluster conns51k"}
 OUT=${OUT:-bench/results}
-stamp="$(date -u +%Y-%m-%d)-$(hostname -s)"
-tmp="bench/results/tmp/$stamp"
-rm -rf "$tmp"
-mkdir -p "$tmp" "$OUT"
 
-log() { printf '\n=== %s\n' "$*" >&2; }
+# log, start_run, build_server, free_port, wait_port, start_server,
+# stop_server; $pids are stopped at exit
+source scripts/servers.sh
+start_run
 
 log "build"
-server_src="working tree"
-if [ -n "${PONDSOCKET_BIN:-}" ]; then
-	cp "$PONDSOCKET_BIN" "$tmp/pondsocket"
-	server_src="$PONDSOCKET_BIN"
-elif [ -n "${SERVER_REF:-}" ]; then
-	mkdir -p "$tmp/src"
-	git archive "$SERVER_REF" | tar -x -C "$tmp/src"
-	(cd "$tmp/src" && go build -o ../pondsocket ./cmd/pondsocket && { [ ! -d cmd/devkafka ] || go build -o ../devkafka ./cmd/devkafka; })
-	rm -rf "$tmp/src"
-	server_src="commit $(git rev-parse --short "$SERVER_REF")"
-else
-	go build -o "$tmp/pondsocket" ./cmd/pondsocket
-	if [ -d cmd/devkafka ]; then go build -o "$tmp/devkafka" ./cmd/devkafka; fi
-fi
+build_server devkafka
 go build -o "$tmp/pondbench" ./cmd/pondbench
 go build -o "$tmp/idleconns" ./bench/idleconns
-
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_server PORT [FLAGS...]: a fresh cmd/pondsocket on 127.0.0.1:PORT; sets SERVER_PID.
-start_server() {
-	local port=$1
-	shift
-	"$tmp/pondsocket" --addr "127.0.0.1:$port" --log-level warn "$@" 2>>"$tmp/server-$port.log" &
-	SERVER_PID=$!
-	pids+=("$SERVER_PID")
-	for _ in $(seq 1 100); do
-		if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "server on port $port did not become healthy" >&2
-	exit 1
-}
-
-stop_server() {
-	local pid=$1 port=$2 name=$3
-	curl -sf "http://127.0.0.1:$port/metrics" >"$tmp/metrics-$name-$port.txt" 2>/dev/null || true
-	kill -INT "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
 
 # busy_percent: the machine's busy CPU over one second, in percent of all cores.
 busy_percent() {
@@ -281,18 +232,6 @@ if want sseidle; then
 	done
 fi
 
-# wait_port PORT: until something listens on 127.0.0.1:PORT (at most 10s).
-wait_port() {
-	for _ in $(seq 1 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "nothing listens on port $1" >&2
-	return 1
-}
-
 # cluster_run TAG BUS_PID FLAGS...: two nodes joined by a bus, the fan-out
 # spread over both; the bus process counts as part of the server.
 cluster_run() {
@@ -324,6 +263,7 @@ if want cluster; then
 		cluster_run redis "$rpid" --redis-addr "127.0.0.1:$rport"
 		kill "$rpid" 2>/dev/null || true
 		wait "$rpid" 2>/dev/null || true
+		forget "$rpid"
 		ran+=("Redis ($(redis-server --version | cut -d' ' -f3 | tr -d 'v='), one local redis-server)")
 	fi
 	if "$tmp/pondsocket" -h 2>&1 | grep -q -- '-kafka-brokers' && [ -x "$tmp/devkafka" ]; then
@@ -335,6 +275,7 @@ if want cluster; then
 		cluster_run kafka "$kpid" --kafka-brokers "127.0.0.1:$kport"
 		kill -INT "$kpid" 2>/dev/null || true
 		wait "$kpid" 2>/dev/null || true
+		forget "$kpid"
 		ran+=("Kafka (cmd/devkafka, franz-go's kfake broker in one process — not Apache Kafka)")
 	fi
 	if [ ${#ran[@]} -gt 0 ]; then

@@ -21,25 +21,17 @@ BUSES=${BUSES:-"redis kafka"}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 RECEIVERS=${RECEIVERS:-100}
 OUT=${OUT:-bench/results/tmp}
-bin=$(mktemp -d)
-mkdir -p "$OUT"
+
+# log, start_run, build_server, free_port, wait_port, start_server,
+# stop_server; $pids are stopped at exit
+source scripts/servers.sh
+start_run cluster-rate
 md="$OUT/$(date -u +%Y-%m-%d)-cluster-rate.md"
 : >"$md"
 
-go build -o "$bin/pondsocket" ./cmd/pondsocket
-go build -o "$bin/pondbench" ./cmd/pondbench
-go build -o "$bin/devkafka" ./cmd/devkafka
-
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$bin"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
+build_server devkafka
+go build -o "$tmp/pondbench" ./cmd/pondbench
+[ -x "$tmp/devkafka" ] || go build -o "$tmp/devkafka" ./cmd/devkafka # PONDSOCKET_BIN brings no devkafka
 
 for bus in $BUSES; do
 	bport=$(free_port)
@@ -48,7 +40,7 @@ for bus in $BUSES; do
 		redis-server --port "$bport" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
 		busflag=(--redis-addr "127.0.0.1:$bport") ;;
 	kafka)
-		"$bin/devkafka" --port "$bport" >/dev/null 2>&1 &
+		"$tmp/devkafka" --port "$bport" >/dev/null 2>&1 &
 		busflag=(--kafka-brokers "127.0.0.1:$bport") ;;
 	*) echo "unknown bus $bus" >&2; exit 2 ;;
 	esac
@@ -57,24 +49,22 @@ for bus in $BUSES; do
 	wait_port "$bport"
 	for rate in $RATES; do
 		pa=$(free_port) pb=$(free_port)
-		"$bin/pondsocket" --addr "127.0.0.1:$pa" --node-id a --cluster-namespace "rate-$bus-$rate" "${busflag[@]}" --message-rate -1 --log-level warn &
-		na=$!
-		"$bin/pondsocket" --addr "127.0.0.1:$pb" --node-id b --cluster-namespace "rate-$bus-$rate" "${busflag[@]}" --message-rate -1 --log-level warn &
-		nb=$!
-		pids+=("$na" "$nb")
-		wait_port "$pa"
-		wait_port "$pb"
+		start_server "$pa" --node-id a --cluster-namespace "rate-$bus-$rate" "${busflag[@]}" --message-rate -1
+		na=$SERVER_PID
+		start_server "$pb" --node-id b --cluster-namespace "rate-$bus-$rate" "${busflag[@]}" --message-rate -1
+		nb=$SERVER_PID
 		sleep 1 # heartbeats: each node knows the other before the run
 		msgs=$(python3 -c "print(int($rate*$SECONDS_PER_RUN))")
 		echo "=== $bus at $rate/s: $msgs messages, $RUNS run(s)" >&2
-		timeout $((RUNS * (SECONDS_PER_RUN + 60))) "$bin/pondbench" cluster \
+		timeout $((RUNS * (SECONDS_PER_RUN + 60))) "$tmp/pondbench" cluster \
 			--target "ws://127.0.0.1:$pa/api/socket,ws://127.0.0.1:$pb/api/socket" \
 			--conns $((RECEIVERS + 1)) --sender-alone --rate "$rate" --messages "$msgs" \
 			--server-pid "$nb" --also-pid "$na,$buspid" --tag "$bus" --runs "$RUNS" --quiet >>"$md" || echo "pondbench failed: $bus at $rate/s" | tee -a "$md" >&2
-		kill "$na" "$nb"
-		wait "$na" "$nb" 2>/dev/null || true
+		stop_server "$na"
+		stop_server "$nb"
 	done
 	kill "$buspid"
 	wait "$buspid" 2>/dev/null || true
+	forget "$buspid"
 done
 echo "results: $md" >&2

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"iter"
 	"net/url"
 	"strconv"
 	"strings"
@@ -134,34 +135,13 @@ func (e *StatusError) Unwrap() error {
 // is complete and valid for the expected accept value. A status other than
 // 101 is a *StatusError.
 func ParseUpgradeResponse(b []byte, accept string) (n int, err error) {
-	end := bytes.Index(b, []byte("\r\n\r\n"))
-	if end < 0 {
-		if len(b) > 16<<10 {
-			return 0, fmt.Errorf("%w: response head longer than 16 KiB", ErrHandshake)
-		}
-		return 0, nil
-	}
-	head := b[:end]
-	n = end + 4
-	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
-	parts := bytes.SplitN(line, []byte(" "), 3)
-	if len(parts) < 2 || !bytes.HasPrefix(parts[0], []byte("HTTP/1.")) {
-		return 0, fmt.Errorf("%w: bad status line %q", ErrHandshake, line)
-	}
-	if string(parts[1]) != "101" {
-		code, _ := strconv.Atoi(string(parts[1]))
-		return 0, &StatusError{Code: code, Line: string(bytes.TrimSpace(line[len(parts[0]):]))}
+	n, headers, err := responseHead(b, "101", ErrHandshake)
+	if n == 0 || err != nil {
+		return 0, err
 	}
 	gotAccept := false
 	upgrade := false
-	for len(rest) > 0 {
-		var h []byte
-		h, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		name, value, ok := bytes.Cut(h, []byte(":"))
-		if !ok {
-			continue
-		}
-		value = bytes.TrimSpace(value)
+	for name, value := range headerFields(headers) {
 		switch {
 		case bytes.EqualFold(name, []byte("Sec-WebSocket-Accept")):
 			if string(value) != accept {
@@ -176,4 +156,44 @@ func ParseUpgradeResponse(b []byte, accept string) (n int, err error) {
 		return 0, fmt.Errorf("%w: missing Upgrade or Sec-WebSocket-Accept header", ErrHandshake)
 	}
 	return n, nil
+}
+
+// responseHead finds a complete HTTP/1.x response head in b, for the
+// upgrade (kind ErrHandshake) or an event stream (kind ErrStream). It
+// returns n = 0 while the head is incomplete; once it is complete, its
+// length and its header lines, if the status is want. Another status is a
+// *StatusError; every other failure wraps kind.
+func responseHead(b []byte, want string, kind error) (n int, headers []byte, err error) {
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		if len(b) > 16<<10 {
+			return 0, nil, fmt.Errorf("%w: response head longer than 16 KiB", kind)
+		}
+		return 0, nil, nil
+	}
+	line, headers, _ := bytes.Cut(b[:end], []byte("\r\n"))
+	parts := bytes.SplitN(line, []byte(" "), 3)
+	if len(parts) < 2 || !bytes.HasPrefix(parts[0], []byte("HTTP/1.")) {
+		return 0, nil, fmt.Errorf("%w: bad status line %q", kind, line)
+	}
+	if string(parts[1]) != want {
+		code, _ := strconv.Atoi(string(parts[1]))
+		return 0, nil, &StatusError{Code: code, Line: string(bytes.TrimSpace(line[len(parts[0]):])), Stream: kind == ErrStream}
+	}
+	return end + 4, headers, nil
+}
+
+// headerFields yields the name and trimmed value of each header line
+// (lines without a colon are skipped).
+func headerFields(headers []byte) iter.Seq2[[]byte, []byte] {
+	return func(yield func(name, value []byte) bool) {
+		for len(headers) > 0 {
+			var h []byte
+			h, headers, _ = bytes.Cut(headers, []byte("\r\n"))
+			name, value, ok := bytes.Cut(h, []byte(":"))
+			if ok && !yield(name, bytes.TrimSpace(value)) {
+				return
+			}
+		}
+	}
 }

@@ -491,6 +491,16 @@ func (l *Loop) onReadable(c *Conn) {
 	}
 }
 
+// open marks c open once its response head (upgrade or event stream) is
+// in, and tells the handler. It reports false when OnOpen closed c.
+func (l *Loop) open(c *Conn, now int64) bool {
+	c.state = stateOpen
+	c.OpenedAt = now
+	c.Opened = true
+	l.h.OnOpen(c, now)
+	return c.state == stateOpen
+}
+
 func (l *Loop) process(c *Conn, data []byte, now int64) (int, error) {
 	if c.sse {
 		return l.processSSE(c, data, now)
@@ -502,11 +512,7 @@ func (l *Loop) process(c *Conn, data []byte, now int64) (int, error) {
 			return 0, err
 		}
 		consumed = n
-		c.state = stateOpen
-		c.OpenedAt = now
-		c.Opened = true
-		l.h.OnOpen(c, now)
-		if c.state != stateOpen {
+		if !l.open(c, now) {
 			return consumed, nil
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -53,33 +52,12 @@ func AppendStreamRequest(dst []byte, host, path string) []byte {
 // wrapping ErrStream. A chunked stream is refused: the PondSocket server
 // writes the stream unframed, and this parser reads it so.
 func ParseStreamResponse(b []byte) (n int, id string, err error) {
-	end := bytes.Index(b, []byte("\r\n\r\n"))
-	if end < 0 {
-		if len(b) > 16<<10 {
-			return 0, "", fmt.Errorf("%w: response head longer than 16 KiB", ErrStream)
-		}
-		return 0, "", nil
-	}
-	head := b[:end]
-	n = end + 4
-	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
-	parts := bytes.SplitN(line, []byte(" "), 3)
-	if len(parts) < 2 || !bytes.HasPrefix(parts[0], []byte("HTTP/1.")) {
-		return 0, "", fmt.Errorf("%w: bad status line %q", ErrStream, line)
-	}
-	if string(parts[1]) != "200" {
-		code, _ := strconv.Atoi(string(parts[1]))
-		return 0, "", &StatusError{Code: code, Line: string(bytes.TrimSpace(line[len(parts[0]):])), Stream: true}
+	n, headers, err := responseHead(b, "200", ErrStream)
+	if n == 0 || err != nil {
+		return 0, "", err
 	}
 	eventStream := false
-	for len(rest) > 0 {
-		var h []byte
-		h, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		name, value, ok := bytes.Cut(h, []byte(":"))
-		if !ok {
-			continue
-		}
-		value = bytes.TrimSpace(value)
+	for name, value := range headerFields(headers) {
 		switch {
 		case bytes.EqualFold(name, []byte("X-Connection-ID")):
 			id = string(value)
@@ -108,11 +86,7 @@ func (l *Loop) processSSE(c *Conn, data []byte, now int64) (int, error) {
 		}
 		consumed = n
 		c.SSEID = id
-		c.state = stateOpen
-		c.OpenedAt = now
-		c.Opened = true
-		l.h.OnOpen(c, now)
-		if c.state != stateOpen {
+		if !l.open(c, now) {
 			return consumed, nil
 		}
 	}

@@ -367,20 +367,20 @@ func RSSAt(all []Sample, t time.Time) int64 {
 // SoftirqSamples returns the System samples with CPU replaced by softirq
 // time, so CPUBetween and CPUAt measure soft-interrupt time.
 func SoftirqSamples(all []Sample) []Sample {
-	out := make([]Sample, len(all))
-	for i, x := range all {
-		out[i] = x
-		out[i].CPU = x.Softirq
-	}
-	return out
+	return withCPU(all, func(x Sample) time.Duration { return x.Softirq })
 }
 
 // StealSamples returns the System samples with CPU replaced by steal time.
 func StealSamples(all []Sample) []Sample {
+	return withCPU(all, func(x Sample) time.Duration { return x.Steal })
+}
+
+// withCPU copies samples with CPU replaced by another of their times.
+func withCPU(all []Sample, cpu func(Sample) time.Duration) []Sample {
 	out := make([]Sample, len(all))
 	for i, x := range all {
 		out[i] = x
-		out[i].CPU = x.Steal
+		out[i].CPU = cpu(x)
 	}
 	return out
 }

@@ -42,11 +42,7 @@ func WriteHTML(w io.Writer, title string, rs []*Result, notes []string) error {
 		b.WriteString("<h2>Summary</h2><table><tr><th>scenario</th><th>runs</th><th>headline (median)</th><th>server CPU</th><th>generator CPU</th></tr>\n")
 		for i, g := range gs {
 			name := headline(g.Scenario)
-			v, _ := g.Median(name)
-			unit := ""
-			if f, ok := g.Runs[0].Figure(name); ok {
-				unit = f.Unit
-			}
+			v, unit, _ := g.medianOf(name)
 			sc, _ := g.Median("server CPU")
 			gc, _ := g.Median("generator CPU")
 			fmt.Fprintf(&b, "<tr><td><a href=\"#g%d\">%s</a></td><td>%d</td><td>%s: %s</td><td>%s</td><td>%s</td></tr>\n",

@@ -120,19 +120,11 @@ func WriteSummaryMarkdown(w io.Writer, gs []*Group) {
 	fmt.Fprintf(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, g := range gs {
 		name := headline(g.Scenario)
-		hv, _ := g.Median(name)
-		unit := ""
-		if f, ok := g.Runs[0].Figure(name); ok {
-			unit = f.Unit
-		}
+		hv, unit, _ := g.medianOf(name)
 		cell := func(fig string) string {
-			v, ok := g.Median(fig)
+			v, u, ok := g.medianOf(fig)
 			if !ok {
 				return "–"
-			}
-			u := ""
-			if f, ok := g.Runs[0].Figure(fig); ok {
-				u = f.Unit
 			}
 			return FormatValue(v, u)
 		}

@@ -102,6 +102,16 @@ func headline(scenario string) string {
 	}
 }
 
+// medianOf is the median of figure fig over the group's runs, with the
+// figure's unit (from the first run); ok is false when no run has it.
+func (g *Group) medianOf(fig string) (v float64, unit string, ok bool) {
+	v, ok = g.Median(fig)
+	if f, found := g.Runs[0].Figure(fig); found {
+		unit = f.Unit
+	}
+	return v, unit, ok
+}
+
 // MedianRun is the run whose headline figure is the median one.
 func (g *Group) MedianRun() *Result {
 	name := headline(g.Scenario)

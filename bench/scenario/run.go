@@ -141,7 +141,7 @@ func (r *run) execute() (*report.Result, error) {
 		l.send(command{Op: "setup", Spec: spec, Worker: i, At: r.origin.UnixNano()})
 	}
 	deadline := time.Now().Add(time.Duration(spec.Timeout))
-	if err := r.pump(deadline, func() bool { return r.readyCount() == len(r.links) }, nil); err != nil {
+	if err := r.pump(deadline, func() bool { return arrived(r.ready) == len(r.links) }, nil); err != nil {
 		return nil, fmt.Errorf("connect phase: %w", err)
 	}
 	total := r.total()
@@ -207,7 +207,7 @@ func (r *run) execute() (*report.Result, error) {
 	for _, l := range r.links {
 		l.send(command{Op: "collect"})
 	}
-	if err := r.pump(time.Now().Add(30*time.Second), func() bool { return r.resultCount() == len(r.links) }, nil); err != nil {
+	if err := r.pump(time.Now().Add(30*time.Second), func() bool { return arrived(r.results) == len(r.links) }, nil); err != nil {
 		return nil, fmt.Errorf("collect: %w", err)
 	}
 	for _, s := range r.samplers() {
@@ -304,19 +304,11 @@ func (r *run) sampleServers() error {
 	return nil
 }
 
-func (r *run) readyCount() int {
+// arrived counts the workers that have sent their message: a worker's
+// slot stays nil until then.
+func arrived[T any](slots []*T) int {
 	n := 0
-	for _, x := range r.ready {
-		if x != nil {
-			n++
-		}
-	}
-	return n
-}
-
-func (r *run) resultCount() int {
-	n := 0
-	for _, x := range r.results {
+	for _, x := range slots {
 		if x != nil {
 			n++
 		}
@@ -370,7 +362,7 @@ func (r *run) handle(ev event) error {
 		r.last[ev.worker] = ev.Result.C
 	case "error":
 		r.errs = append(r.errs, fmt.Sprintf("worker %d: %s", ev.worker, ev.Err))
-		if r.readyCount() < len(r.links) && r.startAt.IsZero() {
+		if arrived(r.ready) < len(r.links) && r.startAt.IsZero() {
 			return fmt.Errorf("worker %d: %s", ev.worker, ev.Err)
 		}
 	case "exit":

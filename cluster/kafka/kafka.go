@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/pondsocket/pondsocket/cluster"
+	"github.com/pondsocket/pondsocket/cluster/internal/lifecycle"
 )
 
 // Options configures the Kafka backend. Zero fields take the defaults shown.
@@ -142,8 +143,7 @@ type pubsub struct {
 	subs  map[string]struct{} // PondSocket topics delivered
 
 	mu        sync.Mutex
-	started   bool
-	closed    bool
+	state     lifecycle.State
 	transport *kafkago.Transport
 	writer    *kafkago.Writer
 	cancel    context.CancelFunc
@@ -180,15 +180,11 @@ func Partition(topic string, n int) int {
 
 func (p *pubsub) Start(ctx context.Context, deliver func(string, []byte)) error {
 	p.mu.Lock()
-	switch {
-	case p.closed:
-		p.mu.Unlock()
-		return cluster.ErrClosed
-	case p.started:
-		p.mu.Unlock()
-		return cluster.ErrStarted
-	}
+	err := p.state.CanStart()
 	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
 
 	transport := &kafkago.Transport{
 		DialTimeout: p.o.DialTimeout,
@@ -368,12 +364,13 @@ func (p *pubsub) run(deliver func(string, []byte), transport *kafkago.Transport,
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.state.Closed() {
 		writer.Close()
 		return cluster.ErrClosed
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p.started, p.transport, p.writer, p.cancel = true, transport, writer, cancel
+	p.state.SetStarted()
+	p.transport, p.writer, p.cancel = transport, writer, cancel
 	for topic, offs := range offsets {
 		for part, off := range offs {
 			p.readers++
@@ -453,7 +450,7 @@ func (p *pubsub) debugf(format string, args ...any) {
 // anyway, so it never touches the network.
 func (p *pubsub) Subscribe(_ context.Context, topic string) error {
 	p.mu.Lock()
-	closed := p.closed
+	closed := p.state.Closed()
 	p.mu.Unlock()
 	if closed {
 		return cluster.ErrClosed
@@ -475,11 +472,8 @@ func (p *pubsub) Unsubscribe(_ context.Context, topic string) error {
 func (p *pubsub) currentWriter() (*kafkago.Writer, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch {
-	case p.closed:
-		return nil, cluster.ErrClosed
-	case !p.started:
-		return nil, cluster.ErrNotStarted
+	if err := p.state.CanUse(); err != nil {
+		return nil, err
 	}
 	return p.writer, nil
 }
@@ -534,14 +528,9 @@ func (p *pubsub) publishError(err error) error {
 
 func (p *pubsub) Close() error {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil
-	}
-	p.closed = true
-	started := p.started
+	release := p.state.Close()
 	p.mu.Unlock()
-	if !started {
+	if !release {
 		return nil
 	}
 	p.cancel()

@@ -16,6 +16,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/pondsocket/pondsocket/cluster"
+	"github.com/pondsocket/pondsocket/cluster/internal/lifecycle"
 )
 
 // Options says where Redis is. The address is taken from URL if set, else
@@ -131,8 +132,7 @@ type pubsub struct {
 	sub     *goredis.PubSub // current subscriber connection; nil while reconnecting
 	desired map[string]struct{}
 	waiters map[string][]chan error // Subscribe calls waiting for the server's confirmation
-	started bool
-	closed  bool
+	state   lifecycle.State
 	deliver func(string, []byte)
 	notify  func(up bool) // cluster.ConnectionNotifier
 
@@ -179,15 +179,11 @@ func (p *pubsub) Start(ctx context.Context, deliver func(string, []byte)) error 
 		return p.optErr
 	}
 	p.mu.Lock()
-	switch {
-	case p.closed:
-		p.mu.Unlock()
-		return cluster.ErrClosed
-	case p.started:
-		p.mu.Unlock()
-		return cluster.ErrStarted
-	}
+	err := p.state.CanStart()
 	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
 
 	client := p.newClient()
 	if err := client.Ping(ctx).Err(); err != nil {
@@ -207,14 +203,15 @@ func (p *pubsub) Start(ctx context.Context, deliver func(string, []byte)) error 
 	}
 
 	p.mu.Lock()
-	if p.closed {
+	if p.state.Closed() {
 		p.mu.Unlock()
 		sub.Close()
 		client.Close()
 		return cluster.ErrClosed
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	p.client, p.deliver, p.started, p.cancel = client, deliver, true, cancel
+	p.state.SetStarted()
+	p.client, p.deliver, p.cancel = client, deliver, cancel
 	topics, _ := p.installLocked(sub)
 	p.mu.Unlock()
 	if len(topics) > 0 {
@@ -230,7 +227,7 @@ func (p *pubsub) Start(ctx context.Context, deliver func(string, []byte)) error 
 // installLocked makes sub the current connection and returns the topics to
 // subscribe on it; false once Close has begun (the caller closes sub).
 func (p *pubsub) installLocked(sub *goredis.PubSub) ([]string, bool) {
-	if p.closed {
+	if p.state.Closed() {
 		return nil, false
 	}
 	p.sub = sub
@@ -389,7 +386,7 @@ func (p *pubsub) failWaitersLocked(err error) {
 // being re-established it only records the topic and returns nil.
 func (p *pubsub) Subscribe(ctx context.Context, topic string) error {
 	p.mu.Lock()
-	if p.closed {
+	if p.state.Closed() {
 		p.mu.Unlock()
 		return cluster.ErrClosed
 	}
@@ -448,11 +445,8 @@ func (p *pubsub) Unsubscribe(ctx context.Context, topic string) error {
 func (p *pubsub) publisher() (*goredis.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch {
-	case p.closed:
-		return nil, cluster.ErrClosed
-	case !p.started:
-		return nil, cluster.ErrNotStarted
+	if err := p.state.CanUse(); err != nil {
+		return nil, err
 	}
 	return p.client, nil
 }
@@ -510,14 +504,9 @@ func (p *pubsub) PublishBatch(ctx context.Context, msgs []cluster.Message) error
 
 func (p *pubsub) Close() error {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil
-	}
-	p.closed = true
-	started, sub := p.started, p.sub
+	release, sub := p.state.Close(), p.sub
 	p.mu.Unlock()
-	if !started {
+	if !release {
 		return nil
 	}
 	p.cancel()

@@ -163,18 +163,9 @@ func attackReportCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var md bytes.Buffer
-	if *preamble != "" {
-		b, err := os.ReadFile(*preamble)
-		if err != nil {
-			return err
-		}
-		md.Write(b)
-		md.WriteString("\n")
-	}
-	attack.WriteSuiteMarkdown(&md, rs)
-	if *mdOut == "" {
-		_, err = stdout.Write(md.Bytes())
+	if err := writePreamble(&md, *preamble); err != nil {
 		return err
 	}
-	return os.WriteFile(*mdOut, md.Bytes(), 0o644)
+	attack.WriteSuiteMarkdown(&md, rs)
+	return writeMarkdown(stdout, *mdOut, md.Bytes())
 }

@@ -310,21 +310,14 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	report.SortByScenario(rs, scenario.Names)
 	gs := report.Groups(rs)
 	var md bytes.Buffer
-	if o.preamble != "" {
-		b, err := os.ReadFile(o.preamble)
-		if err != nil {
-			return err
-		}
-		md.Write(b)
-		md.WriteString("\n")
+	if err := writePreamble(&md, o.preamble); err != nil {
+		return err
 	}
 	md.WriteString("## Summary (medians)\n\n")
 	report.WriteSummaryMarkdown(&md, gs)
 	md.WriteString("## Details\n\n")
 	report.WriteSuiteMarkdown(&md, gs)
-	if o.md == "" {
-		_, _ = stdout.Write(md.Bytes())
-	} else if err := os.WriteFile(o.md, md.Bytes(), 0o644); err != nil {
+	if err := writeMarkdown(stdout, o.md, md.Bytes()); err != nil {
 		return err
 	}
 	if o.json != "" {
@@ -346,4 +339,29 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 		return report.WriteHTML(f, o.title, rs, notes)
 	}
 	return nil
+}
+
+// writePreamble copies the Markdown file at path (none when path is empty)
+// to the top of a report, followed by a blank line.
+func writePreamble(md *bytes.Buffer, path string) error {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	md.Write(b)
+	md.WriteString("\n")
+	return nil
+}
+
+// writeMarkdown writes a report to the file at path, or to stdout when
+// path is empty.
+func writeMarkdown(stdout io.Writer, path string, md []byte) error {
+	if path == "" {
+		_, err := stdout.Write(md)
+		return err
+	}
+	return os.WriteFile(path, md, 0o644)
 }

@@ -169,6 +169,7 @@ func TestAdminPageServed(t *testing.T) {
 			{"/admin/admin.js", "text/javascript", "/api/stats"},
 			{"/admin/admin.css", "text/css", "#plot"},
 			{"/admin/favicon.svg", "image/svg+xml", "<svg"},
+			{"/admin/theme.css", "text/css", "--accent"},
 		} {
 			code, body, h := get(base + c.path)
 			if code != 200 || !strings.HasPrefix(h.Get("Content-Type"), c.ctype) || !strings.Contains(body, c.contains) {

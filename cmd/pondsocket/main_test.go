@@ -181,6 +181,7 @@ func checkPage(t *testing.T, base string) {
 		{"/app.js", "text/javascript", `from './pondsocket.js'`},
 		{"/pondsocket.js", "text/javascript", `export class PondSocket`},
 		{"/style.css", "text/css", `.presence`},
+		{"/theme.css", "text/css", `--accent`},
 		{"/favicon.svg", "image/svg+xml", `<svg`},
 	} {
 		resp, err := http.Get(base + c.path)

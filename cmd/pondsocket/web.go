@@ -43,10 +43,11 @@ func pageHandler() http.Handler { return staticHandler("web") }
 // adminOff is the answer of /admin when there is no server API to show.
 const adminOff = "The admin page is off: it needs the server API, that is a configuration file (--config) with api.key.\n"
 
-// registerAdmin serves the admin page at /admin/ (admin/ of the binary, the
-// icon shared with the demo). The page itself is public: it holds no data
-// and asks for the API key, which every call it makes then carries. Without
-// the server API (no api.key, or the demo) /admin answers 404 saying so.
+// registerAdmin serves the admin page at /admin/ (admin/ of the binary; the
+// icon and theme.css are the demo's). The page itself is public: it holds
+// no data and asks for the API key, which every call it makes then
+// carries. Without the server API (no api.key, or the demo) /admin answers
+// 404 saying so.
 func registerAdmin(mux *http.ServeMux, enabled bool) {
 	if !enabled {
 		off := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,4 +63,5 @@ func registerAdmin(mux *http.ServeMux, enabled bool) {
 	mux.Handle("GET /admin", http.RedirectHandler("/admin/", http.StatusMovedPermanently))
 	mux.Handle("GET /admin/", http.StripPrefix("/admin", staticHandler("admin")))
 	mux.Handle("GET /admin/favicon.svg", http.StripPrefix("/admin", pageHandler()))
+	mux.Handle("GET /admin/theme.css", http.StripPrefix("/admin", pageHandler()))
 }

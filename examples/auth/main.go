@@ -100,18 +100,12 @@ func main() {
 	admin := endpoint.CreateChannel("/admin/:id", joinAdmin)
 	admin.Use(requireFreshToken)
 	admin.OnEvent("announce", func(ctx *pondsocket.EventContext) error {
-		var a Assigns
-		var req struct {
-			Text string `json:"text"`
-		}
-		if err := ctx.ParsePayload(&req); err != nil || req.Text == "" {
-			return pondsocket.BadRequest(`expected {"text": "..."}`)
-		}
-		if err := ctx.ParseAssigns(&a); err != nil {
+		a, text, err := textFrom(ctx)
+		if err != nil {
 			return err
 		}
 		// rooms is the pattern handle: this reaches every live /rooms/* channel.
-		if err := rooms.Broadcast("announcement", map[string]any{"from": a.Name, "text": req.Text}); err != nil {
+		if err := rooms.Broadcast("announcement", map[string]any{"from": a.Name, "text": text}); err != nil {
 			return err
 		}
 		return ctx.Reply("announced", map[string]any{"rooms": len(rooms.Channels())}).Err()
@@ -242,17 +236,27 @@ func requireRole(role string, h func(*pondsocket.EventContext) error) func(*pond
 }
 
 func roomMessage(ctx *pondsocket.EventContext) error {
+	a, text, err := textFrom(ctx)
+	if err != nil {
+		return err
+	}
+	return ctx.Broadcast("message", map[string]any{"from": a.Name, "userId": a.UserID, "text": text}).Err()
+}
+
+// textFrom reads the {"text"} payload of a message or an announcement and
+// who sends it.
+func textFrom(ctx *pondsocket.EventContext) (Assigns, string, error) {
 	var a Assigns
 	var req struct {
 		Text string `json:"text"`
 	}
 	if err := ctx.ParsePayload(&req); err != nil || req.Text == "" {
-		return pondsocket.BadRequest(`expected {"text": "..."}`)
+		return a, "", pondsocket.BadRequest(`expected {"text": "..."}`)
 	}
 	if err := ctx.ParseAssigns(&a); err != nil {
-		return err
+		return a, "", err
 	}
-	return ctx.Broadcast("message", map[string]any{"from": a.Name, "userId": a.UserID, "text": req.Text}).Err()
+	return a, req.Text, nil
 }
 
 func whoami(ctx *pondsocket.EventContext) error {

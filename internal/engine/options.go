@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -128,67 +129,41 @@ const (
 	DefaultMaxInflateRate        = 32 << 20
 	DefaultMaxPendingUpgrades    = 1024
 	DefaultMaxTotalOutboundBytes = 1 << 30
+	DefaultCompressionThreshold  = 256
+	DefaultFDHeadroom            = 256
 )
 
 func (c Config) withDefaults() Config {
-	if c.EventLoops <= 0 {
-		c.EventLoops = runtime.GOMAXPROCS(0)
-	}
-	if c.MaxMessageSize <= 0 {
-		c.MaxMessageSize = DefaultMaxMessageSize
-	}
-	if c.MaxSSEBody <= 0 {
-		c.MaxSSEBody = c.MaxMessageSize
-	}
-	if c.MaxHeaderBytes <= 0 {
-		c.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.MaxOutboundBytes <= 0 {
-		c.MaxOutboundBytes = DefaultMaxOutboundBytes
-	}
+	orDefault(&c.EventLoops, runtime.GOMAXPROCS(0))
+	orDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
+	orDefault(&c.MaxSSEBody, c.MaxMessageSize) // after MaxMessageSize: it follows it
+	orDefault(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	orDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	orDefault(&c.MaxOutboundBytes, DefaultMaxOutboundBytes)
+	// not "if unset": a burst below the steady limit is raised too
 	if c.MaxOutboundBurst < c.MaxOutboundBytes {
 		c.MaxOutboundBurst = 4 * c.MaxOutboundBytes
 	}
-	if c.MaxTotalOutboundBytes <= 0 {
-		c.MaxTotalOutboundBytes = DefaultMaxTotalOutboundBytes
-	}
-	if c.SlowConsumerTimeout <= 0 {
-		c.SlowConsumerTimeout = DefaultSlowConsumerTimeout
-	}
-	if c.MaxInflateRate <= 0 {
-		c.MaxInflateRate = DefaultMaxInflateRate
-	}
-	if c.MaxPendingUpgrades <= 0 {
-		c.MaxPendingUpgrades = DefaultMaxPendingUpgrades
-	}
-	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if c.PingInterval <= 0 {
-		c.PingInterval = DefaultPingInterval
-	}
-	if c.PongWait <= 0 {
-		c.PongWait = DefaultPongWait
-	}
-	if c.CloseTimeout <= 0 {
-		c.CloseTimeout = DefaultCloseTimeout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.CompressionThreshold <= 0 {
-		c.CompressionThreshold = 256
-	}
-	if c.FDHeadroom <= 0 {
-		c.FDHeadroom = 256
-	}
-	if c.Addr == "" {
-		c.Addr = ":8080"
-	}
+	orDefault(&c.MaxTotalOutboundBytes, DefaultMaxTotalOutboundBytes)
+	orDefault(&c.SlowConsumerTimeout, DefaultSlowConsumerTimeout)
+	orDefault(&c.MaxInflateRate, DefaultMaxInflateRate)
+	orDefault(&c.MaxPendingUpgrades, DefaultMaxPendingUpgrades)
+	orDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	orDefault(&c.PingInterval, DefaultPingInterval)
+	orDefault(&c.PongWait, DefaultPongWait)
+	orDefault(&c.CloseTimeout, DefaultCloseTimeout)
+	orDefault(&c.CompressionThreshold, DefaultCompressionThreshold)
+	orDefault(&c.FDHeadroom, DefaultFDHeadroom)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	c.Addr = cmp.Or(c.Addr, ":8080")
 	return c
+}
+
+// orDefault replaces a zero or negative setting with its default.
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // tickInterval is the period of the per-loop timer sweep: fine enough for

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -158,40 +159,30 @@ func (d *Driver) Send(cmd map[string]any) {
 // event received so far.
 func (d *Driver) Expect(t testing.TB, ev string, timeout time.Duration) Event {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		d.mu.Lock()
-		for i, e := range d.pending {
-			if e.Ev == ev {
-				d.pending = append(d.pending[:i:i], d.pending[i+1:]...)
-				d.mu.Unlock()
-				return e
-			}
-		}
-		done, why, changed := d.done, d.doneWhy, d.changed
-		d.mu.Unlock()
-		if done {
-			t.Fatalf("%s: expected a %q event, but the driver stopped (%s)\n%s", d.Name, ev, why, d.report())
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			t.Fatalf("%s: no %q event within %v\n%s", d.Name, ev, timeout, d.report())
-		}
-	}
+	return d.expect(t, ev, nil, timeout)
 }
 
 // ExpectMatch is Expect for the first event of kind ev that also
 // satisfies match; other events stay queued.
 func (d *Driver) ExpectMatch(t testing.TB, ev string, match func(Event) bool, timeout time.Duration) Event {
 	t.Helper()
+	return d.expect(t, ev, match, timeout)
+}
+
+// expect takes the first queued event of kind ev that satisfies match (any,
+// when match is nil), waiting for it as Expect says.
+func (d *Driver) expect(t testing.TB, ev string, match func(Event) bool, timeout time.Duration) Event {
+	t.Helper()
+	what := strconv.Quote(ev)
+	if match != nil {
+		what = "matching " + what
+	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		d.mu.Lock()
 		for i, e := range d.pending {
-			if e.Ev == ev && match(e) {
+			if e.Ev == ev && (match == nil || match(e)) {
 				d.pending = append(d.pending[:i:i], d.pending[i+1:]...)
 				d.mu.Unlock()
 				return e
@@ -200,12 +191,12 @@ func (d *Driver) ExpectMatch(t testing.TB, ev string, match func(Event) bool, ti
 		done, why, changed := d.done, d.doneWhy, d.changed
 		d.mu.Unlock()
 		if done {
-			t.Fatalf("%s: expected a matching %q event, but the driver stopped (%s)\n%s", d.Name, ev, why, d.report())
+			t.Fatalf("%s: expected a %s event, but the driver stopped (%s)\n%s", d.Name, what, why, d.report())
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
-			t.Fatalf("%s: no matching %q event within %v\n%s", d.Name, ev, timeout, d.report())
+			t.Fatalf("%s: no %s event within %v\n%s", d.Name, what, timeout, d.report())
 		}
 	}
 }

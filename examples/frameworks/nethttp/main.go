@@ -10,9 +10,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pondsocket/pondsocket"
+	"github.com/pondsocket/pondsocket/examples/frameworks/internal/chatapp"
 )
 
 func main() {
@@ -28,36 +27,21 @@ func main() {
 
 	// The manager stops (closing every WebSocket with 1001) when ctx ends.
 	manager := pondsocket.NewManager(ctx, *pondsocket.DefaultOptions())
-	setupPond(manager)
+	// the chat application every framework example serves (../internal/chatapp)
+	chatapp.Setup(manager)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/users", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(users)
+		_ = json.NewEncoder(w).Encode(chatapp.Users)
 	})
 	// Every path under /ws/ goes to PondSocket; it answers the upgrade itself.
 	mux.Handle("/ws/", manager.HTTPHandler())
 
-	l, err := net.Listen("tcp", listenAddr())
-	if err != nil {
-		log.Fatal(err)
-	}
+	// Serve until SIGINT/SIGTERM, then shut the http.Server down before the
+	// manager: see chatapp.Serve.
 	srv := &http.Server{Handler: recoverer(logger(mux)), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		log.Printf("listening on %s", l.Addr())
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Fatal(err)
-		}
-	}()
-
-	<-ctx.Done()
-	log.Print("shutting down")
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// Shutdown stops the listener and waits for plain requests; upgraded
-	// connections are not the http.Server's any more: Stop closes them.
-	_ = srv.Shutdown(shutdown)
-	_ = manager.Stop(5 * time.Second)
+	chatapp.Serve(ctx, manager, srv.Serve, srv.Shutdown)
 }
 
 // statusWriter records the status for the access log. Unwrap lets
@@ -99,52 +83,4 @@ func recoverer(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
-}
-
-// setupPond registers the WebSocket endpoint and its chat channel. The
-// endpoint path is the full request path the router hands over: the
-// WebSocket route is mounted on /ws/, so clients connect to
-// ws://host/ws/api/socket.
-func setupPond(manager *pondsocket.Manager) {
-	endpoint := manager.CreateEndpoint("/ws/api/socket", func(ctx *pondsocket.ConnectionContext) error {
-		token := ctx.Route.Query.Get("token")
-		if token == "" {
-			// declined before the upgrade: the client gets a plain 401
-			return ctx.Decline(401, "Missing token")
-		}
-		// A real application verifies the token (a JWT, a session id…);
-		// the demo takes it as the user's name.
-		return ctx.SetAssigns("username", token).Accept()
-	})
-
-	chat := endpoint.CreateChannel("/chat/:roomId", func(ctx *pondsocket.JoinContext) error {
-		username, _ := ctx.GetAssigns("username").(string)
-		return ctx.Accept().
-			Track(map[string]any{"username": username, "status": "online"}).
-			Err()
-	})
-
-	chat.OnEvent("message", func(ctx *pondsocket.EventContext) error {
-		var msg struct {
-			Text string `json:"text"`
-		}
-		if err := ctx.ParsePayload(&msg); err != nil || msg.Text == "" {
-			return ctx.Reply("error", map[string]any{"message": "text is required"}).Err()
-		}
-		username, _ := ctx.GetAssign("username")
-		return ctx.Broadcast("message", map[string]any{"text": msg.Text, "username": username}).Err()
-	})
-}
-
-// users is the plain HTTP API the router serves next to the WebSocket route.
-var users = []map[string]any{
-	{"id": "1", "username": "john_doe", "status": "online"},
-	{"id": "2", "username": "jane_smith", "status": "away"},
-}
-
-func listenAddr() string {
-	if a := os.Getenv("PONDSOCKET_ADDR"); a != "" {
-		return a
-	}
-	return ":8080"
 }
