@@ -21,81 +21,71 @@ ROUNDS=${ROUNDS:-3}
 OLD_REF=${OLD_REF:-fd3d0e2}
 CONNS=${CONNS:-10000}
 SCENARIOS=${SCENARIOS:-"fanout echo"}
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+OUT=${OUT:-bench/results}
+# shellcheck source=scripts/servers.sh
+source scripts/servers.sh
+start_run ratios
 
-echo "=== build: this tree, $OLD_REF, pondbench" >&2
-go build -o "$tmp/new" ./cmd/pondsocket
-mkdir "$tmp/src"
-git archive "$OLD_REF" | tar -x -C "$tmp/src"
-(cd "$tmp/src" && go build -o ../old ./cmd/pondsocket)
+log "build: this tree, $OLD_REF, pondbench"
+build_server
+mv "$tmp/pondsocket" "$tmp/new"
+SERVER_REF=$OLD_REF build_server
+mv "$tmp/pondsocket" "$tmp/old"
 go build -o "$tmp/pondbench" ./cmd/pondbench
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# serve BIN ARGS...: starts a server on a free port; sets PORT and PID.
-serve() {
-	PORT=$(free_port)
-	"$@" --addr "127.0.0.1:$PORT" >"$tmp/server.log" 2>&1 &
-	PID=$!
-	pids+=("$PID")
-	for _ in $(seq 1 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "server did not start: $*" >&2
-	exit 1
-}
-
-stop() {
-	kill -INT "$PID" 2>/dev/null || true
-	wait "$PID" 2>/dev/null || true
-}
 
 # figure FILE: the run's first figure (deliveries/s, or round trips/s).
 figure() {
 	python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["figures"][0]["value"]))' "$1"
 }
 
-# run NAME SCENARIO SERVER... -- PONDBENCH-ARGS...: one measured run.
+record() {
+	echo "$1 $(figure "$tmp/r.json")" >>"$tmp/figures"
+	echo "  $1 $(figure "$tmp/r.json")" >&2
+}
+
+# run NAME SCENARIO SERVER-BINARY PONDBENCH-ARGS...: one measured run
+# against a fresh server.
 run() {
-	local name=$1 scenario=$2
-	shift 2
-	local server=()
-	while [ "$1" != "--" ]; do server+=("$1"); shift; done
-	shift
-	serve "${server[@]}"
-	timeout 180 "$tmp/pondbench" "$scenario" --target "ws://127.0.0.1:$PORT/api/socket" --quiet --json "$tmp/r.json" "$@" >/dev/null
-	stop
-	echo "$name $(figure "$tmp/r.json")" >>"$tmp/figures"
-	echo "  $name $(figure "$tmp/r.json")" >&2
+	local name=$1 scenario=$2 bin=$3 port
+	shift 3
+	port=$(free_port)
+	cp "$bin" "$tmp/pondsocket"
+	start_server "$port"
+	timeout 180 "$tmp/pondbench" "$scenario" --target "ws://127.0.0.1:$port/api/socket" --quiet --json "$tmp/r.json" "$@" >/dev/null
+	stop_server "$SERVER_PID"
+	record "$name"
+}
+
+# echo_ceiling PONDBENCH-ARGS...: the echo scenario against the bare echo
+# server.
+echo_ceiling() {
+	local port
+	port=$(free_port)
+	"$tmp/pondbench" ceiling-server --addr "127.0.0.1:$port" --echo --event-loops 2 2>>"$tmp/ceiling.log" &
+	local pid=$!
+	pids+=("$pid")
+	wait_port "$port"
+	timeout 180 "$tmp/pondbench" echo --target "ws://127.0.0.1:$port/api/socket" --quiet --json "$tmp/r.json" "$@" >/dev/null
+	stop_server "$pid"
+	record echo-ceiling
 }
 
 fanout=(--conns "$CONNS" --messages 300 --in-flight 8)
-echo_=(--conns 1000 --depth 1 --rate 0 --duration 10s)
+echo_=(--conns 1000 --depth 1 --rate 0 --duration "${ECHO_SECONDS:-10}s")
 for r in $(seq 1 "$ROUNDS"); do
-	echo "=== round $r" >&2
+	log "round $r"
 	for s in $SCENARIOS; do
 		case $s in
 		fanout)
-			run fanout-new fanout "$tmp/new" --log-level warn -- "${fanout[@]}"
-			run fanout-old fanout "$tmp/old" --log-level warn -- "${fanout[@]}"
+			run fanout-new fanout "$tmp/new" "${fanout[@]}"
+			run fanout-old fanout "$tmp/old" "${fanout[@]}"
 			timeout 180 "$tmp/pondbench" ceiling --quiet --json "$tmp/r.json" --ceiling-batch "${fanout[@]}" >/dev/null
-			echo "fanout-ceiling $(figure "$tmp/r.json")" >>"$tmp/figures"
-			echo "  fanout-ceiling $(figure "$tmp/r.json")" >&2
+			record fanout-ceiling
 			;;
 		echo)
-			run echo-new echo "$tmp/new" --log-level warn -- "${echo_[@]}"
-			run echo-old echo "$tmp/old" --log-level warn -- "${echo_[@]}"
-			run echo-ceiling echo "$tmp/pondbench" ceiling-server --echo --event-loops 2 -- "${echo_[@]}"
+			run echo-new echo "$tmp/new" "${echo_[@]}"
+			run echo-old echo "$tmp/old" "${echo_[@]}"
+			echo_ceiling "${echo_[@]}"
 			;;
 		esac
 	done
