@@ -240,8 +240,14 @@ func TestPondClientJoinRefusals(t *testing.T) {
 func TestPondClientEviction(t *testing.T) {
 	srv := startDemo(t, nil)
 	a := newPond(t, srv, map[string]any{"token": "alice"})
-	b := newPond(t, srv, map[string]any{"token": "bob"})
-	const room = "/chat/r1"
+	evictBob(t, a, newPond(t, srv, map[string]any{"token": "bob"}), "/chat/r1")
+}
+
+// evictBob joins alice and bob to room, has alice kick bob, and checks what
+// both see: bob kicked_out (403, "spamming") and kicked, alice kicked and
+// bob's leave.
+func evictBob(t *testing.T, a, b *pond, room string) {
+	t.Helper()
 	a.join(room, map[string]any{"username": "alice"})
 	a.state(room, "JOINED")
 	b.join(room, map[string]any{"username": "bob"})

@@ -25,25 +25,7 @@ func TestSSEClientEviction(t *testing.T) {
 	srv := startDemo(t, nil)
 	a := newPond(t, srv, map[string]any{"token": "alice"})
 	b := newSSEPond(t, srv, map[string]any{"token": "bob"})
-	const room = "/chat/evict"
-	a.join(room, map[string]any{"username": "alice"})
-	a.state(room, "JOINED")
-	b.join(room, map[string]any{"username": "bob"})
-	b.state(room, "JOINED")
-	a.users(room, 2)
-	bobID := b.request(room, "whoami", map[string]any{})["id"].(string)
-	a.send(room, "kick", map[string]any{"userId": bobID})
-	if m := b.message(room, "kicked_out"); m["message"] != "spamming" || m["code"] != float64(403) {
-		t.Fatalf("kicked_out %v", m)
-	}
-	if m := b.message(room, "kicked"); m["userId"] != bobID {
-		t.Fatalf("kicked to bob %v", m)
-	}
-	if m := a.message(room, "kicked"); m["reason"] != "spamming" {
-		t.Fatalf("kicked to alice %v", m)
-	}
-	a.expect("leave", func(e pondEv) bool { return e.Presence["username"] == "bob" })
-	a.users(room, 1)
+	evictBob(t, a, b, "/chat/evict")
 	// the stream is still open: bob joins another room and is answered there
 	b.join("/chat/after", map[string]any{"username": "bob"})
 	b.state("/chat/after", "JOINED")
