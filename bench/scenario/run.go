@@ -907,6 +907,15 @@ func Label(s Spec) string {
 	if s.Transport != "" && s.Transport != "ws" {
 		fmt.Fprintf(&b, " transport=%s", s.Transport)
 	}
+	if s.Publish == "api" {
+		b.WriteString(" publish=api")
+		if s.APIConns > 1 {
+			fmt.Fprintf(&b, " api-conns=%d", s.APIConns)
+		}
+	}
+	if len(s.Queries) > 0 {
+		fmt.Fprintf(&b, " queries=%d", len(s.Queries))
+	}
 	if s.Tag != "" {
 		fmt.Fprintf(&b, " [%s]", s.Tag)
 	}
@@ -942,6 +951,12 @@ func params(s Spec) map[string]any {
 	}
 	if s.ConnectRate > 0 {
 		m["connect_rate"] = s.ConnectRate
+	}
+	if s.Publish == "api" {
+		m["publish"], m["api_conns"] = s.Publish, s.APIConns
+	}
+	if len(s.Queries) > 0 {
+		m["query_lines"] = len(s.Queries)
 	}
 	if s.LocalIPs > 0 {
 		m["local_ips"] = s.LocalIPs

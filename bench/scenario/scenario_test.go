@@ -303,7 +303,7 @@ func buildServer(t *testing.T) string {
 	return bin
 }
 
-func startServer(t *testing.T, bin string) (url string, pid int) {
+func startServer(t *testing.T, bin string, args ...string) (url string, pid int) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -311,7 +311,7 @@ func startServer(t *testing.T, bin string) (url string, pid int) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(bin, "--addr", addr)
+	cmd := exec.Command(bin, append([]string{"--addr", addr}, args...)...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -93,6 +95,23 @@ type Spec struct {
 	// receivers on node B, so every delivery but the sender's echo crosses
 	// the bus.
 	SenderAlone bool `json:"sender_alone,omitempty"`
+
+	// Queries are extra query strings, one per connection in turn:
+	// connection i appends Queries[i % len] to its target's query (e.g.
+	// "token=eyJ..." so that every connection carries its own JWT). Read
+	// from --query-file by ReadQueryFile.
+	Queries []string `json:"queries,omitempty"`
+
+	// Publish is how the fan-out publisher sends: "ws" (default, a
+	// BROADCAST over its WebSocket) or "api" (POST /api/broadcast of the
+	// standalone server on the first target's host:port, with APIKey).
+	// The members join over WebSocket either way.
+	Publish string `json:"publish,omitempty"`
+	APIKey  string `json:"api_key,omitempty"`
+	// APIConns is the number of server API requests in flight at once
+	// (default 1, which keeps the messages in order; more may reorder
+	// them, which the receivers then count as out of order).
+	APIConns int `json:"api_conns,omitempty"`
 
 	// Tag is added to the label, to tell apart runs whose parameters are
 	// the same but whose server set-up is not (e.g. "redis", "kafka").
@@ -210,6 +229,30 @@ func (s *Spec) Validate() error {
 	}
 	if s.Rate < 0 {
 		return errors.New("--rate must not be negative")
+	}
+	switch s.Publish {
+	case "", "ws":
+		s.Publish = "ws"
+	case "api":
+		if s.Scenario != "fanout" && s.Scenario != "cluster" {
+			return errors.New("--publish api is for the fanout and cluster scenarios")
+		}
+		if s.APIKey == "" {
+			return errors.New("--publish api needs --api-key (the server's api.key)")
+		}
+		if s.paced() {
+			return errors.New("--publish api keeps a window (--in-flight); --rate is not supported with it")
+		}
+		if s.APIConns < 1 {
+			s.APIConns = 1
+		}
+	default:
+		return fmt.Errorf("--publish %q: one of ws, api", s.Publish)
+	}
+	for i, q := range s.Queries {
+		if q == "" || strings.ContainsAny(q, " \t\r\n#") {
+			return fmt.Errorf("query %d %q: one non-empty query string without spaces or '#'", i+1, q)
+		}
 	}
 	if s.Loops < 1 {
 		s.Loops = 1
@@ -338,6 +381,41 @@ func (s *Spec) tracksPresence() bool { return s.Presence || s.Scenario == "prese
 // paced says the publisher sends at Rate per second instead of keeping
 // InFlight messages in flight (cluster with --rate).
 func (s *Spec) paced() bool { return s.Scenario == "cluster" && s.Rate > 0 }
+
+// dialPath is the request target of connection id on tg: the target's
+// path and query, the connection's username and its line of Queries.
+func (s *Spec) dialPath(tg *client.Target, id int) string {
+	p := tg.WithQuery(url.Values{"username": {"u" + strconv.Itoa(id)}})
+	if len(s.Queries) > 0 {
+		p += "&" + s.Queries[id%len(s.Queries)]
+	}
+	return p
+}
+
+// ReadQueryFile reads one query string per line (blank lines and lines
+// starting with '#' are skipped, a leading '?' or '&' is dropped).
+func ReadQueryFile(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		line = strings.TrimLeft(line, "?&")
+		if line == "" {
+			continue
+		}
+		out = append(out, line)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no query strings", path)
+	}
+	return out, nil
+}
 
 // targetOf is the target connection id uses.
 func (s *Spec) targetOf(id int) int {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -116,6 +115,7 @@ type worker struct {
 	pubAllow     int64       // publisher loop only
 	pubSeq       int64       // publisher loop only
 	pub          *member
+	api          *apiPublisher // --publish api: posts instead of pub's WebSocket
 	stopDialling chan struct{}
 
 	seriesMu        sync.Mutex
@@ -167,7 +167,9 @@ func (w *worker) handle(cmd command) error {
 	case "start":
 		w.start(cmd)
 	case "credit":
-		if w.pub != nil {
+		if w.api != nil {
+			w.api.credit(cmd.Allow)
+		} else if w.pub != nil {
 			l := w.pool.Loop(w.pub.id)
 			ls := w.loops[l.Index]
 			allow := cmd.Allow
@@ -187,6 +189,9 @@ func (w *worker) handle(cmd command) error {
 			// send that began before the phase changed, so the counters
 			// in the "stopped" event hold every message that will be sent.
 			w.onLoops(func(*client.Loop, *loopState) {})
+		}
+		if w.api != nil {
+			w.api.barrier() // the same for the API posters
 		}
 		w.emit(event{Ev: "stopped", C: w.counters()})
 	case "collect":
@@ -258,6 +263,9 @@ func (w *worker) setup(spec Spec, index int, origin int64) error {
 			w.pub = m
 		}
 	}
+	if w.pub != nil && spec.Publish == "api" {
+		w.api = newAPIPublisher(w, w.loops[pool.Loop(w.pub.id).Index], w.targets[w.pub.target], w.pub.channel)
+	}
 	w.sem = make(chan struct{}, spec.ConnectConcurrency)
 	w.seriesStop = make(chan struct{})
 	w.seriesDone = make(chan struct{})
@@ -290,8 +298,7 @@ func (w *worker) dialAll() {
 		}
 		m := &w.members[i]
 		tg := w.targets[m.target]
-		q := url.Values{"username": {"u" + strconv.Itoa(m.id)}}
-		d := client.Dial{ID: m.id, Target: tg, Path: tg.WithQuery(q), SSE: w.spec.usesSSE(m.id)}
+		d := client.Dial{ID: m.id, Target: tg, Path: w.spec.dialPath(tg, m.id), SSE: w.spec.usesSSE(m.id)}
 		if w.spec.LocalIPs > 0 {
 			d.LocalIP = net.IPv4(127, 0, 0, byte(1+m.id%w.spec.LocalIPs))
 		}
@@ -410,6 +417,9 @@ func (w *worker) start(cmd command) {
 			time.Sleep(d)
 		}
 		w.onLoops(func(l *client.Loop, ls *loopState) { w.kick(l, ls) })
+		if w.api != nil {
+			w.api.start()
+		}
 	}()
 }
 
@@ -523,6 +533,11 @@ func (w *worker) collect() *workerResult {
 			r.Errors[k] += v
 		}
 	})
+	if w.api != nil {
+		for k, v := range w.api.errorCounts() {
+			r.Errors[k] += v
+		}
+	}
 	r.C = *w.counters()
 	r.C.Sent, r.C.Delivered, r.C.Expected, r.C.Refused = sent, delivered, expected, refused
 	r.Connect, r.Join, r.Latency = connect.Snapshot(), join.Snapshot(), lat.Snapshot()
@@ -543,6 +558,9 @@ func (w *worker) shutdown() {
 	case <-w.stopDialling:
 	default:
 		close(w.stopDialling)
+	}
+	if w.api != nil {
+		w.api.close()
 	}
 	if w.pool != nil {
 		w.pool.Close()
@@ -690,6 +708,9 @@ func (w *worker) send(ls *loopState, m *member, ev string) {
 
 func (w *worker) pumpPublisher(ls *loopState) {
 	p := w.pub
+	if w.api != nil {
+		return // the API posters publish
+	}
 	if w.phase.Load() != phaseRun || p == nil || !p.joined || p.conn == nil || !p.conn.IsOpen() {
 		return
 	}

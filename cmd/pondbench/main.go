@@ -108,6 +108,7 @@ type cliOpts struct {
 	ceilLoops   int
 	runs        int
 	cpuProfile  string
+	queryFile   string
 }
 
 // scenarioFlags defines the scenario flags; apply must run after Parse to
@@ -163,6 +164,10 @@ func scenarioFlags(name string, out io.Writer) (fs *flag.FlagSet, o *cliOpts, ap
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow targets outside 127.0.0.0/8")
 	fs.IntVar(&o.ceilLoops, "ceiling-loops", 2, "ceiling: event loops of the ceiling server started for the run")
 	fs.BoolVar(&s.CeilingBatch, "ceiling-batch", false, "ceiling: the started server writes the frames waiting for a loop together (one write per connection) instead of one write per message")
+	fs.StringVar(&o.queryFile, "query-file", "", "one query string per line (e.g. token=eyJ...; go run ./bench/tokens writes one): connection i appends line i mod count to its URL's query")
+	fs.StringVar(&s.Publish, "publish", "ws", "fanout/cluster: how the publisher sends: ws (BROADCAST on its WebSocket) or api (POST /api/broadcast of the first target's server, needs --api-key)")
+	fs.StringVar(&s.APIKey, "api-key", "", "--publish api: the server's api.key")
+	fs.IntVar(&s.APIConns, "api-conns", 1, "--publish api: requests in flight at once (more than 1 may reorder messages)")
 	fs.IntVar(&o.runs, "runs", 1, "repeat the run this many times and report medians")
 	fs.StringVar(&s.Tag, "tag", "", "added to the run's label, to tell apart set-ups with the same parameters (e.g. redis, kafka)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the generator's CPU profile (this process, so use --workers 1) to this file")
@@ -192,6 +197,13 @@ func scenarioCmd(name string, args []string, stdout, stderr io.Writer) error {
 			o.spec.Targets = append(o.spec.Targets, t)
 		}
 	}
+	if o.queryFile != "" {
+		q, err := scenario.ReadQueryFile(o.queryFile)
+		if err != nil {
+			return err
+		}
+		o.spec.Queries = q
+	}
 	if !o.allowRemote {
 		if err := o.spec.LoopbackOnly(); err != nil {
 			return err
@@ -205,7 +217,7 @@ func scenarioCmd(name string, args []string, stdout, stderr io.Writer) error {
 	opt := scenario.Options{
 		ServerPid:    o.serverPid,
 		MorePids:     o.morePids,
-		Command:      "pondbench " + name + " " + strings.Join(args, " "),
+		Command:      "pondbench " + name + " " + strings.Join(redactKey(args), " "),
 		CeilingLoops: o.ceilLoops,
 	}
 	if !o.quiet {
@@ -267,6 +279,23 @@ func scenarioCmd(name string, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// redactKey hides the value of --api-key in the command a result records.
+func redactKey(args []string) []string {
+	out := append([]string(nil), args...)
+	for i, a := range out {
+		switch {
+		case a == "--api-key" || a == "-api-key":
+			if i+1 < len(out) {
+				out[i+1] = "***"
+			}
+		case strings.HasPrefix(a, "--api-key=") || strings.HasPrefix(a, "-api-key="):
+			k, _, _ := strings.Cut(a, "=")
+			out[i] = k + "=***"
+		}
+	}
+	return out
 }
 
 // writeJSONArray writes results compactly: a suite's file holds every
