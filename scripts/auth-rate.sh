@@ -10,8 +10,9 @@
 #     rate of each and its ratio to no auth.
 #  2. fanout: a $MEMBERS-member channel, $MESSAGES messages with at most
 #     $IN_FLIGHT in flight, published by a member's BROADCAST (client) or
-#     by POST /api/broadcast (api, `--publish api`). Prints the median
-#     deliveries per second of each and the ratio api / client.
+#     by POST /api/broadcast on the WebSocket port (api, `--publish api`)
+#     or on a listener of its own (apiport, `--api-addr`). Prints the
+#     median deliveries per second of each and the ratio to client.
 #
 # Every run is bounded by `timeout` and pondbench's own --timeout.
 # Results: bench/results/tmp/<date>-<machine>-auth-rate/ (every run's JSON,
@@ -62,10 +63,12 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# start_server PORT CONFIG: a fresh server; sets SERVER_PID.
+# start_server PORT CONFIG: a fresh server (with the flags in SERVER_ARGS);
+# sets SERVER_PID.
+SERVER_ARGS=()
 start_server() {
 	local port=$1 cfg=$2
-	"$tmp/pondsocket" --config "$cfg" --addr "127.0.0.1:$port" --log-level warn 2>>"$tmp/server-$port.log" &
+	"$tmp/pondsocket" --config "$cfg" --addr "127.0.0.1:$port" --log-level warn "${SERVER_ARGS[@]}" 2>>"$tmp/server-$port.log" &
 	SERVER_PID=$!
 	for _ in $(seq 1 100); do
 		if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
@@ -170,14 +173,26 @@ for p in $PARTS; do
 	fanout)
 		printf '%s\n' "$app" >"$tmp/client.yaml"
 		cp "$tmp/client.yaml" "$tmp/api.yaml"
+		cp "$tmp/client.yaml" "$tmp/apiport.yaml"
 		for run in $(seq 1 "$RUNS"); do
-			for mode in client api; do
+			# api: POST /api/broadcast on the WebSocket port; apiport: on
+			# a listener of its own (--api-addr)
+			for mode in client api apiport; do
 				log "fanout $mode, $MEMBERS members, run $run of $RUNS"
 				pub=()
-				[ "$mode" = client ] || pub=(--publish api --api-key "$API_KEY" --api-conns "$API_CONNS")
+				SERVER_ARGS=()
+				case $mode in
+				api) pub=(--publish api --api-key "$API_KEY" --api-conns "$API_CONNS") ;;
+				apiport)
+					apiport=$(free_port)
+					SERVER_ARGS=(--api-addr "127.0.0.1:$apiport")
+					pub=(--publish api --api-key "$API_KEY" --api-conns "$API_CONNS" --api-addr "127.0.0.1:$apiport")
+					;;
+				esac
 				bench "$mode" "$run" fanout --conns "$MEMBERS" --messages "$MESSAGES" --in-flight "$IN_FLIGHT" "${pub[@]}"
 			done
 		done
+		SERVER_ARGS=()
 		;;
 	*)
 		echo "unknown part $p (auth, fanout)" >&2
@@ -198,7 +213,7 @@ for p in $PARTS; do
 	fanout)
 		echo
 		echo "Fan-out to $MEMBERS members, $MESSAGES messages, in flight $IN_FLIGHT (deliveries/s); ratio api / client:"
-		medians fanout.delivered_per_sec client api
+		medians fanout.delivered_per_sec client api apiport
 		;;
 	esac
 done

@@ -46,10 +46,14 @@ func newAPIPublisher(w *worker, ls *loopState, tg *client.Target, channel string
 		scheme = "https"
 	}
 	conns := max(1, w.spec.APIConns)
+	addr := tg.Addr
+	if w.spec.APIAddr != "" {
+		addr = w.spec.APIAddr
+	}
 	return &apiPublisher{
 		w:       w,
 		ls:      ls,
-		url:     scheme + "://" + tg.Addr + "/api/broadcast",
+		url:     scheme + "://" + addr + "/api/broadcast",
 		key:     w.spec.APIKey,
 		channel: channel,
 		path:    tg.URL.Path,

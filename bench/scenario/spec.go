@@ -112,6 +112,9 @@ type Spec struct {
 	// (default 1, which keeps the messages in order; more may reorder
 	// them, which the receivers then count as out of order).
 	APIConns int `json:"api_conns,omitempty"`
+	// APIAddr is the server API's host:port when it has a listener of its
+	// own (cmd/pondsocket --api-addr); empty: the first target's.
+	APIAddr string `json:"api_addr,omitempty"`
 
 	// Tag is added to the label, to tell apart runs whose parameters are
 	// the same but whose server set-up is not (e.g. "redis", "kafka").

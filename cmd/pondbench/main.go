@@ -167,6 +167,7 @@ func scenarioFlags(name string, out io.Writer) (fs *flag.FlagSet, o *cliOpts, ap
 	fs.StringVar(&o.queryFile, "query-file", "", "one query string per line (e.g. token=eyJ...; go run ./bench/tokens writes one): connection i appends line i mod count to its URL's query")
 	fs.StringVar(&s.Publish, "publish", "ws", "fanout/cluster: how the publisher sends: ws (BROADCAST on its WebSocket) or api (POST /api/broadcast of the first target's server, needs --api-key)")
 	fs.StringVar(&s.APIKey, "api-key", "", "--publish api: the server's api.key")
+	fs.StringVar(&s.APIAddr, "api-addr", "", "--publish api: the server API's host:port when it listens apart (pondsocket --api-addr); default: the target's")
 	fs.IntVar(&s.APIConns, "api-conns", 1, "--publish api: requests in flight at once (more than 1 may reorder messages)")
 	fs.IntVar(&o.runs, "runs", 1, "repeat the run this many times and report medians")
 	fs.StringVar(&s.Tag, "tag", "", "added to the run's label, to tell apart set-ups with the same parameters (e.g. redis, kafka)")

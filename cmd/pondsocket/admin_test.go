@@ -296,3 +296,61 @@ func TestAPIStatsCluster(t *testing.T) {
 		return nodes(stats(a)) == "node-a:true"
 	})
 }
+
+// With --api-addr the server API and the admin page move to a listener of
+// their own: answered there (with the key), absent from the WebSocket port.
+func TestAPIOnItsOwnListener(t *testing.T) {
+	args := []string{"--config", exampleConfig, "--addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--log-level", "debug"}
+	cfg, err := parseConfig(args, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.api.mux = http.NewServeMux()
+	logs := &syncBuffer{}
+	log := newLogger(cfg, logs)
+	srv, err := newServer(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop(5 * time.Second) })
+	hs, err := serveAPIListener(cfg.api, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hs.Close() })
+
+	key := "apikey backend-secret"
+	api, main := "http://"+hs.Addr, "http://"+srv.Addr().String()
+	var st map[string]any
+	if code := apiGet(t, api, "/api/stats", key, &st); code != http.StatusOK || st["connections"] == nil {
+		t.Fatalf("GET /api/stats on the API listener: %d %v", code, st)
+	}
+	var answer map[string]any
+	if code := apiGet(t, api, "/api/stats", "", &answer); code != http.StatusUnauthorized {
+		t.Fatalf("GET /api/stats without the key: %d, want 401", code)
+	}
+	for _, path := range []string{"/api/stats", "/admin/"} {
+		resp, err := http.Get(main + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("GET %s on the WebSocket port: %d, want 404 (it moved to --api-addr)", path, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get(api + "/admin/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /admin/ on the API listener: %d", resp.StatusCode)
+	}
+	if _, err := parseConfig([]string{"--api-addr", "127.0.0.1:0"}, noEnv, io.Discard); err == nil {
+		t.Fatal("--api-addr without a configuration file was accepted")
+	}
+}

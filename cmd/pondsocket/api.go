@@ -18,6 +18,11 @@ import (
 type apiConfig struct {
 	key     string
 	maxBody int64
+	// addr, when set, serves the server API and the admin page on their
+	// own listener (net/http), apart from the WebSocket port; mux is that
+	// listener's handler, made by main.
+	addr string
+	mux  *http.ServeMux
 }
 
 // CloseDisconnected is the close code of a connection ended by

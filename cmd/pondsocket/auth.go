@@ -46,6 +46,7 @@ func defineAppFlags(fs *flag.FlagSet, c *config, def func(name, env string) stri
 	fs.StringVar(&c.auth.issuer, "jwt-issuer", "", "required iss claim, empty = any "+def("jwt-issuer", "PONDSOCKET_JWT_ISSUER"))
 	fs.StringVar(&c.auth.audience, "jwt-audience", "", "required aud claim, empty = any "+def("jwt-audience", "PONDSOCKET_JWT_AUDIENCE"))
 	fs.StringVar(&c.api.key, "api-key", "", "key of the server API and admin page (Authorization: apikey KEY); empty = no server API "+def("api-key", "PONDSOCKET_API_KEY"))
+	fs.StringVar(&c.api.addr, "api-addr", "", "serve the server API and the admin page on this address (plain HTTP, net/http) instead of the main port "+def("api-addr", "PONDSOCKET_API_ADDR"))
 	fs.Int64Var(&c.api.maxBody, "api-max-body-bytes", 32<<10, "largest server API request body, at most 65536 (the engine's bound on plain HTTP bodies) "+def("api-max-body-bytes", "PONDSOCKET_API_MAX_BODY_BYTES"))
 	defineProxyFlags(fs, c, def)
 }
@@ -57,7 +58,7 @@ const engineMaxBody = 64 << 10
 // validateApp checks the application settings.
 func (c *config) validateApp(bad func(name, want string) error) error {
 	if c.app == nil {
-		for _, name := range []string{"jwt-hmac-secret", "jwt-public-key-file", "jwt-jwks-url", "api-key", "proxy-connect-url", "proxy-join-url", "proxy-event-url"} {
+		for _, name := range []string{"jwt-hmac-secret", "jwt-public-key-file", "jwt-jwks-url", "api-key", "api-addr", "proxy-connect-url", "proxy-join-url", "proxy-event-url"} {
 			if c.appSetting(name) != "" {
 				return bad(name, "needs a configuration file (--config): the demo has no authentication, server API or backend proxy")
 			}
@@ -70,6 +71,8 @@ func (c *config) validateApp(bad func(name, want string) error) error {
 	switch {
 	case c.auth.jwksRefresh <= 0:
 		return bad("jwt-jwks-refresh", "must be more than 0")
+	case c.api.addr != "" && c.api.key == "":
+		return bad("api-addr", "needs api.key: without it there is no server API to serve")
 	case c.api.maxBody <= 0 || c.api.maxBody > engineMaxBody:
 		return bad("api-max-body-bytes", fmt.Sprintf("must be from 1 to %d (the engine's bound on plain HTTP request bodies)", engineMaxBody))
 	case c.auth.jwksURL != "" && !strings.HasPrefix(c.auth.jwksURL, "https://") && !strings.HasPrefix(c.auth.jwksURL, "http://"):
@@ -93,6 +96,8 @@ func (c *config) appSetting(name string) string {
 		return c.auth.jwksURL
 	case "api-key":
 		return c.api.key
+	case "api-addr":
+		return c.api.addr
 	case "proxy-connect-url":
 		return c.proxy.connectURL
 	case "proxy-join-url":

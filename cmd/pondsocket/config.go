@@ -23,6 +23,7 @@ var fileKeyOf = map[string]string{
 	"jwt-issuer":          "auth.jwt.issuer",
 	"jwt-audience":        "auth.jwt.audience",
 	"api-key":             "api.key",
+	"api-addr":            "api.addr",
 	"api-max-body-bytes":  "api.max_body_bytes",
 
 	"proxy-connect-url":     "proxy.connect_url",

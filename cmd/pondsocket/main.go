@@ -9,6 +9,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -83,6 +84,9 @@ func main() {
 	// anything that logs through slog.Default (or the standard log
 	// package) writes in the chosen format too
 	slog.SetDefault(log)
+	if cfg.api.addr != "" {
+		cfg.api.mux = http.NewServeMux()
+	}
 	srv, err := newServer(cfg, log)
 	if err != nil {
 		log.Error("bad configuration", "err", err)
@@ -90,6 +94,12 @@ func main() {
 	}
 	if err := srv.Start(); err != nil {
 		log.Error("cannot start", "err", err)
+		os.Exit(1)
+	}
+	apiSrv, err := serveAPIListener(cfg.api, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		_ = srv.Stop(cfg.drain)
 		os.Exit(1)
 	}
 	// Scripts and tests wait for "listening on ADDR" (in the text
@@ -109,6 +119,9 @@ func main() {
 		if cfg.api.key != "" {
 			api, admin = "/api/", "/admin/"
 		}
+		if apiSrv != nil {
+			api, admin = "http://"+apiSrv.Addr+"/api/", "http://"+apiSrv.Addr+"/admin/"
+		}
 		log.Info("serving", "config", cfg.configFile, "addr", srv.Addr().String(), "endpoints", strings.Join(eps, " "),
 			"auth", cfg.auth.describe(), "proxy", cfg.proxy.describe(), "api", api, "admin", admin, "health", "/healthz /readyz", "metrics", "/metrics")
 	}
@@ -117,7 +130,34 @@ func main() {
 	if err := srv.Stop(cfg.drain); err != nil {
 		log.Warn("shutdown", "err", err)
 	}
+	if apiSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.drain)
+		_ = apiSrv.Shutdown(ctx)
+		cancel()
+	}
 	log.Info("stopped")
+}
+
+// serveAPIListener serves the server API and the admin page on c.addr when
+// it is set (nil otherwise): a plain net/http server, so backend calls do
+// not wait for the event loops, which may be busy writing broadcasts, and
+// the API can sit on an address the public cannot reach.
+func serveAPIListener(c apiConfig, log *slog.Logger) (*http.Server, error) {
+	if c.addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return nil, fmt.Errorf("api.addr: %w", err)
+	}
+	hs := &http.Server{Addr: ln.Addr().String(), Handler: c.mux, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("api listener stopped", "addr", hs.Addr, "err", err)
+		}
+	}()
+	return hs, nil
 }
 
 // pageURL is the chat page's URL for the log, with a dialable host.
@@ -344,10 +384,14 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 		so.ServerTLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	srv := pondsocket.NewServer(so)
+	apiMux := mux // the server API and the admin page
+	if c.api.mux != nil {
+		apiMux = c.api.mux
+	}
 	if c.app == nil {
 		demochat.RegisterWith(srv, demochat.Config{TestEvents: c.testEvents})
 		mux.Handle("GET /", pageHandler())
-	} else if err := serveApp(srv, mux, c, log); err != nil {
+	} else if err := serveApp(srv, apiMux, c, log); err != nil {
 		return nil, err
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -367,6 +411,6 @@ func newServer(c config, log *slog.Logger) (*pondsocket.Server, error) {
 		io.WriteString(w, "ready")
 	})
 	mux.Handle("GET /metrics", metricsHandler(srv))
-	registerAdmin(mux, c.app != nil && c.api.key != "")
+	registerAdmin(apiMux, c.app != nil && c.api.key != "")
 	return srv, nil
 }
