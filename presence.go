@@ -23,8 +23,10 @@ import (
 //     and "changed" of the last change (waiting at most a second, unless
 //     the next point asks for more). Outside storms every change is sent
 //     at once, exactly as the reference does;
-//   - one member is sent at most memberPresenceRate bytes of presence per
-//     second: in very large rooms the list itself is megabytes, and the
+//   - one member is sent presence at most at memberPresenceRate bytes per
+//     second, beyond a burst of memberPresenceBurst (a token bucket, so a
+//     burst of changes in an ordinary room still goes out change by
+//     change): in very large rooms the list itself is megabytes, and the
 //     interval between two lists grows with it instead of cutting readers
 //     as slow consumers.
 //
@@ -36,6 +38,10 @@ type presenceState struct {
 	changed json.RawMessage
 	next    time.Time // earliest time of the next flush
 	timer   *time.Timer
+	// the per-member bucket: bytes one member may still be sent at once,
+	// as of credited
+	credit   float64
+	credited time.Time
 }
 
 func (p *presenceState) stop() {
@@ -97,12 +103,26 @@ func (in *instance) flushPresenceLocked(now time.Time) {
 	o := &in.ep.srv.opts
 	delay := min(time.Duration(cost/float64(o.Presence.Budget)*float64(time.Second)), maxPresenceDelay)
 	// However large the room, one member is never sent presence faster
-	// than memberPresenceRate allows: in a room of 100 000 members the list
-	// is megabytes, and sending it every second would put any reader over
-	// its outbound limit and get it cut as a slow consumer.
-	delay = max(delay, time.Duration(size/memberPresenceRate(o)*float64(time.Second)))
+	// than the bucket allows: in a room of 100 000 members the list is
+	// megabytes, and sending it every second would put any reader over its
+	// outbound limit and get it cut as a slow consumer.
+	rate, burst := memberPresenceRate(o), memberPresenceBurst(o)
+	if p.credited.IsZero() {
+		p.credit = burst
+	} else {
+		p.credit = min(burst, p.credit+rate*now.Sub(p.credited).Seconds())
+	}
+	p.credit -= size
+	p.credited = now
+	if p.credit < 0 {
+		delay = max(delay, time.Duration(-p.credit/rate*float64(time.Second)))
+	}
 	p.next = now.Add(delay)
 }
+
+// memberPresenceBurst is the presence bytes one member may be sent at once
+// before memberPresenceRate applies: a quarter of Outbound.MaxBytes.
+func memberPresenceBurst(o *Options) float64 { return float64(o.Outbound.MaxBytes) / 4 }
 
 // presenceFrameLocked encodes a PRESENCE message with the channel's
 // complete list (in.mu held).

@@ -108,11 +108,11 @@ func TestPresenceInAHundredThousandMemberRoom(t *testing.T) {
 	for i, m := range members {
 		m.mu.Lock()
 		elapsed := m.last.Sub(m.first).Seconds()
-		bound := rate*elapsed*1.1 + float64(m.largest) + 64<<10
+		bound := memberPresenceBurst(&s.opts) + rate*elapsed*1.1 + float64(m.largest) + 64<<10
 		got, largest := m.bytes, m.largest
 		m.mu.Unlock()
 		if float64(got) > bound {
-			t.Fatalf("member %d was sent %d bytes of presence in %.1fs (largest list %d bytes): more than %.0f, the rate of %.0f B/s a reader is allowed",
+			t.Fatalf("member %d was sent %d bytes of presence in %.1fs (largest list %d bytes): more than %.0f, the burst and rate of %.0f B/s a reader is allowed",
 				i, got, elapsed, largest, bound, rate)
 		}
 	}
