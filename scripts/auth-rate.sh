@@ -37,12 +37,12 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 SECRET=bench-hmac-secret
 API_KEY=bench-api-key
 
-stamp="$(date -u +%Y-%m-%d)-$(hostname -s)-auth-rate"
-tmp="bench/results/tmp/$stamp"
-rm -rf "$tmp"
-mkdir -p "$tmp"
-
-log() { printf '\n=== %s\n' "$*" >&2; }
+OUT=${OUT:-bench/results/tmp}
+# log, start_run, free_port, start_server, stop_server; $pids are stopped at
+# exit
+# shellcheck source=scripts/servers.sh
+source scripts/servers.sh
+start_run auth-rate
 
 # 5000 connections need more descriptors than the usual soft limit of 1024.
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -52,47 +52,8 @@ go build -o "$tmp/pondsocket" ./cmd/pondsocket
 go build -o "$tmp/pondbench" ./cmd/pondbench
 go build -o "$tmp/tokens" ./bench/tokens
 
-SERVER_PID=
-cleanup() {
-	if [ -n "$SERVER_PID" ]; then
-		kill -INT "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
-	fi
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# start_server PORT CONFIG: a fresh server (with the flags in SERVER_ARGS);
-# sets SERVER_PID.
+# start_server's extra flags for the next runs (the API's own listener)
 SERVER_ARGS=()
-start_server() {
-	local port=$1 cfg=$2
-	"$tmp/pondsocket" --config "$cfg" --addr "127.0.0.1:$port" --log-level warn "${SERVER_ARGS[@]}" 2>>"$tmp/server-$port.log" &
-	SERVER_PID=$!
-	for _ in $(seq 1 100); do
-		if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
-			return 0
-		fi
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "server on port $port did not become healthy; see $tmp/server-$port.log" >&2
-	exit 1
-}
-
-# stop_server: SIGINT, then SIGKILL after 15 s.
-stop_server() {
-	[ -n "$SERVER_PID" ] || return 0
-	kill -INT "$SERVER_PID" 2>/dev/null || true
-	for _ in $(seq 1 150); do
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
-	SERVER_PID=
-}
 
 # The application every server runs; message_rate -1 so that the client
 # publisher is not held to the per-connection default of 1000/s.
@@ -114,13 +75,13 @@ bench() {
 	shift 3
 	local port
 	port=$(free_port)
-	start_server "$port" "$tmp/$mode.yaml"
+	start_server "$port" --config "$tmp/$mode.yaml" "${SERVER_ARGS[@]}"
 	if ! timeout "$RUN_TIMEOUT" "$tmp/pondbench" "$scen" --target "ws://127.0.0.1:$port/api/socket" \
 		--server-pid "$SERVER_PID" --quiet --tag "$mode" --json "$tmp/$scen-$mode-$run.json" "$@" \
 		>"$tmp/$scen-$mode-$run.md" 2>>"$tmp/pondbench.log"; then
 		echo "$scen $mode run $run failed; see $tmp/$scen-$mode-$run.md and $tmp/pondbench.log" >&2
 	fi
-	stop_server
+	stop_server "$SERVER_PID"
 }
 
 # medians FIELD MODE...: median of a JSON field per mode and its ratio to
