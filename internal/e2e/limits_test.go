@@ -81,7 +81,14 @@ func TestOversizedMessages(t *testing.T) {
 }
 
 func TestChannelsPerConnectionLimit(t *testing.T) {
-	srv := startDemo(t, func(o *pondsocket.Options) { o.State.MaxChannelsPerConnection = 1000; o.Inbound.JoinRate = -1 })
+	// The 1 200 joins are sent at once: the receive queue (1 024 messages
+	// by default) must hold them all when the handlers fall behind on a
+	// loaded machine, or some get the queue's 429 instead of the limit's.
+	srv := startDemo(t, func(o *pondsocket.Options) {
+		o.State.MaxChannelsPerConnection = 1000
+		o.Inbound.JoinRate = -1
+		o.ReceiveChannelBuffer = 4096
+	})
 	a := dialRawPond(t, srv, "token=alice")
 	const n = 1200
 	for i := 0; i < n; i++ {
