@@ -590,13 +590,7 @@ func (n *notifying) Subscribers(context.Context, string) (int, error) {
 // the backend counts every known node subscribed again, and then at once
 // (not after the whole grace); the "bus back" resync follows the hold.
 func TestNodeHoldEndsWhenPeersResubscribed(t *testing.T) {
-	bus := NewMemoryBus()
-	o := Options{HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: 5 * time.Second}
-	ps := &notifying{PubSub: bus.Connect()}
-	a := startNode(t, ps, o)
-	b := startNode(t, bus.Connect(), o)
-	b.Subscribe("/ws", "/x")
-	eventually(t, 5*time.Second, "a to see b", func() bool { return len(a.Nodes()) == 1 })
+	ps, a, b := holdPair(t)
 
 	ps.notify(false)
 	if a.Ready() == nil {
@@ -622,8 +616,10 @@ func TestNodeHoldEndsWhenPeersResubscribed(t *testing.T) {
 	}
 }
 
-// A peer that does not resubscribe holds the buffer for the grace only.
-func TestNodeHoldBoundedByGrace(t *testing.T) {
+// holdPair starts node a on a backend whose receiving side the test
+// switches, and node b subscribed to /x, and waits until a sees b.
+func holdPair(t *testing.T) (*notifying, testNode, testNode) {
+	t.Helper()
 	bus := NewMemoryBus()
 	o := Options{HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: 5 * time.Second}
 	ps := &notifying{PubSub: bus.Connect()}
@@ -631,6 +627,12 @@ func TestNodeHoldBoundedByGrace(t *testing.T) {
 	b := startNode(t, bus.Connect(), o)
 	b.Subscribe("/ws", "/x")
 	eventually(t, 5*time.Second, "a to see b", func() bool { return len(a.Nodes()) == 1 })
+	return ps, a, b
+}
+
+// A peer that does not resubscribe holds the buffer for the grace only.
+func TestNodeHoldBoundedByGrace(t *testing.T) {
+	ps, a, b := holdPair(t)
 
 	ps.notify(false)
 	a.Publish(userMessage("/x", "held", nil))

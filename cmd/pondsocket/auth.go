@@ -11,9 +11,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -58,8 +60,9 @@ const engineMaxBody = 64 << 10
 // validateApp checks the application settings.
 func (c *config) validateApp(bad func(name, want string) error) error {
 	if c.app == nil {
-		for _, name := range []string{"jwt-hmac-secret", "jwt-public-key-file", "jwt-jwks-url", "api-key", "api-addr", "proxy-connect-url", "proxy-join-url", "proxy-event-url"} {
-			if c.appSetting(name) != "" {
+		settings := c.appSettings()
+		for _, name := range slices.Sorted(maps.Keys(settings)) {
+			if settings[name] != "" {
 				return bad(name, "needs a configuration file (--config): the demo has no authentication, server API or backend proxy")
 			}
 		}
@@ -86,26 +89,19 @@ func (c *config) validateApp(bad func(name, want string) error) error {
 	return c.validateProxy(bad)
 }
 
-func (c *config) appSetting(name string) string {
-	switch name {
-	case "jwt-hmac-secret":
-		return c.auth.hmacSecret
-	case "jwt-public-key-file":
-		return c.auth.publicKeyFile
-	case "jwt-jwks-url":
-		return c.auth.jwksURL
-	case "api-key":
-		return c.api.key
-	case "api-addr":
-		return c.api.addr
-	case "proxy-connect-url":
-		return c.proxy.connectURL
-	case "proxy-join-url":
-		return c.proxy.joinURL
-	case "proxy-event-url":
-		return c.proxy.eventURL
+// appSettings are the settings only a configuration file's application
+// uses, by flag name.
+func (c *config) appSettings() map[string]string {
+	return map[string]string{
+		"jwt-hmac-secret":     c.auth.hmacSecret,
+		"jwt-public-key-file": c.auth.publicKeyFile,
+		"jwt-jwks-url":        c.auth.jwksURL,
+		"api-key":             c.api.key,
+		"api-addr":            c.api.addr,
+		"proxy-connect-url":   c.proxy.connectURL,
+		"proxy-join-url":      c.proxy.joinURL,
+		"proxy-event-url":     c.proxy.eventURL,
 	}
-	return ""
 }
 
 // loadPublicKey reads a PEM RSA or ECDSA public key (or certificate).

@@ -35,11 +35,7 @@ func clusterScenario(t *testing.T, nodes []string, full bool, killNode func(i in
 	const room = "/chat/lobby"
 	a := pondOn(t, nodes[0], "alice")
 	b := pondOn(t, nodes[1], "bob")
-	a.join(room, map[string]any{"username": "alice"})
-	a.state(room, "JOINED")
-	a.users(room, 1)
-	b.join(room, map[string]any{"username": "bob"})
-	b.state(room, "JOINED")
+	joinAliceBob(a, b, room, true)
 	// presence across nodes: each sees both (bob via STATE_RESPONSE,
 	// alice via PRESENCE_UPDATE)
 	b.users(room, 2)
@@ -199,10 +195,7 @@ func TestUserMessageCarriesTheSender(t *testing.T) {
 	const room = "/chat/sender"
 	a := pondOn(t, n0.Addr().String(), "alice")
 	b := pondOn(t, n1.Addr().String(), "bob")
-	a.join(room, map[string]any{"username": "alice"})
-	a.state(room, "JOINED")
-	b.join(room, map[string]any{"username": "bob"})
-	b.state(room, "JOINED")
+	joinAliceBob(a, b, room, false)
 	a.users(room, 2)
 	a.send(room, "message", map[string]any{"text": "hi"})
 	b.message(room, "message")

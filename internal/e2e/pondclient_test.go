@@ -125,11 +125,7 @@ func TestPondClientChat(t *testing.T) {
 	const room = "/chat/lobby"
 
 	// join accepted, presence JOIN seen through onJoin/onUsersChange
-	a.join(room, map[string]any{"username": "alice"})
-	a.state(room, "JOINED")
-	a.users(room, 1)
-	b.join(room, map[string]any{"username": "bob"})
-	b.state(room, "JOINED")
+	joinAliceBob(a, b, room, true)
 	if got := b.users(room, 2); got[0]["username"] != "alice" || got[1]["username"] != "bob" {
 		t.Fatalf("presence list order %v", got)
 	}
@@ -243,15 +239,25 @@ func TestPondClientEviction(t *testing.T) {
 	evictBob(t, a, newPond(t, srv, map[string]any{"token": "bob"}), "/chat/r1")
 }
 
+// joinAliceBob joins alice, then bob, to room, each with its username in
+// the join params, and waits for both to be JOINED; with alone, alice's
+// list must show her alone before bob joins.
+func joinAliceBob(a, b *pond, room string, alone bool) {
+	a.join(room, map[string]any{"username": "alice"})
+	a.state(room, "JOINED")
+	if alone {
+		a.users(room, 1)
+	}
+	b.join(room, map[string]any{"username": "bob"})
+	b.state(room, "JOINED")
+}
+
 // evictBob joins alice and bob to room, has alice kick bob, and checks what
 // both see: bob kicked_out (403, "spamming") and kicked, alice kicked and
 // bob's leave.
 func evictBob(t *testing.T, a, b *pond, room string) {
 	t.Helper()
-	a.join(room, map[string]any{"username": "alice"})
-	a.state(room, "JOINED")
-	b.join(room, map[string]any{"username": "bob"})
-	b.state(room, "JOINED")
+	joinAliceBob(a, b, room, false)
 	a.users(room, 2)
 	bobID := b.request(room, "whoami", map[string]any{})["id"].(string)
 	a.send(room, "kick", map[string]any{"userId": bobID})
@@ -300,10 +306,7 @@ func TestPondClientDisconnectAndRestart(t *testing.T) {
 	a := newPond(t, srv, map[string]any{"token": "alice"})
 	b := newPond(t, srv, map[string]any{"token": "bob"})
 	const room = "/chat/r2"
-	a.join(room, map[string]any{"username": "alice"})
-	a.state(room, "JOINED")
-	b.join(room, map[string]any{"username": "bob"})
-	b.state(room, "JOINED")
+	joinAliceBob(a, b, room, false)
 	a.users(room, 2)
 	// bob's socket goes away: alice sees him leave
 	b.d.Send(map[string]any{"op": "disconnect"})

@@ -64,10 +64,7 @@ func TestSSEClientServerRestart(t *testing.T) {
 	a := newSSEPondURL(t, "http://"+addr+"/api/socket", map[string]any{"username": "alice"})
 	b := newPondURL(t, "ws://"+addr+"/api/socket", map[string]any{"username": "bob"})
 	const room = "/chat/restart"
-	a.join(room, map[string]any{"username": "alice"})
-	a.state(room, "JOINED")
-	b.join(room, map[string]any{"username": "bob"})
-	b.state(room, "JOINED")
+	joinAliceBob(a, b, room, false)
 	a.users(room, 2)
 
 	for i, stop := range []struct {

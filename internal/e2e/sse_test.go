@@ -47,11 +47,7 @@ func TestSSEClientMixedRoom(t *testing.T) {
 	b := newPond(t, srv, map[string]any{"token": "bob"})
 	const room = "/chat/lobby"
 
-	a.join(room, map[string]any{"username": "alice"})
-	a.state(room, "JOINED")
-	a.users(room, 1)
-	b.join(room, map[string]any{"username": "bob"})
-	b.state(room, "JOINED")
+	joinAliceBob(a, b, room, true)
 	if got := b.users(room, 2); got[0]["username"] != "alice" || got[1]["username"] != "bob" {
 		t.Fatalf("presence list on the WebSocket %v", got)
 	}
@@ -445,10 +441,7 @@ func TestSSEThroughManager(t *testing.T) {
 	a := newSSEPondURL(t, "http://"+addr+"/ws/api/socket", map[string]any{"token": "alice"})
 	b := newPondURL(t, "ws://"+addr+"/ws/api/socket", map[string]any{"token": "bob"})
 	const room = "/chat/m"
-	a.join(room, map[string]any{"username": "alice"})
-	a.state(room, "JOINED")
-	b.join(room, map[string]any{"username": "bob"})
-	b.state(room, "JOINED")
+	joinAliceBob(a, b, room, false)
 	a.expect("join", func(e pondEv) bool { return e.Channel == room && e.Presence["username"] == "bob" })
 	b.send(room, "message", map[string]any{"text": "from ws"})
 	if m := a.message(room, "message"); m["text"] != "from ws" {
