@@ -344,28 +344,25 @@ func (l *lobby) dispatch(ctx *EventContext) error {
 
 func (l *lobby) dispatchChain(ctx *EventContext) error {
 	l.mu.RLock()
-	mws := l.middleware
+	mws, hs := l.middleware, l.events
 	l.mu.RUnlock()
 	s := l.ep.srv
 	if len(mws) == 0 {
-		return s.runHandler(l.final, ctx)
+		return s.runHandler(ctx, hs, nil)
 	}
 	req := &MessageEvent{User: ctx.GetUser(), Event: ctx.Event()}
 	var step func(i int) error
 	step = func(i int) error {
 		if i == len(mws) {
-			return l.final(ctx)
+			return runEvent(ctx, hs)
 		}
 		return mws[i](ctx.Context(), req, ctx.Channel(), func() error { return step(i + 1) })
 	}
-	return s.runHandler(func(*EventContext) error { return step(0) }, ctx)
+	return s.runHandler(ctx, hs, func() error { return step(0) })
 }
 
-// final runs the first event handler whose pattern matches.
-func (l *lobby) final(ctx *EventContext) error {
-	l.mu.RLock()
-	hs := l.events
-	l.mu.RUnlock()
+// runEvent runs the first of hs whose pattern matches the event.
+func runEvent(ctx *EventContext, hs []eventHandler) error {
 	for i := range hs {
 		if r, ok := hs[i].pattern.Match(ctx.msg.Event); ok {
 			ctx.event.Params, ctx.event.Query = r.Params, r.Query
@@ -375,15 +372,19 @@ func (l *lobby) final(ctx *EventContext) error {
 	return errNoHandler
 }
 
-// runHandler runs an event's middleware and handler under the panic policy.
-// The log attributes are built only when there is a panic to log.
-func (s *hub) runHandler(fn func(*EventContext) error, ctx *EventContext) (err error) {
+// runHandler runs an event's middleware chain (or, without middleware, its
+// handler) under the panic policy. The log attributes are built only when
+// there is a panic to log.
+func (s *hub) runHandler(ctx *EventContext, hs []eventHandler, chain func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = s.recovered(p, "event", "channel", ctx.in.name, "event", ctx.msg.Event, "user", ctx.c.id)
 		}
 	}()
-	return fn(ctx)
+	if chain != nil {
+		return chain()
+	}
+	return runEvent(ctx, hs)
 }
 
 // --- presence and assigns through a handle ------------------------------
