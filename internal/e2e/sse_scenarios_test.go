@@ -3,6 +3,9 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -292,5 +295,48 @@ func TestSSEMessageRateLimit(t *testing.T) {
 	b.sync("/chat/rl")
 	if srv.Stats().RateLimited < n-5 {
 		t.Fatalf("rate limited counter %d", srv.Stats().RateLimited)
+	}
+}
+
+// A POSTed message may span lines (pretty-printed JSON): only the request
+// head's lines must end in CRLF. A body that arrives in pieces is answered
+// once it is complete.
+func TestSSEPostBodyWithLineBreaks(t *testing.T) {
+	srv := startDemo(t, nil)
+	addr := srv.Addr().String()
+	s := openStream(t, addr, "token=alice", nil)
+	s.body = bufio.NewReader(s.resp.Body)
+	s.message() // CONNECT
+	join := "{\n  \"action\": \"JOIN_CHANNEL\",\n  \"event\": \"JOIN_CHANNEL\",\n  \"channelName\": \"/chat/lf\",\n  \"requestId\": \"j\",\n  \"payload\": {\"username\": \"alice\"}\n}\n"
+	if st := s.post(addr, join); st != 202 {
+		t.Fatalf("POST with line breaks in the body: %d, want 202", st)
+	}
+	for m := s.message(); m["event"] != "ACKNOWLEDGE"; m = s.message() {
+	}
+
+	// the same body in three pieces, the head first
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msg := strings.Replace(join, `"j"`, `"j2"`, 1)
+	msg = strings.Replace(msg, "/chat/lf", "/chat/lf2", 1)
+	head := fmt.Sprintf("POST /api/socket HTTP/1.1\r\nHost: %s\r\nX-Connection-ID: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", addr, s.id, len(msg))
+	for _, part := range []string{head, msg[:10], msg[10:]} {
+		if _, err := io.WriteString(nc, part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("POST in pieces: %d, want 202", resp.StatusCode)
+	}
+	for m := s.message(); m["event"] != "ACKNOWLEDGE" || m["channelName"] != "/chat/lf2"; m = s.message() {
 	}
 }

@@ -81,6 +81,7 @@ type Conn struct {
 
 	// inbound
 	scanned int    // handshake: bytes already searched for the head's end
+	bodyEnd int    // handshake: a request's head and body end here; 0 until the head is parsed
 	pre     []byte // adopted connections: bytes read before the hand-over
 	skip    uint64 // closing: payload bytes of a rejected frame still to drop
 	fragOp  byte

@@ -61,6 +61,15 @@ type Decision struct {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
+// waitForBody: the head is parsed and its body ends at end. Reads are not
+// looked at again until that many bytes are in, so a body trickling in
+// costs no rescans of what arrived before; the head is then parsed once
+// more, with the body complete. The handshake timeout bounds the wait.
+func (c *Conn) waitForBody(end int) {
+	c.scanned = 0
+	c.bodyEnd = end
+}
+
 // bareLF reports whether buf has, from index from on, a line feed not
 // preceded by a carriage return. Such a head would never complete (the
 // engine looks for CRLFCRLF) and would wait for the handshake timeout;
@@ -86,16 +95,20 @@ func (c *Conn) readHandshake() gnet.Action {
 	e := c.e
 	gc := c.gc
 	buf, _ := gc.Peek(-1)
+	if len(buf) < c.bodyEnd {
+		return gnet.None // the body is still arriving; its head was checked
+	}
+	c.bodyEnd = 0
 	limit := e.cfg.MaxHeaderBytes
 	from := c.scanned - 3
 	if from < 0 {
 		from = 0
 	}
-	if bareLF(buf, from) {
-		return c.answer(400, "Header lines must end in CRLF", nil)
-	}
 	i := bytes.Index(buf[from:], crlfcrlf)
 	if i < 0 {
+		if bareLF(buf, from) {
+			return c.answer(400, "Header lines must end in CRLF", nil)
+		}
 		if len(buf) > limit {
 			return c.answer(431, "Request header too large", nil)
 		}
@@ -103,6 +116,10 @@ func (c *Conn) readHandshake() gnet.Action {
 		return gnet.None
 	}
 	end := from + i + 4
+	// only the head's lines need CRLF: a body may hold any bytes
+	if bareLF(buf[:end], from) {
+		return c.answer(400, "Header lines must end in CRLF", nil)
+	}
 	if end > limit {
 		return c.answer(431, "Request header too large", nil)
 	}
@@ -378,7 +395,7 @@ func (c *Conn) readPlainHTTP(req *Request, buf []byte, end int) gnet.Action {
 		return c.answer(413, "Request body too large", nil)
 	}
 	if len(buf) < end+n {
-		c.scanned = 0 // the head is parsed again when the body is complete
+		c.waitForBody(end + n)
 		return gnet.None
 	}
 	req.Body = append([]byte(nil), buf[end:end+n]...)

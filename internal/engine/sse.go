@@ -283,7 +283,7 @@ func (c *Conn) readSSERequest(kind int, req *Request, buf []byte, end int) gnet.
 		return c.answer(404, "Unknown connection", hdr)
 	}
 	if len(buf) < end+n {
-		c.scanned = 0 // the head is parsed again when the body is complete
+		c.waitForBody(end + n)
 		return gnet.None
 	}
 	e.stats.HTTPRequests.Add(1)
