@@ -150,6 +150,8 @@ func (m *Manager) serveSSE(w http.ResponseWriter, r *http.Request) bool {
 		w.WriteHeader(status)
 	case http.StatusBadRequest:
 		http.Error(w, "Message is not UTF-8", status)
+	case http.StatusTooManyRequests:
+		http.Error(w, "Too many messages waiting for this stream", status)
 	default:
 		http.Error(w, "Unknown connection", status)
 	}

@@ -82,6 +82,8 @@ type Conn struct {
 	// inbound
 	scanned int    // handshake: bytes already searched for the head's end
 	bodyEnd int    // handshake: a request's head and body end here; 0 until the head is parsed
+
+	ssePending atomic.Int64 // SSE: bytes of POSTed messages not yet handed to the Handler (sse.go)
 	pre     []byte // adopted connections: bytes read before the hand-over
 	skip    uint64 // closing: payload bytes of a rejected frame still to drop
 	fragOp  byte

@@ -193,11 +193,18 @@ func (e *Engine) SSEStreams() int {
 	return len(e.sse.m)
 }
 
+// maxSSEPending is how many bytes of POSTed messages one stream may have
+// waiting for its loop: each POST is answered before the loop hands the
+// message on, so without a bound a flood of POSTs to one stream would pile
+// up copies in the loop's inbox while that loop is busy.
+func (e *Engine) maxSSEPending() int64 { return 4 * int64(e.cfg.MaxSSEBody) }
+
 // SSEMessage delivers one client message (a POST body) to the stream id:
 // Handler.OnMessage runs on the stream's loop, after what is already
 // queued there. It returns the HTTP status to answer: 202, 404 for an
 // unknown (or closed) stream, 400 for a body that is not UTF-8, 413 for a
-// body over MaxSSEBody. Safe from any goroutine.
+// body over MaxSSEBody, 429 while the stream's earlier messages waiting
+// for its loop exceed maxSSEPending. Safe from any goroutine.
 func (e *Engine) SSEMessage(id string, body []byte) int {
 	if len(body) > e.cfg.MaxSSEBody {
 		return 413
@@ -209,8 +216,13 @@ func (e *Engine) SSEMessage(id string, body []byte) int {
 	if !utf8.Valid(body) {
 		return 400
 	}
+	if c.ssePending.Add(int64(len(body))) > e.maxSSEPending() {
+		c.ssePending.Add(-int64(len(body)))
+		return 429
+	}
 	data := append([]byte(nil), body...)
 	c.exec(func() {
+		c.ssePending.Add(-int64(len(data)))
 		if c.state != stateOpen || !c.sse {
 			return
 		}
@@ -292,6 +304,8 @@ func (c *Conn) readSSERequest(kind int, req *Request, buf []byte, end int) gnet.
 		return c.answerEmpty(202, hdr)
 	case 400:
 		return c.answer(400, "Message is not UTF-8", hdr)
+	case 429:
+		return c.answer(429, "Too many messages waiting for this stream", hdr)
 	default:
 		return c.answer(status, "Unknown connection", hdr)
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/panjf2000/gnet/v2"
@@ -121,5 +122,44 @@ func TestFlushTakesBroadcastsPostedMeanwhile(t *testing.T) {
 	}
 	if r1, r2 := f1.Refs(), f2.Refs(); r1 != 1 || r2 != 1 {
 		t.Fatalf("after the pass the frames hold %d and %d references, want only the caller's (1)", r1, r2)
+	}
+}
+
+// countHandler counts the messages handed to it.
+type countHandler struct{ messages int }
+
+func (h *countHandler) Upgrade(*Request) Decision     { return Decision{} }
+func (h *countHandler) OnOpen(*Conn)                  {}
+func (h *countHandler) OnMessage(*Conn, byte, []byte) { h.messages++ }
+func (h *countHandler) OnClose(*Conn, int, error)     {}
+
+// POSTed messages waiting for their stream's loop are bounded in bytes:
+// beyond four bodies' worth the POST is answered 429, and once the loop
+// has handed them on, POSTs are accepted again.
+func TestSSEPendingMessagesBounded(t *testing.T) {
+	h := &countHandler{}
+	e := New(Config{MaxSSEBody: 100}, h)
+	x := &countExec{}
+	l := newLoop(e, x, 0)
+	c := &Conn{gc: &recSocket{}, loop: l, e: e, state: stateOpen, sse: true, qhead: -1, qtail: -1}
+	l.add(c)
+	e.sse.add("s1", c)
+	body := []byte(strings.Repeat("x", 100))
+	for i := range 4 {
+		if st := e.SSEMessage("s1", body); st != 202 {
+			t.Fatalf("POST %d: %d, want 202", i, st)
+		}
+	}
+	if st := e.SSEMessage("s1", body); st != 429 {
+		t.Fatalf("POST beyond 4 bodies waiting: %d, want 429", st)
+	}
+	if err := l.Run(context.Background()); err != nil { // the loop catches up
+		t.Fatal(err)
+	}
+	if h.messages != 4 {
+		t.Fatalf("handler got %d messages, want the 4 accepted", h.messages)
+	}
+	if st := e.SSEMessage("s1", body); st != 202 {
+		t.Fatalf("POST after the loop caught up: %d, want 202", st)
 	}
 }
