@@ -80,18 +80,18 @@ type Conn struct {
 	lastPing int64 // last server ping
 
 	// inbound
-	scanned int    // handshake: bytes already searched for the head's end
-	bodyEnd int    // handshake: a request's head and body end here; 0 until the head is parsed
+	scanned int // handshake: bytes already searched for the head's end
+	bodyEnd int // handshake: a request's head and body end here; 0 until the head is parsed
 
 	ssePending atomic.Int64 // SSE: bytes of POSTed messages not yet handed to the Handler (sse.go)
-	pre     []byte // adopted connections: bytes read before the hand-over
-	skip    uint64 // closing: payload bytes of a rejected frame still to drop
-	fragOp  byte
-	frag    *bytebufferpool.ByteBuffer // lazily taken for fragmented messages
-	pong    *[2 + 125]byte             // the pong for the latest ping, if due
-	inflate *inflateBudget             // permessage-deflate connections only
-	pongDue bool
-	pongLen uint8
+	pre        []byte       // adopted connections: bytes read before the hand-over
+	skip       uint64       // closing: payload bytes of a rejected frame still to drop
+	fragOp     byte
+	frag       *bytebufferpool.ByteBuffer // lazily taken for fragmented messages
+	pong       *[2 + 125]byte             // the pong for the latest ping, if due
+	inflate    *inflateBudget             // permessage-deflate connections only
+	pongDue    bool
+	pongLen    uint8
 
 	closeCode uint16
 	deflate   bool // permessage-deflate negotiated
