@@ -213,7 +213,9 @@ func (ch *Channel) broadcast(event string, payload any, reqID string, r recipien
 	for _, in := range ins {
 		rr := r
 		if r.only != nil && ch.in == nil {
-			rr.only = in.presentIDs(r.only)
+			// a pattern's handle: each live channel gets the named users it
+			// has (any that leave meanwhile are skipped, not an error)
+			rr.only, rr.skipAbsent = in.presentIDs(r.only), true
 			if len(rr.only) == 0 {
 				continue
 			}

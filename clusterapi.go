@@ -44,11 +44,8 @@ func (ep *Endpoint) BroadcastChannel(name, event string, payload any, to []strin
 			// users this node does not know in the channel may be on a
 			// node it has not heard from yet: deliver to the known ones,
 			// publish to all named
-			local := in.presentIDs(to)
-			if len(local) > 0 {
-				if err := in.lobby.sendLocal(in, protocol.ActionServerBroadcast, event, newID(), raw, recipients{only: local}); err != nil {
-					return err
-				}
+			if err := in.lobby.sendLocal(in, protocol.ActionServerBroadcast, event, newID(), raw, recipients{only: to, skipAbsent: true}); err != nil {
+				return err
 			}
 			ep.publishByName(name, &cluster.Envelope{Type: cluster.UserMessage, FromUserID: protocol.SenderChannel, Event: event,
 				Payload: raw, RequestID: newID(), Recipients: cluster.Recipients{IDs: to}})

@@ -503,18 +503,11 @@ func (ep *Endpoint) deliverRemote(in *instance, e *cluster.Envelope) {
 	case rd.ExceptSender:
 		r = recipients{all: true, except: e.FromUserID}
 	default:
-		in.mu.RLock()
-		var ids []string
-		for _, id := range rd.IDs {
-			if in.lookupLocked(id) != nil {
-				ids = append(ids, id)
-			}
-		}
-		in.mu.RUnlock()
-		if len(ids) == 0 {
+		if len(rd.IDs) == 0 {
 			return
 		}
-		r = recipients{only: ids}
+		// the named users that are members here; the others are elsewhere
+		r = recipients{only: rd.IDs, skipAbsent: true}
 	}
 	payload := e.Payload
 	if len(payload) == 0 {

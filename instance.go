@@ -214,6 +214,23 @@ func (in *instance) lookupLocked(id string) *member {
 	return found
 }
 
+// eachOnlyLocked calls fn for every member (every connection) of the users
+// r.only names. A user known only on another node is skipped; one unknown
+// here is ErrNotMember, or skipped with r.skipAbsent.
+func (in *instance) eachOnlyLocked(r recipients, fn func(*member)) error {
+	for _, id := range r.only {
+		found := false
+		in.eachMemberLocked(id, func(m *member) bool { found = true; fn(m); return true })
+		if found || r.skipAbsent {
+			continue
+		}
+		if _, remote := in.remote[id]; !remote {
+			return ErrNotMember
+		}
+	}
+	return nil
+}
+
 // eachMemberLocked calls fn for the members of the user id (its
 // connections in this channel), first connection first, until fn returns
 // false (in.mu held).
@@ -266,6 +283,10 @@ type recipients struct {
 	all     bool
 	except  string   // with all: everyone but this user (all its connections)
 	only    []string // explicit user ids (each of their connections)
+	// skipAbsent: ids of only that are no longer members are skipped
+	// rather than failing the whole message (a user who left between the
+	// caller's look and the delivery must not cost the others theirs)
+	skipAbsent bool
 	self    *Client  // this one connection only (a reply); never published
 	tracked bool     // presence-tracked members only
 	from    string   // the user whose handler sent it ("" = the server)
@@ -306,24 +327,16 @@ func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
 			conns = append(conns, m.c.conn)
 		}
 	case r.only != nil:
-		for _, id := range r.only {
-			found := false
-			in.eachMemberLocked(id, func(m *member) bool {
-				found = true
-				if m.c.conn != nil {
-					conns = append(conns, m.c.conn)
-				}
-				return true
-			})
-			if !found {
-				if _, remote := in.remote[id]; remote {
-					continue
-				}
-				clear(conns)
-				*lp = conns[:0]
-				connListPool.Put(lp)
-				return 0, ErrNotMember
+		err := in.eachOnlyLocked(r, func(m *member) {
+			if m.c.conn != nil {
+				conns = append(conns, m.c.conn)
 			}
+		})
+		if err != nil {
+			clear(conns)
+			*lp = conns[:0]
+			connListPool.Put(lp)
+			return 0, err
 		}
 	default:
 		for _, m := range in.list {
@@ -366,15 +379,8 @@ func (in *instance) snapshot(r recipients) ([]*member, error) {
 		return out, nil
 	case r.only != nil:
 		out := make([]*member, 0, len(r.only))
-		for _, id := range r.only {
-			found := false
-			in.eachMemberLocked(id, func(m *member) bool { found = true; out = append(out, m); return true })
-			if !found {
-				if _, remote := in.remote[id]; remote {
-					continue
-				}
-				return nil, ErrNotMember
-			}
+		if err := in.eachOnlyLocked(r, func(m *member) { out = append(out, m) }); err != nil {
+			return nil, err
 		}
 		return out, nil
 	}

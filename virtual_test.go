@@ -1,6 +1,7 @@
 package pondsocket
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -157,3 +158,33 @@ func getenv(k string) string {
 }
 
 func lookupEnv(k string) string { return os.Getenv(k) }
+
+// A message for named users that meets one who is no longer a member: by
+// default the whole message fails (ErrNotMember, as BroadcastTo promises);
+// with skipAbsent (the bus, the server API, a pattern's handle) the others
+// still get it.
+func TestNamedRecipientsSkipAbsent(t *testing.T) {
+	s, ep, _ := newVirtualServer()
+	defer s.Close()
+	c, v := connectVirtual(t, s)
+	s.Message(c, joinMsg("/room/x"))
+	in, ok := ep.instances.get("/room/x")
+	if !ok {
+		t.Fatal("no channel")
+	}
+	before := v.frames.Load()
+	f := wsframe.NewStaticFrame(wsframe.OpText, []byte(`{}`))
+	defer f.Release()
+	if _, err := in.deliver(f, recipients{only: []string{c.ID(), "gone"}}); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("strict: %v, want ErrNotMember", err)
+	}
+	if v.frames.Load() != before {
+		t.Fatal("strict delivery sent to a member despite the absent one")
+	}
+	if n, err := in.deliver(f, recipients{only: []string{"gone", c.ID()}, skipAbsent: true}); err != nil || n != 1 {
+		t.Fatalf("skipAbsent: %d %v, want 1 delivery", n, err)
+	}
+	if v.frames.Load() != before+1 {
+		t.Fatal("the present member did not get the message")
+	}
+}
