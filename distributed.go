@@ -51,9 +51,6 @@ type clusterNode interface {
 // The caller starts the node with the server as its cluster.Handler.
 func (s *hub) AttachCluster(n clusterNode) { s.node = n }
 
-// Clustered reports whether a cluster node is attached.
-func (s *hub) Clustered() bool { return s.node != nil }
-
 func (ep *Endpoint) publish(in *instance, e *cluster.Envelope) {
 	n := ep.srv.node
 	if n == nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -174,6 +175,11 @@ func (a *serverAPI) broadcast(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// cluster-wide: the nodes holding the channel's members deliver
+	if req.To != nil {
+		// a user named twice gets the message once
+		slices.Sort(req.To)
+		req.To = slices.Compact(req.To)
+	}
 	if err := ep.BroadcastChannel(req.Channel, req.Event, payload, req.To, req.Except); err != nil {
 		if errors.Is(err, pondsocket.ErrNotMember) {
 			if _, live := ep.Channel(req.Channel); !live {

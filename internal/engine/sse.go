@@ -186,13 +186,6 @@ func (s *sseStreams) get(id string) *Conn {
 	return s.m[id]
 }
 
-// SSEStreams is the number of open event streams.
-func (e *Engine) SSEStreams() int {
-	e.sse.mu.Lock()
-	defer e.sse.mu.Unlock()
-	return len(e.sse.m)
-}
-
 // maxSSEPending is how many bytes of POSTed messages one stream may have
 // waiting for its loop: each POST is answered before the loop hands the
 // message on, so without a bound a flood of POSTs to one stream would pile
