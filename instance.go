@@ -280,16 +280,16 @@ func (in *instance) memberOf(c *Client) *member {
 
 // recipients selects who gets a message.
 type recipients struct {
-	all     bool
-	except  string   // with all: everyone but this user (all its connections)
-	only    []string // explicit user ids (each of their connections)
+	all    bool
+	except string   // with all: everyone but this user (all its connections)
+	only   []string // explicit user ids (each of their connections)
 	// skipAbsent: ids of only that are no longer members are skipped
 	// rather than failing the whole message (a user who left between the
 	// caller's look and the delivery must not cost the others theirs)
 	skipAbsent bool
-	self    *Client  // this one connection only (a reply); never published
-	tracked bool     // presence-tracked members only
-	from    string   // the user whose handler sent it ("" = the server)
+	self       *Client // this one connection only (a reply); never published
+	tracked    bool    // presence-tracked members only
+	from       string  // the user whose handler sent it ("" = the server)
 }
 
 // connListPool recycles the []Conn handed to the transport.
