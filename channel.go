@@ -59,7 +59,9 @@ type Event struct {
 	// Payload is the decoded JSON object (map[string]any).
 	Payload any
 	// Params and Query come from matching the event name against the
-	// handler's pattern (for a join: the channel pattern).
+	// handler's pattern (for a join: the channel pattern). An event
+	// matched by a pattern without parameters, and with no query, leaves
+	// both nil (reading a nil map is fine).
 	Params map[string]string
 	Query  Query
 }
@@ -366,7 +368,12 @@ func (l *lobby) dispatchChain(ctx *EventContext) error {
 // runEvent runs the first of hs whose pattern matches the event.
 func runEvent(ctx *EventContext, hs []eventHandler) error {
 	for i := range hs {
-		if r, ok := hs[i].pattern.Match(ctx.msg.Event); ok {
+		p := hs[i].pattern
+		if p.IsLiteral() && p.raw == ctx.msg.Event {
+			// the common case: nothing to capture, so no maps to make
+			return hs[i].fn(ctx)
+		}
+		if r, ok := p.Match(ctx.msg.Event); ok {
 			ctx.event.Params, ctx.event.Query = r.Params, r.Query
 			return hs[i].fn(ctx)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+	"unsafe"
 
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
@@ -434,8 +435,25 @@ func (ctx *EventContext) Event() *Event {
 	return ctx.event
 }
 
-// RawPayload is the event payload as received (a JSON object).
+// RawPayload is the event payload as received: a compact JSON object. It
+// must not be modified. Passed back unchanged to Broadcast, Reply and the
+// like it is sent as it is, without being checked and copied again.
 func (ctx *EventContext) RawPayload() json.RawMessage { return ctx.msg.Payload }
+
+// EventName is the event's name, as Event().Event, without decoding the
+// payload that Event() decodes.
+func (ctx *EventContext) EventName() string { return ctx.msg.Event }
+
+// marshal is protocol.MarshalPayload, except for the payload as received
+// (RawPayload): it was checked and compacted when it was decoded, so it is
+// used as it is.
+func (ctx *EventContext) marshal(payload any) (json.RawMessage, error) {
+	if p, ok := payload.(json.RawMessage); ok && len(p) > 0 && len(p) == len(ctx.msg.Payload) &&
+		unsafe.SliceData(p) == unsafe.SliceData(ctx.msg.Payload) {
+		return p, nil
+	}
+	return protocol.MarshalPayload(payload)
+}
 
 // ParsePayload decodes the event payload into v.
 func (ctx *EventContext) ParsePayload(v any) error { return json.Unmarshal(ctx.msg.Payload, v) }
@@ -505,7 +523,7 @@ func (ctx *EventContext) Channel() *Channel { return &Channel{l: ctx.in.lobby, i
 func (ctx *EventContext) ChannelName() string { return ctx.in.name }
 
 func (ctx *EventContext) bcast(action, event string, payload any, r recipients) *EventContext {
-	raw, err := protocol.MarshalPayload(payload)
+	raw, err := ctx.marshal(payload)
 	if err != nil {
 		return ctx.fail(err)
 	}

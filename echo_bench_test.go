@@ -15,11 +15,16 @@ func (e echoConn) Send(*wsframe.Frame) { e.wg.Done() }
 func (echoConn) Close(int, string)     {}
 
 // BenchmarkEchoHandoff is the channel layer's share of a request/reply
-// round trip through the worker pool: decode, mailbox, hand-off to a
-// worker, routing, the handler, encoding the reply. 1 000 clients, each
-// with one request in flight per round, as in `pondbench echo`.
+// round trip: decode, mailbox, hand-off to a worker (pool) or not (inline),
+// routing, the handler, encoding the reply. 1 000 clients, each with one
+// request in flight per round, as in `pondbench echo`.
 func BenchmarkEchoHandoff(b *testing.B) {
-	s := newHub(Options{Logger: quietLog(), Inbound: InboundOptions{MessageRate: -1, JoinRate: -1}}, nil)
+	b.Run("pool", func(b *testing.B) { benchEcho(b, false) })
+	b.Run("inline", func(b *testing.B) { benchEcho(b, true) })
+}
+
+func benchEcho(b *testing.B, inline bool) {
+	s := newHub(Options{Logger: quietLog(), Handlers: HandlerOptions{Inline: inline}, Inbound: InboundOptions{MessageRate: -1, JoinRate: -1}}, nil)
 	defer s.Close()
 	ep := s.CreateEndpoint("/api/socket", func(ctx *ConnectionContext) error { return ctx.Accept() })
 	ep.CreateChannel("/chat/:room", func(ctx *JoinContext) error { return ctx.Accept().Err() }).

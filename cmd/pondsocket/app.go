@@ -90,21 +90,21 @@ func eventHandler(mode string, px *backendProxy) func(*pondsocket.EventContext) 
 	switch mode {
 	case "broadcast":
 		return func(ctx *pondsocket.EventContext) error {
-			return ctx.Broadcast(ctx.Event().Event, ctx.RawPayload()).Err()
+			return ctx.Broadcast(ctx.EventName(), ctx.RawPayload()).Err()
 		}
 	case "broadcast_from":
 		return func(ctx *pondsocket.EventContext) error {
-			return ctx.BroadcastFrom(ctx.Event().Event, ctx.RawPayload()).Err()
+			return ctx.BroadcastFrom(ctx.EventName(), ctx.RawPayload()).Err()
 		}
 	case "reply":
 		return func(ctx *pondsocket.EventContext) error {
-			return ctx.Reply(ctx.Event().Event, ctx.RawPayload()).Err()
+			return ctx.Reply(ctx.EventName(), ctx.RawPayload()).Err()
 		}
 	case "proxy": // validateProxy made sure px has an event URL
 		return px.onEvent
 	}
 	return func(ctx *pondsocket.EventContext) error {
-		return pondsocket.Forbidden("Event not allowed: " + ctx.Event().Event)
+		return pondsocket.Forbidden("Event not allowed: " + ctx.EventName())
 	}
 }
 

@@ -530,7 +530,7 @@ func (p *backendProxy) onJoin(ctx *pondsocket.JoinContext, presence bool) error 
 // onEvent asks the event backend what a client's event does.
 func (p *backendProxy) onEvent(ctx *pondsocket.EventContext) error {
 	u := ctx.User()
-	ev := ctx.Event().Event
+	ev := ctx.EventName()
 	req := eventRequest{
 		User:    u.UserID,
 		Assigns: visibleAssigns(u.Assigns),
