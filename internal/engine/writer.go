@@ -73,6 +73,12 @@ type loop struct {
 
 	pending atomic.Int64 // sum of conns' pending outbound bytes
 	now     int64        // loop clock (unix ns): read once per batch and per sweep
+
+	// writes, frames and bytes written since the last publish: counted
+	// here and added to the engine's shared counters once per batch, so
+	// that two loops writing at once do not contend on those counters'
+	// cache line for every socket written
+	writes, frames, bytes int64
 }
 
 func newLoop(e *Engine, el executor, idx int) *loop {
@@ -173,7 +179,20 @@ func (l *loop) Run(context.Context) error {
 	l.heldMore = l.heldMore[:0]
 	l.spare = l.release(l.held)
 	l.held = nil
+	l.publish()
 	return nil
+}
+
+// publish adds the loop's write counts to the engine's counters.
+func (l *loop) publish() {
+	if l.writes == 0 {
+		return
+	}
+	st := &l.e.stats
+	st.Writes.Add(l.writes)
+	st.FramesOut.Add(l.frames)
+	st.BytesOut.Add(l.bytes)
+	l.writes, l.frames, l.bytes = 0, 0, 0
 }
 
 // apply queues a send or a fan-out's frame for its recipients.
@@ -339,8 +358,8 @@ func (l *loop) flushConn(c *Conn) {
 	}
 	clear(iov)
 	l.iov = iov[:0]
-	e.stats.FramesOut.Add(int64(frames))
-	e.stats.BytesOut.Add(int64(n))
+	l.frames += int64(frames)
+	l.bytes += int64(n)
 	c.observe(l.now)
 }
 
@@ -403,7 +422,7 @@ func (e *Engine) pendingTotal() int64 {
 }
 
 func (l *loop) writev(c *Conn, iov [][]byte) {
-	l.e.stats.Writes.Add(1)
+	l.writes++
 	if len(iov) == 1 {
 		_, _ = c.gc.Write(iov[0])
 		return
@@ -415,8 +434,9 @@ func (l *loop) writev(c *Conn, iov [][]byte) {
 // Queued data for c is flushed first so order holds.
 func (c *Conn) writeNow(b []byte) {
 	c.loop.flushConn(c)
-	c.e.stats.Writes.Add(1)
+	c.loop.writes++
 	_, _ = c.gc.Write(b)
+	c.loop.publish()
 }
 
 // Pongs. A ping is not answered on its own: the latest ping's payload is
