@@ -31,6 +31,7 @@ type eventHandler struct {
 	pattern *pattern
 	fn      func(*EventContext) error
 	gate    *gate
+	inline  bool // OnEventInline: it never blocks
 }
 
 type outgoingHandler struct {
@@ -114,6 +115,28 @@ func (ch *Channel) OnEvent(pattern string, fn func(*EventContext) error) *Channe
 	}
 	ch.l.mu.Lock()
 	ch.l.events = append(ch.l.events, eventHandler{pattern: p, fn: fn, gate: &gate{}})
+	ch.l.mu.Unlock()
+	return ch
+}
+
+// OnEventInline is OnEvent for a handler that never blocks: no I/O, no
+// waiting on locks, channels or timers, only work bounded by the message
+// (validate, transform, Broadcast, Reply, presence and assigns). It runs
+// on the event loop that read the message, so an event costs no hand-off
+// to a worker and back; the standalone server's broadcast and reply modes
+// are such handlers. A handler registered here that blocks stalls every
+// connection of its loop: anything that may wait belongs in OnEvent.
+//
+// It runs on a worker like any other handler while the connection has
+// messages waiting there (order per connection holds), and whenever the
+// channel has middleware or outgoing hooks (user code that may block).
+func (ch *Channel) OnEventInline(pattern string, fn func(*EventContext) error) *Channel {
+	p, err := compilePattern(pattern)
+	if err != nil {
+		panic(err)
+	}
+	ch.l.mu.Lock()
+	ch.l.events = append(ch.l.events, eventHandler{pattern: p, fn: fn, gate: &gate{}, inline: true})
 	ch.l.mu.Unlock()
 	return ch
 }
@@ -314,6 +337,23 @@ func (l *lobby) sendLocal(in *instance, action, event, reqID string, payload jso
 func (s *hub) runOutgoing(fn func(*OutgoingContext) error, ctx *OutgoingContext) (err error) {
 	defer s.catch(&err, "outgoing", "channel", ctx.ch.in.name, "event", ctx.Event.Event)
 	return fn(ctx)
+}
+
+// runsInline reports whether an event named event may run on the loop:
+// its handler was registered with OnEventInline and no user code that may
+// block (middleware, outgoing hooks) runs with it.
+func (l *lobby) runsInline(event string) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if len(l.middleware) > 0 || len(l.outgoing) > 0 {
+		return false
+	}
+	for i := range l.events {
+		if l.events[i].pattern.Matches(event) {
+			return l.events[i].inline
+		}
+	}
+	return false
 }
 
 // eventGate is the gate of the handler an event named event runs.

@@ -155,12 +155,16 @@ const maxStrikes = 64
 const firstMessageAllowance = 4 << 10
 
 // enqueue adds a job to the mailbox and hands the client to a worker when
-// it was idle. With Handlers.Inline the job runs right here.
+// it was idle. With Handlers.Inline, or for an event whose handler was
+// registered with OnEventInline, the job runs right here.
 func (c *Client) enqueue(j job) {
 	s := c.ep.srv
 	if s.opts.Handlers.Inline {
 		c.run(j)
 		c.endRun()
+		return
+	}
+	if !j.disconnect && j.msg.Action == protocol.ActionBroadcast && c.runInline(j) {
 		return
 	}
 	c.mmu.Lock()
@@ -214,6 +218,35 @@ func (c *Client) enqueue(j job) {
 	if start {
 		s.pool.submit(c)
 	}
+}
+
+// runInline runs j on the calling goroutine (the client's event loop)
+// when its handler never blocks and nothing of the client's waits for a
+// worker or runs on one; it reports whether it did. While it runs the
+// client counts as running, so whatever arrives meanwhile (it cannot, but
+// a disconnect job might) queues behind it and goes to a worker after.
+func (c *Client) runInline(j job) bool {
+	in := c.channel(j.msg.ChannelName)
+	if in == nil || !in.lobby.runsInline(j.msg.Event) {
+		return false
+	}
+	c.mmu.Lock()
+	if c.running || c.gone.Load() {
+		c.mmu.Unlock()
+		return false
+	}
+	c.running = true
+	c.mmu.Unlock()
+	c.run(j)
+	c.endRun()
+	c.mmu.Lock()
+	more := c.box != nil && c.box.head < len(c.box.jobs)
+	c.running = more
+	c.mmu.Unlock()
+	if more {
+		c.ep.srv.pool.submit(c)
+	}
+	return true
 }
 
 // drainBatch bounds how many jobs one worker runs for a client before

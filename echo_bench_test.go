@@ -18,17 +18,26 @@ func (echoConn) Close(int, string)     {}
 // round trip: decode, mailbox, hand-off to a worker (pool) or not (inline),
 // routing, the handler, encoding the reply. 1 000 clients, each with one
 // request in flight per round, as in `pondbench echo`.
+//
+//	pool:          OnEvent, on a worker
+//	OnEventInline: on the calling goroutine (the loop in a server)
+//	Inline:        OnEvent with Options.Handlers.Inline
 func BenchmarkEchoHandoff(b *testing.B) {
-	b.Run("pool", func(b *testing.B) { benchEcho(b, false) })
-	b.Run("inline", func(b *testing.B) { benchEcho(b, true) })
+	b.Run("pool", func(b *testing.B) { benchEcho(b, false, false) })
+	b.Run("OnEventInline", func(b *testing.B) { benchEcho(b, false, true) })
+	b.Run("Inline", func(b *testing.B) { benchEcho(b, true, false) })
 }
 
-func benchEcho(b *testing.B, inline bool) {
-	s := newHub(Options{Logger: quietLog(), Handlers: HandlerOptions{Inline: inline}, Inbound: InboundOptions{MessageRate: -1, JoinRate: -1}}, nil)
+func benchEcho(b *testing.B, inlineAll, inlineOne bool) {
+	s := newHub(Options{Logger: quietLog(), Handlers: HandlerOptions{Inline: inlineAll}, Inbound: InboundOptions{MessageRate: -1, JoinRate: -1}}, nil)
 	defer s.Close()
 	ep := s.CreateEndpoint("/api/socket", func(ctx *ConnectionContext) error { return ctx.Accept() })
-	ep.CreateChannel("/chat/:room", func(ctx *JoinContext) error { return ctx.Accept().Err() }).
-		OnEvent("echo", func(ctx *EventContext) error { return ctx.Reply("echo", ctx.RawPayload()).Err() })
+	ch := ep.CreateChannel("/chat/:room", func(ctx *JoinContext) error { return ctx.Accept().Err() })
+	on := ch.OnEvent
+	if inlineOne {
+		on = ch.OnEventInline
+	}
+	on("echo", func(ctx *EventContext) error { return ctx.Reply("echo", ctx.RawPayload()).Err() })
 	const n = 1000
 	var wg sync.WaitGroup
 	clients := make([]*Client, n)

@@ -12,8 +12,12 @@
 // in the client's mailbox. A bounded pool of workers drains mailboxes: one
 // worker at a time per client, so each connection's messages are handled
 // in order while a handler that blocks (a database call) delays only its
-// own connection. Options.InlineHandlers runs handlers on the loop instead,
-// for applications whose handlers never block.
+// own connection. An event handler registered with OnEventInline runs on
+// the loop instead, right where the message was decoded, when the client
+// has nothing queued or running on a worker and the pattern has no
+// middleware or outgoing hooks (Client.runInline); Options.Handlers.Inline
+// does that for every handler, for applications whose handlers never
+// block.
 //
 // The mailbox is bounded in bytes per client (MaxQueuedBytes) and over all
 // clients (MaxTotalQueuedBytes). Each handler (an event handler of a

@@ -75,12 +75,18 @@ func registerApp(srv *pondsocket.Server, app *appConfig, auth *authenticator, px
 				}
 				return ctx.Err()
 			})
-			// in file order: the first matching pattern decides
+			// in file order: the first matching pattern decides. Every
+			// mode but proxy only sends, so it runs on the event loop.
 			for _, name := range c.eventOrder {
 				at = fmt.Sprintf("endpoints[%d].channels[%d].events.%s", i, j, name)
-				ch.OnEvent(name, eventHandler(c.Events[name], px))
+				mode := c.Events[name]
+				if mode == "proxy" {
+					ch.OnEvent(name, eventHandler(mode, px))
+				} else {
+					ch.OnEventInline(name, eventHandler(mode, px))
+				}
 			}
-			ch.OnEvent("*", eventHandler("forbidden", nil))
+			ch.OnEventInline("*", eventHandler("forbidden", nil))
 		}
 	}
 	return eps, nil

@@ -18,7 +18,8 @@ type EndpointCreator interface {
 // tool relies on its events: "message" broadcasts the payload unchanged to
 // the whole room, "echo" replies with it, "typing" goes to everyone but the
 // sender, "status" updates the sender's presence; "whisper" {to, text}
-// goes to one user, "whoami" replies with the sender's id and name.
+// goes to one user, "whoami" replies with the sender's id and name;
+// "echo_worker" is "echo" run on a worker instead of the event loop.
 func Register(srv EndpointCreator) { RegisterWith(srv, Config{}) }
 
 // Config changes what RegisterWith installs.
@@ -57,16 +58,22 @@ func RegisterWith(srv EndpointCreator, cfg Config) {
 		}
 		return ctx.Err()
 	})
-	rooms.OnEvent("message", func(ctx *pondsocket.EventContext) error {
+	// These handlers only send, so they run on the event loop
+	// (OnEventInline); "echo_worker" is "echo" on a worker, to measure the
+	// hand-off (pondbench echo --echo-event echo_worker).
+	rooms.OnEventInline("message", func(ctx *pondsocket.EventContext) error {
 		return ctx.Broadcast("message", ctx.RawPayload()).Err()
 	})
-	rooms.OnEvent("echo", func(ctx *pondsocket.EventContext) error {
+	rooms.OnEventInline("echo", func(ctx *pondsocket.EventContext) error {
 		return ctx.Reply("echo", ctx.RawPayload()).Err()
 	})
-	rooms.OnEvent("typing", func(ctx *pondsocket.EventContext) error {
+	rooms.OnEvent("echo_worker", func(ctx *pondsocket.EventContext) error {
+		return ctx.Reply("echo_worker", ctx.RawPayload()).Err()
+	})
+	rooms.OnEventInline("typing", func(ctx *pondsocket.EventContext) error {
 		return ctx.BroadcastFrom("typing", ctx.RawPayload()).Err()
 	})
-	rooms.OnEvent("whisper", func(ctx *pondsocket.EventContext) error {
+	rooms.OnEventInline("whisper", func(ctx *pondsocket.EventContext) error {
 		var w struct {
 			To   string `json:"to"`
 			Text string `json:"text"`
@@ -77,11 +84,11 @@ func RegisterWith(srv EndpointCreator, cfg Config) {
 		name, _ := ctx.GetAssign("username")
 		return ctx.BroadcastTo("whisper", map[string]any{"text": w.Text, "from": name}, w.To).Err()
 	})
-	rooms.OnEvent("whoami", func(ctx *pondsocket.EventContext) error {
+	rooms.OnEventInline("whoami", func(ctx *pondsocket.EventContext) error {
 		name, _ := ctx.GetAssign("username")
 		return ctx.Reply("whoami", map[string]any{"id": ctx.GetUser().UserID, "username": name}).Err()
 	})
-	rooms.OnEvent("status", func(ctx *pondsocket.EventContext) error {
+	rooms.OnEventInline("status", func(ctx *pondsocket.EventContext) error {
 		var s struct {
 			Status string `json:"status"`
 		}
