@@ -4,11 +4,14 @@
 # alike. Each round runs, in this order and each against a fresh process:
 #
 #   fan-out to CONNS members: this tree, OLD_REF, the batched ceiling
-#   request/reply (echo) with 1 000 clients: this tree, OLD_REF, the echo ceiling
+#   request/reply (echo) with 1 000 clients: this tree (the demo's "echo",
+#   an OnEventInline handler), this tree's "echo_worker" (the same on a
+#   worker), OLD_REF, the echo ceiling
 #
 # and the table gives the median of ROUNDS rounds, the ratio to the ceiling
-# and to OLD_REF. Every run is bounded in time and stops by itself; all
-# traffic stays on 127.0.0.1. About 75 s per round on a 2-core machine.
+# (of the medians, and the median of the rounds' own ratios) and to OLD_REF.
+# Every run is bounded in time and stops by itself; all traffic stays on
+# 127.0.0.1. About 90 s per round on a 2-core machine.
 #
 #   scripts/ratios.sh                      # 3 rounds against fd3d0e2
 #   OLD_REF=b86d6b9 ROUNDS=5 scripts/ratios.sh
@@ -39,7 +42,7 @@ figure() {
 }
 
 record() {
-	echo "$1 $(figure "$tmp/r.json")" >>"$tmp/figures"
+	echo "$1 $(figure "$tmp/r.json") $r" >>"$tmp/figures"
 	echo "  $1 $(figure "$tmp/r.json")" >&2
 }
 
@@ -84,6 +87,7 @@ for r in $(seq 1 "$ROUNDS"); do
 			;;
 		echo)
 			run echo-new echo "$tmp/new" "${echo_[@]}"
+			run echo-worker echo "$tmp/new" "${echo_[@]}" --echo-event echo_worker
 			run echo-old echo "$tmp/old" "${echo_[@]}"
 			echo_ceiling "${echo_[@]}"
 			;;
@@ -93,20 +97,37 @@ done
 
 python3 - "$tmp/figures" "$OLD_REF" "$(git rev-parse --short HEAD)" <<'EOF'
 import statistics, sys
-runs = {}
+runs, by_round = {}, {}
 for line in open(sys.argv[1]):
-    name, v = line.split()
+    name, v, r = line.split()
     runs.setdefault(name, []).append(int(v))
+    by_round.setdefault(name, {})[r] = int(v)
 old, head = sys.argv[2], sys.argv[3]
-print(f"| scenario | runs | median | ÷ ceiling | ÷ {old} |")
-print("| --- | --- | ---: | ---: | ---: |")
+def round_ratio(a, b):
+    """the median over the rounds of a's run ÷ b's run in the same round"""
+    rs = [by_round[a][r] / by_round[b][r] for r in by_round[a] if r in by_round.get(b, {})]
+    return statistics.median(rs), rs
+print("Ratios to the ceiling two ways: the medians' ratio, and the median of the")
+print("rounds' ratios (the runs of a round are a minute apart, so a drift of the")
+print("machine's speed hits them alike).")
+print()
+print(f"| scenario | runs | median | ÷ ceiling | ÷ ceiling per round: median; each | ÷ {old} |")
+print("| --- | --- | ---: | ---: | --- | ---: |")
 for s in ("fanout", "echo"):
     if f"{s}-new" not in runs:
         continue
-    med = {k: statistics.median(runs[f"{s}-{k}"]) for k in ("new", "old", "ceiling")}
-    for k, label in (("new", f"this tree ({head})"), ("old", old), ("ceiling", "ceiling")):
-        ratio_c = f"{med[k] / med['ceiling']:.2f}×" if k != "ceiling" else "—"
-        ratio_o = f"{med[k] / med['old']:.2f}×" if k == "new" else "—"
+    kinds = [k for k in ("new", "worker", "old", "ceiling") if f"{s}-{k}" in runs]
+    med = {k: statistics.median(runs[f"{s}-{k}"]) for k in kinds}
+    labels = {"new": f"this tree ({head})", "worker": f"this tree ({head}), handler on a worker (echo_worker)",
+              "old": old, "ceiling": "ceiling"}
+    for k in kinds:
+        ratio_c, per, ratio_o = "—", "—", "—"
+        if k != "ceiling":
+            ratio_c = f"{med[k] / med['ceiling']:.2f}×"
+            m, rs = round_ratio(f"{s}-{k}", f"{s}-ceiling")
+            per = f"**{m:.2f}×**; " + ", ".join(f"{x:.2f}" for x in rs)
+        if k in ("new", "worker"):
+            ratio_o = f"{med[k] / med['old']:.2f}×"
         vals = ", ".join(f"{v/1000:.1f}k" for v in runs[f"{s}-{k}"])
-        print(f"| {s}, {label} | {vals} | {med[k]/1000:.1f}k | {ratio_c} | {ratio_o} |")
+        print(f"| {s}, {labels[k]} | {vals} | {med[k]/1000:.1f}k | {ratio_c} | {per} | {ratio_o} |")
 EOF
