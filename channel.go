@@ -120,8 +120,9 @@ func (ch *Channel) OnEvent(pattern string, fn func(*EventContext) error) *Channe
 }
 
 // OnEventInline is OnEvent for a handler that never blocks: no I/O, no
-// waiting on locks, channels or timers, only work bounded by the message
-// (validate, transform, Broadcast, Reply, presence and assigns). It runs
+// waiting on locks, channels or timers, only short work (validate,
+// transform, Broadcast, Reply; presence changes, which are encoded for the
+// whole room, are better left to OnEvent in large rooms). It runs
 // on the event loop that read the message, so an event costs no hand-off
 // to a worker and back; the standalone server's broadcast and reply modes
 // are such handlers. A handler registered here that blocks stalls every

@@ -88,7 +88,8 @@ func RegisterWith(srv EndpointCreator, cfg Config) {
 		name, _ := ctx.GetAssign("username")
 		return ctx.Reply("whoami", map[string]any{"id": ctx.GetUser().UserID, "username": name}).Err()
 	})
-	rooms.OnEventInline("status", func(ctx *pondsocket.EventContext) error {
+	// presence changes are encoded for the whole room: a worker's job
+	rooms.OnEvent("status", func(ctx *pondsocket.EventContext) error {
 		var s struct {
 			Status string `json:"status"`
 		}
