@@ -135,7 +135,8 @@ type JoinContext struct {
 
 	c        *Client
 	l        *lobby
-	msg      *protocol.ClientMessage
+	msg      *protocol.ClientMessage // &m
+	m        protocol.ClientMessage  // a copy, so the caller's job stays on its stack
 	event    *Event
 	pending  map[string]any
 	accepted bool
@@ -146,7 +147,9 @@ type JoinContext struct {
 }
 
 func newJoinContext(c *Client, l *lobby, route Route, msg *protocol.ClientMessage) *JoinContext {
-	return &JoinContext{Route: route, c: c, l: l, msg: msg}
+	ctx := &JoinContext{Route: route, c: c, l: l, m: *msg}
+	ctx.msg = &ctx.m
+	return ctx
 }
 
 func (ctx *JoinContext) fail(err error) *JoinContext {
@@ -394,15 +397,16 @@ type EventContext struct {
 
 	c     *Client
 	in    *instance
-	msg   *protocol.ClientMessage
-	event *Event // &ev: allocated with the context, not apart from it
+	msg   *protocol.ClientMessage // &m
+	m     protocol.ClientMessage  // a copy, so the caller's job stays on its stack
+	event *Event                  // &ev: allocated with the context, not apart from it
 	ev    Event
 	err   error
 }
 
 func newEventContext(c *Client, in *instance, msg *protocol.ClientMessage) *EventContext {
-	ctx := &EventContext{Route: in.route, c: c, in: in, msg: msg, ev: Event{Event: msg.Event, RequestID: msg.RequestID}}
-	ctx.event = &ctx.ev
+	ctx := &EventContext{Route: in.route, c: c, in: in, m: *msg, ev: Event{Event: msg.Event, RequestID: msg.RequestID}}
+	ctx.msg, ctx.event = &ctx.m, &ctx.ev
 	return ctx
 }
 
