@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,8 +47,9 @@ type cmd struct {
 }
 
 type qent struct {
-	b    []byte
-	next int32
+	b      []byte
+	next   int32
+	frames int32 // whole frames in b
 }
 
 type loop struct {
@@ -66,6 +68,7 @@ type loop struct {
 	heldMore [][]cmd // commands refill took during the write
 	free     [][]cmd // emptied inbox slices for refill to hand back
 	conns    []*Conn
+	arena    []byte // the joined frames of this batch's runs (applyRun)
 	q        []qent
 	dirty    []*Conn
 	iov      [][]byte
@@ -147,10 +150,17 @@ func (l *loop) Run(context.Context) error {
 	// seconds), and a sweep refreshes it at least every tick.
 	l.now = time.Now().UnixNano()
 
-	for i := range batch {
+	for i := 0; i < len(batch); i++ {
 		c := &batch[i]
 		switch c.kind {
-		case cmdSend, cmdFanout:
+		case cmdFanout:
+			if n := l.sameRecipients(batch[i:]); n > 1 {
+				l.applyRun(batch[i : i+n])
+				i += n - 1
+				continue
+			}
+			l.apply(c)
+		case cmdSend:
 			l.apply(c)
 		case cmdClose:
 			if c.c.state == stateOpen {
@@ -180,6 +190,11 @@ func (l *loop) Run(context.Context) error {
 	l.spare = l.release(l.held)
 	l.held = nil
 	l.publish()
+	if cap(l.arena) > maxArena {
+		l.arena = nil
+	} else {
+		l.arena = l.arena[:0]
+	}
 	return nil
 }
 
@@ -193,6 +208,83 @@ func (l *loop) publish() {
 	st.FramesOut.Add(l.frames)
 	st.BytesOut.Add(l.bytes)
 	l.writes, l.frames, l.bytes = 0, 0, 0
+}
+
+// Runs of broadcasts to one room. A room that broadcasts faster than the
+// loop writes leaves several fan-outs in one batch with the same
+// recipients (the hub lists a room's members in the same order every
+// time). Their frames are joined once into one buffer per form (plain,
+// compressed, SSE) and each recipient queues that buffer once: one queue
+// entry and one contiguous write per recipient instead of one entry per
+// frame, which matters most when the queues of thousands of connections no
+// longer fit in the cache.
+
+// maxRunBytes bounds the frames joined for one run; maxArena the buffer
+// the loop keeps between batches for them.
+const (
+	maxRunBytes = 64 << 10
+	maxArena    = 256 << 10
+)
+
+// sameRecipients is how many fan-outs at the head of cmds (at least 1) go
+// to the same connections of this loop and fit together in maxRunBytes.
+func (l *loop) sameRecipients(cmds []cmd) int {
+	first := cmds[0].cs.conns
+	size := cmds[0].f.Len()
+	n := 1
+	for ; n < len(cmds); n++ {
+		c := &cmds[n]
+		if c.kind != cmdFanout || len(c.cs.conns) != len(first) || size+c.f.Len() > maxRunBytes {
+			break
+		}
+		if !slices.Equal(c.cs.conns, first) {
+			break
+		}
+		size += c.f.Len()
+	}
+	return n
+}
+
+// applyRun queues the frames of fan-outs that share their recipients, each
+// form joined into one buffer of the loop's arena (valid until the batch's
+// writes are done: gnet copies what the kernel does not take).
+func (l *loop) applyRun(cmds []cmd) {
+	var plain, z, ev []byte
+	frames := int32(len(cmds))
+	for _, cn := range cmds[0].cs.conns {
+		switch {
+		case cn.sse:
+			if ev == nil {
+				ev = l.join(cmds, sseFrame)
+			}
+			l.enqueueN(cn, ev, frames)
+		case cn.deflate && l.e.cfg.EnableCompression:
+			if z == nil {
+				z = l.join(cmds, func(f *wsframe.Frame) []byte {
+					if l.e.compressible(f) {
+						return deflatedFrame(f)
+					}
+					return f.Bytes()
+				})
+			}
+			l.enqueueN(cn, z, frames)
+		default:
+			if plain == nil {
+				plain = l.join(cmds, (*wsframe.Frame).Bytes)
+			}
+			l.enqueueN(cn, plain, frames)
+		}
+	}
+}
+
+// join appends form(f) of every command's frame to the arena and returns
+// those bytes.
+func (l *loop) join(cmds []cmd, form func(*wsframe.Frame) []byte) []byte {
+	start := len(l.arena)
+	for i := range cmds {
+		l.arena = append(l.arena, form(cmds[i].f)...)
+	}
+	return l.arena[start:len(l.arena):len(l.arena)]
 }
 
 // apply queues a send or a fan-out's frame for its recipients.
@@ -292,12 +384,15 @@ func (l *loop) refill() {
 	l.heldMore = append(l.heldMore, more)
 }
 
-func (l *loop) enqueue(c *Conn, b []byte) {
+func (l *loop) enqueue(c *Conn, b []byte) { l.enqueueN(c, b, 1) }
+
+// enqueueN queues b, which holds frames whole frames, for c.
+func (l *loop) enqueueN(c *Conn, b []byte, frames int32) {
 	if c.state != stateOpen || len(b) == 0 {
 		return
 	}
 	i := int32(len(l.q))
-	l.q = append(l.q, qent{b: b, next: -1})
+	l.q = append(l.q, qent{b: b, next: -1, frames: frames})
 	if c.qhead < 0 {
 		c.qhead = i
 		l.dirty = append(l.dirty, c)
@@ -344,7 +439,7 @@ func (l *loop) flushConn(c *Conn) {
 	frames := 0
 	for i := head; i >= 0; i = l.q[i].next {
 		iov = append(iov, l.q[i].b)
-		frames++
+		frames += int(l.q[i].frames)
 		if len(iov) == maxIOV {
 			l.writev(c, iov)
 			iov = iov[:0]

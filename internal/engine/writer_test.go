@@ -163,3 +163,74 @@ func TestSSEPendingMessagesBounded(t *testing.T) {
 		t.Fatalf("POST after the loop caught up: %d, want 202", st)
 	}
 }
+
+// Broadcasts to the same connections that wait in one batch are joined:
+// each connection queues their frames as one buffer and gets them in one
+// contiguous piece of its write. A send to one connection, or a broadcast
+// to other connections, ends the run; order holds for every connection.
+func TestBroadcastRunIsJoined(t *testing.T) {
+	e := New(Config{EnableCompression: true, CompressionThreshold: 3}, nil)
+	x := &countExec{}
+	l := newLoop(e, x, 0)
+	e.loopList = []*loop{l}
+
+	const n = 20
+	socks := make([]*recSocket, n)
+	conns := make([]wsframe.Sink, n)
+	for i := range conns {
+		socks[i] = &recSocket{}
+		c := &Conn{gc: socks[i], loop: l, e: e, state: stateOpen, qhead: -1, qtail: -1}
+		l.add(c)
+		conns[i] = c
+	}
+	// the last connection negotiated permessage-deflate, the one before is
+	// an SSE stream: each gets its own form of the run
+	deflated, sse := conns[n-1].(*Conn), conns[n-2].(*Conn)
+	deflated.deflate, sse.sse = true, true
+	fs := []*wsframe.Frame{textFrame(t, "a"), textFrame(t, "bb"), textFrame(t, "ccc"), textFrame(t, "dddd"), textFrame(t, "eeeee")}
+	b := func(i int) string { return string(fs[i].Bytes()) }
+	z := func(i int) string { // under CompressionThreshold frames go plain
+		if fs[i].Len() < 3 {
+			return b(i)
+		}
+		return string(deflatedFrame(fs[i]))
+	}
+	ev := func(i int) string { return string(sseFrame(fs[i])) }
+	e.Fanout(fs[0], conns)
+	e.Fanout(fs[1], conns)
+	e.Fanout(fs[2], conns) // a run of three
+	conns[0].Send(fs[3])   // ends it
+	e.Fanout(fs[4], conns[:n/2])
+	if err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	frames := 0
+	for i, s := range socks {
+		want := []string{b(0) + b(1) + b(2)}
+		switch conns[i] {
+		case deflated:
+			want = []string{z(0) + z(1) + z(2)}
+		case sse:
+			want = []string{ev(0) + ev(1) + ev(2)}
+		}
+		if i == 0 {
+			want = append(want, b(3))
+		}
+		if i < n/2 {
+			want = append(want, b(4))
+		}
+		frames += 3 + len(want) - 1
+		if len(s.writes) != 1 || strings.Join(s.writes[0], "|") != strings.Join(want, "|") {
+			t.Fatalf("conn %d: writes %q, want one write of %q", i, s.writes, want)
+		}
+	}
+	if got := e.stats.FramesOut.Load(); got != int64(frames) {
+		t.Fatalf("FramesOut %d, want %d (a joined run counts each of its frames)", got, frames)
+	}
+	for i, f := range fs {
+		if f.Refs() != 1 {
+			t.Fatalf("frame %d holds %d references after the pass, want only the caller's", i, f.Refs())
+		}
+	}
+}
