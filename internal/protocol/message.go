@@ -201,7 +201,11 @@ func (env *envelope) fail(data []byte, msg string) *DecodeError {
 // as a string sharing buf's memory.
 func appendField(buf, data []byte, s span) (string, []byte) {
 	n := len(buf)
-	buf = appendUnquote(buf, data[s.start+1:s.end-1])
+	if c := data[s.start+1 : s.end-1]; needsUnquote(c) {
+		buf = appendUnquote(buf, c)
+	} else {
+		buf = append(buf, c...)
+	}
 	if len(buf) == n {
 		return "", buf
 	}
@@ -406,7 +410,10 @@ func skipWS(data []byte, i int) int {
 func scanString(data []byte, i int) (int, bool) {
 	j := i + 1
 	for j < len(data) {
-		// Fast path: ordinary characters.
+		// Fast paths: ordinary characters, a word and then a byte at a time.
+		for j+8 <= len(data) && stringWord(word(data[j:])) {
+			j += 8
+		}
 		for j < len(data) && plainStringByte[data[j]] {
 			j++
 		}
@@ -623,6 +630,9 @@ func skipValue(data []byte, i, depth int) (int, bool) {
 // needsUnquote reports whether string content contains escapes or
 // non-ASCII bytes.
 func needsUnquote(s []byte) bool {
+	for len(s) >= 8 && escapeFreeWord(word(s)) {
+		s = s[8:]
+	}
 	for _, c := range s {
 		if c == '\\' || c >= utf8.RuneSelf {
 			return true
@@ -716,6 +726,9 @@ func hex4(s []byte) rune {
 // U+2028/U+2029, so that the result is one line of valid UTF-8 JSON.
 // Escapes already present are kept as they are.
 func appendCompact(dst, src []byte) []byte {
+	if plainJSON(src) {
+		return append(dst, src...)
+	}
 	for i := 0; i < len(src); {
 		c := src[i]
 		switch {
@@ -725,6 +738,9 @@ func appendCompact(dst, src []byte) []byte {
 			start := i
 			j := i + 1
 			for {
+				for j+8 <= len(src) && asciiStringWord(word(src[j:])) {
+					j += 8
+				}
 				c := src[j]
 				if c == '"' {
 					j++

@@ -308,6 +308,8 @@ func BenchmarkDecodeClientMessage(b *testing.B) {
 	for _, bm := range []struct{ name, in string }{
 		{"join", msgJoin},
 		{"broadcast", `{"action":"BROADCAST","event":"message","channelName":"/chat/lobby","requestId":"b8a80dbb-90db-40a6-be7c-35919e653c3f","payload":{"text":"hello everyone, this is a chat message","n":1,"tags":["a","b"]}}`},
+		// what pondbench echo sends: a 100-byte payload, mostly padding
+		{"pondbench", `{"action":"BROADCAST","event":"echo","channelName":"/chat/r417","requestId":"m417.52","payload":{"ts":"1796312134907349","seq":52,"src":417,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}`},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			data := []byte(bm.in)
