@@ -75,23 +75,38 @@ echo_ceiling() {
 
 fanout=(--conns "$CONNS" --messages 300 --in-flight 8)
 echo_=(--conns 1000 --depth 1 --rate 0 --duration "${ECHO_SECONDS:-10}s")
+# one_run NAME: one measured run of the series NAME.
+one_run() {
+	case $1 in
+	fanout-new) run fanout-new fanout "$tmp/new" "${fanout[@]}" ;;
+	fanout-old) run fanout-old fanout "$tmp/old" "${fanout[@]}" ;;
+	fanout-ceiling)
+		timeout 180 "$tmp/pondbench" ceiling --quiet --json "$tmp/r.json" --ceiling-batch "${fanout[@]}" >/dev/null
+		record fanout-ceiling
+		;;
+	echo-new) run echo-new echo "$tmp/new" "${echo_[@]}" ;;
+	echo-worker) run echo-worker echo "$tmp/new" "${echo_[@]}" --echo-event echo_worker ;;
+	echo-old) run echo-old echo "$tmp/old" "${echo_[@]}" ;;
+	echo-ceiling) echo_ceiling "${echo_[@]}" ;;
+	esac
+}
+
+# Odd rounds run each scenario's series in the order below, even rounds in
+# the reverse order, so that a trend within a round (the machine speeding up
+# or slowing down over a minute) does not always favour the same series.
 for r in $(seq 1 "$ROUNDS"); do
 	log "round $r"
 	for s in $SCENARIOS; do
 		case $s in
-		fanout)
-			run fanout-new fanout "$tmp/new" "${fanout[@]}"
-			run fanout-old fanout "$tmp/old" "${fanout[@]}"
-			timeout 180 "$tmp/pondbench" ceiling --quiet --json "$tmp/r.json" --ceiling-batch "${fanout[@]}" >/dev/null
-			record fanout-ceiling
-			;;
-		echo)
-			run echo-new echo "$tmp/new" "${echo_[@]}"
-			run echo-worker echo "$tmp/new" "${echo_[@]}" --echo-event echo_worker
-			run echo-old echo "$tmp/old" "${echo_[@]}"
-			echo_ceiling "${echo_[@]}"
-			;;
+		fanout) series=(fanout-new fanout-old fanout-ceiling) ;;
+		echo) series=(echo-new echo-worker echo-old echo-ceiling) ;;
+		*) continue ;;
 		esac
+		if ((r % 2 == 0)); then
+			for ((i = ${#series[@]} - 1; i >= 0; i--)); do one_run "${series[i]}"; done
+		else
+			for name in "${series[@]}"; do one_run "$name"; done
+		fi
 	done
 done
 
