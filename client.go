@@ -223,8 +223,8 @@ func (c *Client) enqueue(j job) {
 // runInline runs j on the calling goroutine (the client's event loop)
 // when its handler never blocks and nothing of the client's waits for a
 // worker or runs on one; it reports whether it did. While it runs the
-// client counts as running, so whatever arrives meanwhile (it cannot, but
-// a disconnect job might) queues behind it and goes to a worker after.
+// client counts as running, so anything queued meanwhile waits behind it
+// and goes to a worker after.
 func (c *Client) runInline(j job) bool {
 	in := c.channel(j.msg.ChannelName)
 	if in == nil || !in.lobby.runsInline(j.msg.Event) {
@@ -236,6 +236,9 @@ func (c *Client) runInline(j job) bool {
 		return false
 	}
 	c.running = true
+	if c.ep.srv.opts.Handlers.Timeout > 0 {
+		c.runStart = time.Now() // as pop does for a worker's job
+	}
 	c.mmu.Unlock()
 	c.run(j)
 	c.endRun()

@@ -132,3 +132,32 @@ func TestOnEventInlinePanicIsRecovered(t *testing.T) {
 		t.Fatalf("after the panic the next inline event got replies %v", got)
 	}
 }
+
+// Handlers.Timeout measures an inline handler from its own start, not from
+// the start of the connection's last job on a worker.
+func TestOnEventInlineTimedFromItsOwnStart(t *testing.T) {
+	h := newHub(Options{Logger: quietLog(), Handlers: HandlerOptions{Timeout: 50 * time.Millisecond},
+		Inbound: InboundOptions{JoinRate: -1, MessageRate: -1}}, nil)
+	t.Cleanup(h.Close)
+	ep := h.CreateEndpoint("/api/socket", func(ctx *ConnectionContext) error { return ctx.Accept() })
+	x := &testHub{h: h, ep: ep}
+	ch := ep.CreateChannel("/room/:id", func(ctx *JoinContext) error { return ctx.Accept().Err() })
+	ch.OnEvent("work", func(ctx *EventContext) error { return ctx.Reply("work", ctx.RawPayload()).Err() })
+	ch.OnEventInline("echo", func(ctx *EventContext) error { return ctx.Reply("echo", ctx.RawPayload()).Err() })
+	c, r := x.connect(t, "u1")
+	x.join(c, "/room/1", "j1")
+	x.broadcast(c, "/room/1", "work", "w1", "")
+	r.wait(t, "the worker's reply", func(m wireMsg) bool { return m.Event == "work" })
+	time.Sleep(120 * time.Millisecond) // longer than Handlers.Timeout since that job started
+	x.broadcast(c, "/room/1", "echo", "e1", "")
+	// inline: everything it sends is sent by the time broadcast returns
+	var got []string
+	for _, m := range r.all() {
+		if m.RequestID == "e1" {
+			got = append(got, m.Action+" "+m.Event)
+		}
+	}
+	if len(got) != 1 || got[0] != protocol.ActionSystem+" echo" {
+		t.Fatalf("the inline event was answered %v, want only its reply (a timeout error means it was timed from the worker job's start)", got)
+	}
+}
