@@ -49,6 +49,24 @@ type countExec struct{ n int }
 func (x *countExec) Execute(context.Context, gnet.Runnable) error { x.n++; return nil }
 func (x *countExec) closeSocket(socket) error                     { return nil }
 
+// testLoop is an engine with one loop whose tasks the test runs itself
+// (countExec), and n open connections on it writing to recSockets.
+func testLoop(cfg Config, n int) (*Engine, *countExec, *loop, []*recSocket, []wsframe.Sink) {
+	e := New(cfg, nil)
+	x := &countExec{}
+	l := newLoop(e, x, 0)
+	e.loopList = []*loop{l}
+	socks := make([]*recSocket, n)
+	conns := make([]wsframe.Sink, n)
+	for i := range conns {
+		socks[i] = &recSocket{}
+		c := &Conn{gc: socks[i], loop: l, e: e, state: stateOpen, qhead: -1, qtail: -1}
+		l.add(c)
+		conns[i] = c
+	}
+	return e, x, l, socks, conns
+}
+
 func textFrame(t *testing.T, s string) *wsframe.Frame {
 	t.Helper()
 	f := wsframe.NewFrame()
@@ -63,20 +81,7 @@ func textFrame(t *testing.T, s string) *wsframe.Frame {
 // second write of the same pass. Every connection gets every frame once,
 // in order, and the frames are released after the pass.
 func TestFlushTakesBroadcastsPostedMeanwhile(t *testing.T) {
-	e := New(Config{}, nil)
-	x := &countExec{}
-	l := newLoop(e, x, 0)
-	e.loopList = []*loop{l}
-
-	const n = 3*refillEvery + 10
-	socks := make([]*recSocket, n)
-	conns := make([]wsframe.Sink, n)
-	for i := range conns {
-		socks[i] = &recSocket{}
-		c := &Conn{gc: socks[i], loop: l, e: e, state: stateOpen, qhead: -1, qtail: -1}
-		l.add(c)
-		conns[i] = c
-	}
+	e, x, l, socks, conns := testLoop(Config{}, 3*refillEvery+10)
 	f1, f2 := textFrame(t, "one"), textFrame(t, "two")
 	one, two := string(f1.Bytes()), string(f2.Bytes())
 	const early = 10 // the second broadcast arrives while this one is written
@@ -169,20 +174,8 @@ func TestSSEPendingMessagesBounded(t *testing.T) {
 // contiguous piece of its write. A send to one connection, or a broadcast
 // to other connections, ends the run; order holds for every connection.
 func TestBroadcastRunIsJoined(t *testing.T) {
-	e := New(Config{EnableCompression: true, CompressionThreshold: 3}, nil)
-	x := &countExec{}
-	l := newLoop(e, x, 0)
-	e.loopList = []*loop{l}
-
 	const n = 20
-	socks := make([]*recSocket, n)
-	conns := make([]wsframe.Sink, n)
-	for i := range conns {
-		socks[i] = &recSocket{}
-		c := &Conn{gc: socks[i], loop: l, e: e, state: stateOpen, qhead: -1, qtail: -1}
-		l.add(c)
-		conns[i] = c
-	}
+	e, _, l, socks, conns := testLoop(Config{EnableCompression: true, CompressionThreshold: 3}, n)
 	// the last connection negotiated permessage-deflate, the one before is
 	// an SSE stream: each gets its own form of the run
 	deflated, sse := conns[n-1].(*Conn), conns[n-2].(*Conn)
