@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pondsocket/pondsocket/internal/counter"
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
 	"github.com/google/uuid"
@@ -78,8 +79,8 @@ type hubStats struct {
 	Joins         atomic.Int64
 	JoinsDeclined atomic.Int64
 	Leaves        atomic.Int64
-	Broadcasts    atomic.Int64 // frames fanned out
-	Deliveries    atomic.Int64 // frames × recipients
+	Broadcasts    counter.Sharded // frames fanned out (by instance: see instance.deliverLocked)
+	Deliveries    counter.Sharded // frames × recipients
 	InvalidIn     atomic.Int64
 	RateLimited   atomic.Int64
 	HandlerErrors atomic.Int64

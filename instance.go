@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
@@ -349,8 +350,11 @@ func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
 	n := len(conns)
 	if n > 0 {
 		in.ep.srv.transport.Fanout(f, conns)
-		in.ep.srv.stats.Broadcasts.Add(1)
-		in.ep.srv.stats.Deliveries.Add(int64(n))
+		// counted in the instance's slot, so that loops and workers
+		// delivering for different channels do not share a cache line
+		shard := int(uintptr(unsafe.Pointer(in)) >> 8)
+		in.ep.srv.stats.Broadcasts.Add(shard, 1)
+		in.ep.srv.stats.Deliveries.Add(shard, int64(n))
 	}
 	clear(conns)
 	*lp = conns[:0]

@@ -9,6 +9,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/bytebufferpool"
+
+	"github.com/pondsocket/pondsocket/internal/counter"
 )
 
 // socket is what the engine uses of a connection: gnet's connection on
@@ -151,11 +153,11 @@ var fragPool bytebufferpool.Pool
 
 // Stats are cumulative engine counters, safe to read at any time.
 type Stats struct {
-	Accepted          atomic.Int64 // upgrades completed
-	Declined          atomic.Int64 // upgrades refused by the handler or a limit
-	HTTPRequests      atomic.Int64 // plain HTTP requests served
-	MessagesIn        atomic.Int64
-	BytesIn           atomic.Int64
+	Accepted          atomic.Int64    // upgrades completed
+	Declined          atomic.Int64    // upgrades refused by the handler or a limit
+	HTTPRequests      atomic.Int64    // plain HTTP requests served
+	MessagesIn        counter.Sharded // added to per loop: every message counts
+	BytesIn           counter.Sharded
 	FramesOut         atomic.Int64
 	BytesOut          atomic.Int64
 	Writes            atomic.Int64 // write/writev calls on sockets

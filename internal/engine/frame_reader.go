@@ -175,7 +175,7 @@ func (c *Conn) parseFrames(buf []byte) (off int, _ gnet.Action) {
 		}
 		off += hl + int(n)
 		c.lastRead = now
-		e.stats.BytesIn.Add(int64(hl) + int64(n))
+		e.stats.BytesIn.Add(c.loop.idx, int64(hl)+int64(n))
 
 		if c.state == stateClosing {
 			if op == ws.OpClose {
@@ -246,7 +246,7 @@ func (c *Conn) deliver(op byte, data []byte, compressed bool) gnet.Action {
 		return gnet.None
 	}
 	c.lastData = c.lastRead
-	c.e.stats.MessagesIn.Add(1)
+	c.e.stats.MessagesIn.Add(c.loop.idx, 1)
 	c.e.h.OnMessage(c, op, data)
 	return gnet.None
 }

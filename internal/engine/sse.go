@@ -221,8 +221,8 @@ func (e *Engine) SSEMessage(id string, body []byte) int {
 		}
 		now := time.Now().UnixNano()
 		c.lastRead, c.lastData = now, now
-		e.stats.MessagesIn.Add(1)
-		e.stats.BytesIn.Add(int64(len(data)))
+		e.stats.MessagesIn.Add(c.loop.idx, 1)
+		e.stats.BytesIn.Add(c.loop.idx, int64(len(data)))
 		e.h.OnMessage(c, wsframe.OpText, data)
 	})
 	return 202
