@@ -3,7 +3,9 @@ package pondsocket
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
@@ -17,14 +19,45 @@ type lobby struct {
 	pattern *pattern
 	join    func(*JoinContext) error
 
-	mu         sync.RWMutex
+	// h holds the handlers, replaced whole when one is added (mu
+	// serialises the writers): every event of every channel of the
+	// pattern reads them, with one atomic load rather than a lock whose
+	// count each reader would write (on a cache line the loops share)
+	mu sync.Mutex
+	h  atomic.Pointer[handlers]
+
+	// the share of workers each handler may hold (gate.go)
+	joinGate, leaveGate, unmatchedGate gate
+}
+
+// handlers are a lobby's handler lists; never modified once published.
+type handlers struct {
 	events     []eventHandler
 	middleware []MiddlewareFunc
 	leave      func(*LeaveContext)
 	outgoing   []outgoingHandler
+}
 
-	// the share of workers each handler may hold (gate.go)
-	joinGate, leaveGate, unmatchedGate gate
+var noHandlers handlers
+
+// handlers returns the lobby's current handlers.
+func (l *lobby) handlers() *handlers {
+	if h := l.h.Load(); h != nil {
+		return h
+	}
+	return &noHandlers
+}
+
+// change publishes a copy of the handlers with edit applied. The lists
+// are clipped first, so an append in edit copies instead of writing into
+// an array a reader may hold.
+func (l *lobby) change(edit func(h *handlers)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := *l.handlers()
+	h.events, h.middleware, h.outgoing = slices.Clip(h.events), slices.Clip(h.middleware), slices.Clip(h.outgoing)
+	edit(&h)
+	l.h.Store(&h)
 }
 
 type eventHandler struct {
@@ -113,9 +146,7 @@ func (ch *Channel) OnEvent(pattern string, fn func(*EventContext) error) *Channe
 	if err != nil {
 		panic(err)
 	}
-	ch.l.mu.Lock()
-	ch.l.events = append(ch.l.events, eventHandler{pattern: p, fn: fn, gate: &gate{}})
-	ch.l.mu.Unlock()
+	ch.l.change(func(h *handlers) { h.events = append(h.events, eventHandler{pattern: p, fn: fn, gate: &gate{}}) })
 	return ch
 }
 
@@ -136,26 +167,22 @@ func (ch *Channel) OnEventInline(pattern string, fn func(*EventContext) error) *
 	if err != nil {
 		panic(err)
 	}
-	ch.l.mu.Lock()
-	ch.l.events = append(ch.l.events, eventHandler{pattern: p, fn: fn, gate: &gate{}, inline: true})
-	ch.l.mu.Unlock()
+	ch.l.change(func(h *handlers) {
+		h.events = append(h.events, eventHandler{pattern: p, fn: fn, gate: &gate{}, inline: true})
+	})
 	return ch
 }
 
 // Use appends a middleware that runs before the event handlers.
 func (ch *Channel) Use(mw MiddlewareFunc) *Channel {
-	ch.l.mu.Lock()
-	ch.l.middleware = append(ch.l.middleware, mw)
-	ch.l.mu.Unlock()
+	ch.l.change(func(h *handlers) { h.middleware = append(h.middleware, mw) })
 	return ch
 }
 
 // OnLeave sets the handler called after a user left a channel of this
 // pattern (explicit leave, disconnect, eviction).
 func (ch *Channel) OnLeave(fn func(*LeaveContext)) *Channel {
-	ch.l.mu.Lock()
-	ch.l.leave = fn
-	ch.l.mu.Unlock()
+	ch.l.change(func(h *handlers) { h.leave = fn })
 	return ch
 }
 
@@ -168,17 +195,11 @@ func (ch *Channel) OnOutgoing(pattern string, fn func(*OutgoingContext) error) *
 	if err != nil {
 		panic(err)
 	}
-	ch.l.mu.Lock()
-	ch.l.outgoing = append(ch.l.outgoing, outgoingHandler{pattern: p, fn: fn})
-	ch.l.mu.Unlock()
+	ch.l.change(func(h *handlers) { h.outgoing = append(h.outgoing, outgoingHandler{pattern: p, fn: fn}) })
 	return ch
 }
 
-func (l *lobby) leaveHandler() func(*LeaveContext) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.leave
-}
+func (l *lobby) leaveHandler() func(*LeaveContext) { return l.handlers().leave }
 
 // instances is the set of live channels the handle acts on.
 func (ch *Channel) instances() []*instance {
@@ -280,9 +301,7 @@ func (l *lobby) send(in *instance, action, event, reqID string, payload json.Raw
 // or per recipient when outgoing hooks exist. Remote ids in r.only are
 // skipped here (publishMessage carries them).
 func (l *lobby) sendLocal(in *instance, action, event, reqID string, payload json.RawMessage, r recipients) error {
-	l.mu.RLock()
-	hooks := l.outgoing
-	l.mu.RUnlock()
+	hooks := l.handlers().outgoing
 	if len(hooks) == 0 {
 		f := protocol.Encode(action, event, in.name, reqID, payload)
 		_, err := in.deliver(f, r)
@@ -344,14 +363,13 @@ func (s *hub) runOutgoing(fn func(*OutgoingContext) error, ctx *OutgoingContext)
 // its handler was registered with OnEventInline and no user code that may
 // block (middleware, outgoing hooks) runs with it.
 func (l *lobby) runsInline(event string) bool {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if len(l.middleware) > 0 || len(l.outgoing) > 0 {
+	h := l.handlers()
+	if len(h.middleware) > 0 || len(h.outgoing) > 0 {
 		return false
 	}
-	for i := range l.events {
-		if l.events[i].pattern.Matches(event) {
-			return l.events[i].inline
+	for i := range h.events {
+		if h.events[i].pattern.Matches(event) {
+			return h.events[i].inline
 		}
 	}
 	return false
@@ -359,9 +377,7 @@ func (l *lobby) runsInline(event string) bool {
 
 // eventGate is the gate of the handler an event named event runs.
 func (l *lobby) eventGate(event string) *gate {
-	l.mu.RLock()
-	hs := l.events
-	l.mu.RUnlock()
+	hs := l.handlers().events
 	for i := range hs {
 		if hs[i].pattern.Matches(event) {
 			return hs[i].gate
@@ -388,9 +404,8 @@ func (l *lobby) dispatch(ctx *EventContext) error {
 }
 
 func (l *lobby) dispatchChain(ctx *EventContext) error {
-	l.mu.RLock()
-	mws, hs := l.middleware, l.events
-	l.mu.RUnlock()
+	h := l.handlers()
+	mws, hs := h.middleware, h.events
 	s := l.ep.srv
 	if len(mws) == 0 {
 		return s.runHandler(ctx, hs, nil)
