@@ -252,8 +252,10 @@ func (s *hub) Disconnect(c *Client) {
 	if c.gone.Swap(true) {
 		return
 	}
-	c.cancelRun()
+	// leave first: a handler woken by its context's cancellation then
+	// finds the connection out of its channels already
 	c.ep.leaveAll(c)
+	c.cancelRun()
 	c.enqueue(job{disconnect: true})
 	c.unpark()
 }
