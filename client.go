@@ -83,6 +83,8 @@ type job struct {
 	msg        protocol.ClientMessage
 	size       int // bytes of the message as delivered to the channel layer
 	disconnect bool
+	// in is the channel runInline already looked up (nil: ep.event looks)
+	in *instance
 }
 
 // ID is the user id (shared by the user's connections, see SetUserID).
@@ -236,6 +238,7 @@ func (c *Client) runInline(j job) bool {
 		return false
 	}
 	c.running = true
+	j.in = in
 	if c.ep.srv.opts.Handlers.Timeout > 0 {
 		c.runStart = time.Now() // as pop does for a worker's job
 	}
@@ -467,7 +470,7 @@ func (c *Client) run(j job) {
 	case protocol.ActionLeave:
 		c.ep.leave(c, &j.msg)
 	case protocol.ActionBroadcast:
-		c.ep.event(c, &j.msg)
+		c.ep.event(c, &j.msg, j.in)
 	}
 }
 

@@ -371,10 +371,14 @@ func (ep *Endpoint) disconnect(c *Client) {
 var errNoHandler = errors.New("A handler did not respond to the event")
 
 // event handles a client BROADCAST: routing checks, rate limit, middleware,
-// then the first event handler whose pattern matches.
-func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage) {
+// then the first event handler whose pattern matches. in is the channel
+// the message names when the caller already looked it up (nil: looked up
+// here).
+func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage, in *instance) {
 	s := ep.srv
-	in := c.channel(msg.ChannelName)
+	if in == nil {
+		in = c.channel(msg.ChannelName)
+	}
 	if in == nil {
 		name := msg.ChannelName
 		_, _, matched := ep.matchLobby(name)
