@@ -94,6 +94,7 @@ type Conn struct {
 	inflate    *inflateBudget             // permessage-deflate connections only
 	pongDue    bool
 	pongLen    uint8
+	inMsg      bool // the loop is handing this connection's read to the Handler (SendInline)
 
 	closeCode uint16
 	deflate   bool // permessage-deflate negotiated
@@ -130,6 +131,25 @@ func (c *Conn) Request() *Request { return c.req }
 func (c *Conn) Send(f *wsframe.Frame) {
 	f.Retain(1)
 	c.loop.post(cmd{kind: cmdSend, c: c, f: f})
+}
+
+// SendInline is Send for a frame that answers a message of this
+// connection, made while Handler.OnMessage runs for it (on the
+// connection's event loop, which is where OnMessage runs). The frame is
+// queued on the loop at once, with no hand-off, and leaves in one write
+// with the other answers to the same read, right after it. Order holds:
+// whatever was sent to the connection before is queued ahead of it, or,
+// when the loop has commands that must run first (a close, say), the
+// frame is simply Sent behind them. Anywhere else SendInline is Send.
+func (c *Conn) SendInline(f *wsframe.Frame) {
+	l := c.loop
+	if !c.inMsg || !l.refill() {
+		c.Send(f)
+		return
+	}
+	f.Retain(1)
+	l.inline = append(l.inline, f)
+	l.enqueue(c, c.frameBytes(f))
 }
 
 // Close starts the closing handshake with code and reason (code 0 sends a

@@ -17,6 +17,20 @@ import (
 // stays in gnet's buffer until the rest arrives; only a fragmented message
 // is copied, into a pooled buffer that is returned when the message ends.
 func (c *Conn) readFrames() gnet.Action {
+	// While the read's messages are handed to the Handler, replies it
+	// makes on this loop (SendInline) are queued here directly, and they
+	// leave together right after the read.
+	c.inMsg = true
+	act := c.parseRead()
+	c.inMsg = false
+	if l := c.loop; len(l.inline) > 0 {
+		l.flushInline()
+	}
+	c.flushPong()
+	return act
+}
+
+func (c *Conn) parseRead() gnet.Action {
 	gc := c.gc
 	buf, _ := gc.Peek(-1)
 	if c.pre != nil {
@@ -28,14 +42,12 @@ func (c *Conn) readFrames() gnet.Action {
 		if len(c.pre) == 0 {
 			c.pre = nil
 		}
-		c.flushPong()
 		return act
 	}
 	n, act := c.parseFrames(buf)
 	if n > 0 {
 		_, _ = gc.Discard(n)
 	}
-	c.flushPong()
 	return act
 }
 

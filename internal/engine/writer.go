@@ -68,7 +68,8 @@ type loop struct {
 	heldMore [][]cmd // commands refill took during the write
 	free     [][]cmd // emptied inbox slices for refill to hand back
 	conns    []*Conn
-	arena    []byte // the joined frames of this batch's runs (applyRun)
+	arena    []byte           // the joined frames of this batch's runs (applyRun)
+	inline   []*wsframe.Frame // frames queued by SendInline, written after the read
 	q        []qent
 	dirty    []*Conn
 	iov      [][]byte
@@ -180,13 +181,7 @@ func (l *loop) Run(context.Context) error {
 	}
 	l.held = batch
 	l.flushRefilling()
-	for _, b := range l.heldMore {
-		if b = l.release(b); len(l.free) < cap(l.free) {
-			l.free = append(l.free, b)
-		}
-	}
-	clear(l.heldMore)
-	l.heldMore = l.heldMore[:0]
+	l.releaseMore()
 	l.spare = l.release(l.held)
 	l.held = nil
 	l.publish()
@@ -196,6 +191,31 @@ func (l *loop) Run(context.Context) error {
 		l.arena = l.arena[:0]
 	}
 	return nil
+}
+
+// releaseMore drops the commands refill took, now written.
+func (l *loop) releaseMore() {
+	for _, b := range l.heldMore {
+		if b = l.release(b); len(l.free) < cap(l.free) {
+			l.free = append(l.free, b)
+		}
+	}
+	clear(l.heldMore)
+	l.heldMore = l.heldMore[:0]
+}
+
+// flushInline writes what SendInline queued during one read (and what
+// refill took with it), then drops the frames' references.
+func (l *loop) flushInline() {
+	l.now = time.Now().UnixNano()
+	l.flush()
+	for i, f := range l.inline {
+		f.Release()
+		l.inline[i] = nil
+	}
+	l.inline = l.inline[:0]
+	l.releaseMore()
+	l.publish()
 }
 
 // publish adds the loop's write counts to the engine's counters.
@@ -358,17 +378,18 @@ func (l *loop) flushRefilling() {
 // refill takes the inbox if it holds only sends and fan-outs (closes,
 // sweeps and functions wait for the next Run, which orders them against
 // the flush) and queues their frames. The scheduled Run, if any, finds
-// what was posted after this.
-func (l *loop) refill() {
+// what was posted after this. It reports whether the inbox was left
+// empty.
+func (l *loop) refill() bool {
 	l.mu.Lock()
 	if len(l.inbox) == 0 {
 		l.mu.Unlock()
-		return
+		return true
 	}
 	for i := range l.inbox {
 		if k := l.inbox[i].kind; k != cmdSend && k != cmdFanout {
 			l.mu.Unlock()
-			return
+			return false
 		}
 	}
 	more := l.inbox
@@ -382,6 +403,7 @@ func (l *loop) refill() {
 		l.apply(&more[i])
 	}
 	l.heldMore = append(l.heldMore, more)
+	return true
 }
 
 func (l *loop) enqueue(c *Conn, b []byte) { l.enqueueN(c, b, 1) }
