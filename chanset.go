@@ -36,6 +36,27 @@ func (s *chanSet) get(name string) *member {
 	return nil
 }
 
+// has reports whether the set holds the membership of instance in: by
+// identity, so no name is compared (and no name's bytes are read).
+func (s *chanSet) has(in *instance) bool {
+	if s.one != nil && s.one.in == in {
+		return true
+	}
+	if s.more == nil {
+		return false
+	}
+	if s.more.big != nil {
+		m := s.more.big[in.name]
+		return m != nil && m.in == in
+	}
+	for _, m := range s.more.small {
+		if m.in == in {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *chanSet) len() int {
 	n := 0
 	if s.one != nil {

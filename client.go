@@ -85,6 +85,10 @@ type job struct {
 	disconnect bool
 	// in is the channel runInline already looked up (nil: ep.event looks)
 	in *instance
+	// onLoop: the job runs where its message arrived (runInline, or
+	// Handlers.Inline), inside the transport's delivery of that message,
+	// so a reply to the sender may be queued there directly (SendInline)
+	onLoop bool
 }
 
 // ID is the user id (shared by the user's connections, see SetUserID).
@@ -162,6 +166,7 @@ const firstMessageAllowance = 4 << 10
 func (c *Client) enqueue(j job) {
 	s := c.ep.srv
 	if s.opts.Handlers.Inline {
+		j.onLoop = true
 		c.run(j)
 		c.endRun()
 		return
@@ -238,7 +243,7 @@ func (c *Client) runInline(j job) bool {
 		return false
 	}
 	c.running = true
-	j.in = in
+	j.in, j.onLoop = in, true
 	if c.ep.srv.opts.Handlers.Timeout > 0 {
 		c.runStart = time.Now() // as pop does for a worker's job
 	}
@@ -470,7 +475,7 @@ func (c *Client) run(j job) {
 	case protocol.ActionLeave:
 		c.ep.leave(c, &j.msg)
 	case protocol.ActionBroadcast:
-		c.ep.event(c, &j.msg, j.in)
+		c.ep.event(c, &j.msg, j.in, j.onLoop)
 	}
 }
 

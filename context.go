@@ -402,6 +402,9 @@ type EventContext struct {
 	event *Event                  // &ev: allocated with the context, not apart from it
 	ev    Event
 	err   error
+	// onLoop: the handler runs inside the delivery of its message
+	// (job.onLoop), so its replies may skip the hand-off to the loop
+	onLoop bool
 }
 
 func newEventContext(c *Client, in *instance, msg *protocol.ClientMessage) *EventContext {
@@ -560,7 +563,7 @@ func (ctx *EventContext) BroadcastTo(event string, payload any, userIDs ...strin
 
 // Reply sends a SYSTEM message to the sender.
 func (ctx *EventContext) Reply(event string, payload any) *EventContext {
-	return ctx.bcast(protocol.ActionSystem, event, payload, recipients{self: ctx.c})
+	return ctx.bcast(protocol.ActionSystem, event, payload, recipients{self: ctx.c, onLoop: ctx.onLoop})
 }
 
 // SetAssigns sets one of the sender's channel assigns.

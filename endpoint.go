@@ -374,7 +374,7 @@ var errNoHandler = errors.New("A handler did not respond to the event")
 // then the first event handler whose pattern matches. in is the channel
 // the message names when the caller already looked it up (nil: looked up
 // here).
-func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage, in *instance) {
+func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage, in *instance, onLoop bool) {
 	s := ep.srv
 	if in == nil {
 		in = c.channel(msg.ChannelName)
@@ -399,6 +399,7 @@ func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage, in *instance) 
 		return
 	}
 	ctx := newEventContext(c, in, msg)
+	ctx.onLoop = onLoop
 	err := in.lobby.dispatch(ctx)
 	if err == nil {
 		return
@@ -416,5 +417,5 @@ func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage, in *instance) 
 	}
 	// goes through the channel (outgoing hooks apply), to the sender only
 	in.lobby.send(in, protocol.ActionError, protocol.ErrHandlerNotFound, msg.RequestID,
-		protocol.HandlerErrorPayload(text, status), recipients{self: c})
+		protocol.HandlerErrorPayload(text, status), recipients{self: c, onLoop: onLoop})
 }

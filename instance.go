@@ -289,6 +289,7 @@ type recipients struct {
 	// caller's look and the delivery must not cost the others theirs)
 	skipAbsent bool
 	self       *Client // this one connection only (a reply); never published
+	onLoop     bool    // with self: sent from inside the delivery of self's message (SendInline)
 	tracked    bool    // presence-tracked members only
 	from       string  // the user whose handler sent it ("" = the server)
 }
@@ -302,9 +303,49 @@ var connListPool = sync.Pool{New: func() any { s := make([]memberConn, 0, 64); r
 // Returns the number of recipients. Unknown ids in r.only are reported as
 // ErrNotMember before anything is sent.
 func (in *instance) deliver(f *wsframe.Frame, r recipients) (int, error) {
+	if r.self != nil {
+		return in.deliverSelf(f, r)
+	}
 	in.mu.RLock()
 	defer in.mu.RUnlock()
 	return in.deliverLocked(f, r)
+}
+
+// inlineSink is a connection that can take a reply made while its own
+// message is being delivered without a hand-off (engine.Conn.SendInline).
+type inlineSink interface {
+	wsframe.Sink
+	SendInline(f *wsframe.Frame)
+}
+
+// deliverSelf sends f to connection r.self alone (a reply). Membership is read
+// from the client's own channel set, which join and leave change under the
+// instance's lock too, so the instance's lock is not taken: a reply then
+// touches no state the channel's other members share.
+func (in *instance) deliverSelf(f *wsframe.Frame, r recipients) (int, error) {
+	c := r.self
+	c.mu.Lock()
+	member := c.chans.has(in)
+	c.mu.Unlock()
+	if !member {
+		return 0, ErrNotMember
+	}
+	switch conn := c.conn.(type) {
+	case nil:
+		return 0, nil
+	case inlineSink:
+		if r.onLoop {
+			conn.SendInline(f)
+		} else {
+			conn.Send(f)
+		}
+	default:
+		conn.Send(f)
+	}
+	shard := int(uintptr(unsafe.Pointer(in)) >> 8)
+	in.ep.srv.stats.Broadcasts.Add(shard, 1)
+	in.ep.srv.stats.Deliveries.Add(shard, 1)
+	return 1, nil
 }
 
 func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
