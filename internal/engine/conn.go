@@ -140,7 +140,9 @@ func (c *Conn) Send(f *wsframe.Frame) {
 // with the other answers to the same read, right after it. Order holds:
 // whatever was sent to the connection before is queued ahead of it, or,
 // when the loop has commands that must run first (a close, say), the
-// frame is simply Sent behind them. Anywhere else SendInline is Send.
+// frame is simply Sent behind them. It must be called on the
+// connection's loop; there, outside OnMessage for this connection, it is
+// Send.
 func (c *Conn) SendInline(f *wsframe.Frame) {
 	l := c.loop
 	if !c.inMsg || !l.refill() {
