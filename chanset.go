@@ -7,8 +7,11 @@ package pondsocket
 // This matters at a million members, where a map per connection would
 // cost more than the membership itself.
 type chanSet struct {
-	one  *member
-	more *chanSetMore
+	one *member
+	// oneIn is one.in, kept here so that finding the first channel reads
+	// the client's own cache lines and the instance, not the member too
+	oneIn *instance
+	more  *chanSetMore
 }
 
 type chanSetMore struct {
@@ -19,7 +22,7 @@ type chanSetMore struct {
 const chanSetMax = 16
 
 func (s *chanSet) get(name string) *member {
-	if s.one != nil && s.one.in.name == name {
+	if s.oneIn != nil && s.oneIn.name == name {
 		return s.one
 	}
 	if s.more == nil {
@@ -39,7 +42,7 @@ func (s *chanSet) get(name string) *member {
 // has reports whether the set holds the membership of instance in: by
 // identity, so no name is compared (and no name's bytes are read).
 func (s *chanSet) has(in *instance) bool {
-	if s.one != nil && s.one.in == in {
+	if s.oneIn == in && in != nil {
 		return true
 	}
 	if s.more == nil {
@@ -70,7 +73,7 @@ func (s *chanSet) len() int {
 
 func (s *chanSet) add(m *member) {
 	if s.one == nil {
-		s.one = m
+		s.one, s.oneIn = m, m.in
 		return
 	}
 	if s.more == nil {
@@ -95,7 +98,7 @@ func (s *chanSet) add(m *member) {
 // remove deletes m (compared by identity).
 func (s *chanSet) remove(m *member) {
 	if s.one == m {
-		s.one = nil
+		s.one, s.oneIn = nil, nil
 		return
 	}
 	mo := s.more

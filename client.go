@@ -15,20 +15,16 @@ import (
 // Client is one connection as the channel layer sees it. Its id is the user
 // id every channel knows it by (one per connection, docs/protocol.md §0).
 type Client struct {
+	// The fields every message reads come first, so that a message costs
+	// the fewest cache lines of its client: with thousands of connections
+	// their state is rarely still cached when the next message arrives.
 	id   string
 	conn memberConn
-	// nextSame is the user's next connection on the endpoint (userid.go);
-	// multi is set once the user has had two connections at a time, so a
-	// user with one connection skips the per-user lookups
-	nextSame atomic.Pointer[Client]
-	multi    atomic.Bool
-	ep       *Endpoint
-	remote   string // peer address; the request headers are not kept
+	ep   *Endpoint
 
 	// mu guards assigns and chans. Lock order: instance.mu before Client.mu.
-	mu      sync.Mutex
-	assigns map[string]any
-	chans   chanSet
+	mu    sync.Mutex
+	chans chanSet
 
 	// mailbox: the client's messages wait here and are handled one at a
 	// time, in order, by whichever pool worker holds the client. It exists
@@ -36,14 +32,28 @@ type Client struct {
 	mmu     sync.Mutex
 	box     *mailbox
 	running bool
+	closing bool
 	gone    atomic.Bool
+	// hasCtx: the running handler asked for its context (see hctx)
+	hasCtx atomic.Bool
+	// buckets are only touched by the client's serial handler execution
+	msgBucket  bucket
+	joinBucket bucket
+
+	// nextSame is the user's next connection on the endpoint (userid.go);
+	// multi is set once the user has had two connections at a time, so a
+	// user with one connection skips the per-user lookups
+	nextSame atomic.Pointer[Client]
+	multi    atomic.Bool
+	remote   string         // peer address; the request headers are not kept
+	assigns  map[string]any // guarded by mu
+
 	// queued is the bytes of the messages in box (counted against
 	// MaxQueuedBytes and, summed over clients, MaxTotalQueuedBytes);
 	// strikes and refused count the refusals since box last emptied.
 	queued  int
 	strikes int
 	refused int
-	closing bool
 
 	// parked is the gate the client waits on (gate.go); held is a gate
 	// slot handed to it while parked. held is only touched by the worker
@@ -63,11 +73,6 @@ type Client struct {
 	runStart time.Time
 	hctx     context.Context
 	hcancel  context.CancelFunc
-	hasCtx   atomic.Bool
-
-	// buckets are only touched by the client's serial handler execution
-	msgBucket  bucket
-	joinBucket bucket
 
 	st clientState // limits.go
 }
