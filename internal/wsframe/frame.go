@@ -40,17 +40,26 @@ type Sink interface {
 type Frame struct {
 	refs  atomic.Int32
 	buf   *bytebufferpool.ByteBuffer
-	start int  // index of the first header byte once sealed
-	op    byte // opcode once sealed; 0 while building
+	spare *bytebufferpool.ByteBuffer // buf, kept while the frame waits in the pool
+	start int                        // index of the first header byte once sealed
+	op    byte                       // opcode once sealed; 0 while building
 
 	// lazily derived forms (SSE event, compressed frame) hang off here
 	mu      sync.Mutex
 	derived map[string][]byte
 }
 
-var (
-	framePool   sync.Pool
-	payloadPool bytebufferpool.Pool
+// framePool recycles frames together with their buffers. A sync.Pool
+// keeps a cache per P, so two loops building and releasing frames at once
+// write nothing they share. (The buffers came from a bytebufferpool.Pool,
+// whose Put adds to a per-size counter shared by every core: a cache line
+// that bounced between the loops on every message.) A buffer that grew
+// past maxPooledBuffer for a large message is not kept.
+var framePool sync.Pool
+
+const (
+	newBufferCap    = 512
+	maxPooledBuffer = 64 << 10
 )
 
 // NewFrame returns an empty frame with one reference, ready for the payload
@@ -60,7 +69,10 @@ func NewFrame() *Frame {
 	if f == nil {
 		f = &Frame{}
 	}
-	f.buf = payloadPool.Get()
+	f.buf, f.spare = f.spare, nil
+	if f.buf == nil {
+		f.buf = &bytebufferpool.ByteBuffer{B: make([]byte, 0, newBufferCap)}
+	}
 	f.buf.B = append(f.buf.B[:0], make([]byte, Headroom)...)
 	f.start = 0
 	f.op = 0
@@ -150,7 +162,9 @@ func (f *Frame) Retain(n int32) { f.refs.Add(n) }
 func (f *Frame) Release() {
 	switch r := f.refs.Add(-1); {
 	case r == 0:
-		payloadPool.Put(f.buf)
+		if cap(f.buf.B) <= maxPooledBuffer {
+			f.spare = f.buf
+		}
 		f.buf = nil
 		f.derived = nil
 		framePool.Put(f)

@@ -96,3 +96,18 @@ func TestCloseFrame(t *testing.T) {
 		t.Fatalf("long reason: len %d, header %d, valid %v", len(got), got[1], utf8.Valid(got[4:]))
 	}
 }
+
+// A frame's buffer waits in the pool with it, unless a large message grew
+// it past maxPooledBuffer: that one is dropped, not kept for small ones.
+func TestReleasedBufferIsKeptOnlyWhenSmall(t *testing.T) {
+	small := NewStaticFrame(OpText, []byte("hello"))
+	small.Release()
+	if small.spare == nil || small.buf != nil {
+		t.Fatal("a small frame's buffer was not kept with it")
+	}
+	big := NewStaticFrame(OpText, make([]byte, maxPooledBuffer+1))
+	big.Release()
+	if big.spare != nil || big.buf != nil {
+		t.Fatalf("a %d-byte buffer was kept for reuse", cap(big.spare.B))
+	}
+}
