@@ -259,15 +259,20 @@ func TestFragmentsWithInterleavedControl(t *testing.T) {
 func TestManySmallMessagesInOneSegment(t *testing.T) {
 	e := startEngine(t, Config{}, newEchoHandler())
 	r := dialRaw(t, e, "/x")
-	var b []byte
 	const n = 500
-	for i := 0; i < n; i++ {
-		b = append(b, frame(true, 0, 1, []byte(fmt.Sprintf("m%03d", i)), true)...)
-	}
-	r.write(b)
+	r.write(textFrames(n))
 	for i := 0; i < n; i++ {
 		r.expectFrame(wsframe.OpText, fmt.Sprintf("m%03d", i))
 	}
+}
+
+// textFrames is n masked text frames "m000", "m001", … in one buffer.
+func textFrames(n int) []byte {
+	var b []byte
+	for i := 0; i < n; i++ {
+		b = append(b, frame(true, 0, 1, []byte(fmt.Sprintf("m%03d", i)), true)...)
+	}
+	return b
 }
 
 func TestLargeMessage(t *testing.T) {

@@ -39,12 +39,8 @@ func TestSendInlineAnswersEachMessage(t *testing.T) {
 	e := startEngine(t, Config{}, inlineHandler{newEchoHandler()})
 	r := dialRaw(t, e, "/x")
 	// several messages in one read: their answers leave together, in order
-	var b []byte
 	const n = 200
-	for i := 0; i < n; i++ {
-		b = append(b, frame(true, 0, 1, []byte(fmt.Sprintf("m%03d", i)), true)...)
-	}
-	r.write(b)
+	r.write(textFrames(n))
 	for i := 0; i < n; i++ {
 		r.expectFrame(wsframe.OpText, fmt.Sprintf("re:m%03d", i))
 	}
