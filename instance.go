@@ -24,10 +24,16 @@ import (
 // mu (write) when a member is added, this guarantees a new member receives
 // nothing of the channel before its ACKNOWLEDGE.
 type instance struct {
-	name  string
-	lobby *lobby
-	ep    *Endpoint
-	route Route
+	name string
+	// nameBuf holds name's bytes when they fit: every event compares its
+	// channel name with name, and with the bytes beside the string header
+	// that reads the instance's first cache line instead of also a
+	// separate allocation (one cache miss less per message at thousands
+	// of rooms). An instance is never copied (it holds locks).
+	nameBuf [nameInline]byte
+	lobby   *lobby
+	ep      *Endpoint
+	route   Route
 
 	// Members are found by id through the endpoint's client table and the
 	// client's chanSet (lookupLocked): no per-channel map, which at a
@@ -115,8 +121,16 @@ func dropFrom(set []string, node string) []string {
 	return set
 }
 
+// nameInline is the longest channel name kept inside its instance.
+const nameInline = 48
+
 func newInstance(l *lobby, name string, route Route) *instance {
-	return &instance{name: name, lobby: l, ep: l.ep, route: route}
+	in := &instance{name: name, lobby: l, ep: l.ep, route: route}
+	if n := len(name); n > 0 && n <= nameInline {
+		copy(in.nameBuf[:], name)
+		in.name = unsafe.String(&in.nameBuf[0], n)
+	}
+	return in
 }
 
 // errDuplicate and errClosing are add's refusals: c is already a member,
