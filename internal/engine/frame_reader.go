@@ -55,6 +55,7 @@ func (c *Conn) parseRead() gnet.Action {
 // returns how many bytes it consumed.
 func (c *Conn) parseFrames(buf []byte) (off int, _ gnet.Action) {
 	now := time.Now().UnixNano()
+	c.loop.now = now // the loop clock for what this read's messages queue (flushInline)
 	e := c.e
 	for c.state == stateOpen || c.state == stateClosing {
 		if c.skip > 0 {

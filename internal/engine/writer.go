@@ -205,9 +205,9 @@ func (l *loop) releaseMore() {
 }
 
 // flushInline writes what SendInline queued during one read (and what
-// refill took with it), then drops the frames' references.
+// refill took with it), then drops the frames' references. The loop clock
+// is the read's (parseFrames set it).
 func (l *loop) flushInline() {
-	l.now = time.Now().UnixNano()
 	l.flush()
 	for i, f := range l.inline {
 		f.Release()
