@@ -344,22 +344,25 @@ func (in *instance) deliverSelf(f *wsframe.Frame, r recipients) (int, error) {
 	if !member {
 		return 0, ErrNotMember
 	}
-	switch conn := c.conn.(type) {
-	case nil:
+	if c.conn == nil {
 		return 0, nil
-	case inlineSink:
-		if r.onLoop {
-			conn.SendInline(f)
-		} else {
-			conn.Send(f)
-		}
-	default:
-		conn.Send(f)
 	}
+	if s, ok := c.conn.(inlineSink); ok && r.onLoop {
+		s.SendInline(f)
+	} else {
+		c.conn.Send(f)
+	}
+	in.countDelivery(1)
+	return 1, nil
+}
+
+// countDelivery counts one frame delivered to n connections, in the
+// instance's slot of the sharded counters, so that loops and workers
+// delivering for different channels do not share a cache line.
+func (in *instance) countDelivery(n int) {
 	shard := int(uintptr(unsafe.Pointer(in)) >> 8)
 	in.ep.srv.stats.Broadcasts.Add(shard, 1)
-	in.ep.srv.stats.Deliveries.Add(shard, 1)
-	return 1, nil
+	in.ep.srv.stats.Deliveries.Add(shard, int64(n))
 }
 
 func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
@@ -371,16 +374,6 @@ func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
 			if m.pres != nil && m.c.conn != nil {
 				conns = append(conns, m.c.conn)
 			}
-		}
-	case r.self != nil:
-		m := in.memberOfLocked(r.self)
-		if m == nil {
-			*lp = conns[:0]
-			connListPool.Put(lp)
-			return 0, ErrNotMember
-		}
-		if m.c.conn != nil {
-			conns = append(conns, m.c.conn)
 		}
 	case r.only != nil:
 		err := in.eachOnlyLocked(r, func(m *member) {
@@ -405,11 +398,7 @@ func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {
 	n := len(conns)
 	if n > 0 {
 		in.ep.srv.transport.Fanout(f, conns)
-		// counted in the instance's slot, so that loops and workers
-		// delivering for different channels do not share a cache line
-		shard := int(uintptr(unsafe.Pointer(in)) >> 8)
-		in.ep.srv.stats.Broadcasts.Add(shard, 1)
-		in.ep.srv.stats.Deliveries.Add(shard, int64(n))
+		in.countDelivery(n)
 	}
 	clear(conns)
 	*lp = conns[:0]
