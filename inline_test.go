@@ -3,10 +3,12 @@ package pondsocket
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pondsocket/pondsocket/internal/protocol"
+	"github.com/pondsocket/pondsocket/internal/wsframe"
 )
 
 // OnEventInline: the handler runs on the goroutine that delivered the
@@ -159,5 +161,49 @@ func TestOnEventInlineTimedFromItsOwnStart(t *testing.T) {
 	}
 	if len(got) != 1 || got[0] != protocol.ActionSystem+" echo" {
 		t.Fatalf("the inline event was answered %v, want only its reply (a timeout error means it was timed from the worker job's start)", got)
+	}
+}
+
+// loopConn is a recConn that also takes replies made inside the delivery
+// of its own message (engine.Conn.SendInline), and counts them.
+type loopConn struct {
+	recConn
+	inline atomic.Int32
+}
+
+func (l *loopConn) SendInline(f *wsframe.Frame) {
+	l.inline.Add(1)
+	l.recConn.Send(f)
+}
+
+// A reply from an inline handler is handed to the connection's SendInline
+// (it leaves with the read it answers); one from a worker goes through Send.
+func TestInlineReplyUsesSendInline(t *testing.T) {
+	released := make(chan struct{})
+	x, _, _ := inlineHub(t, func(ch *Channel) {
+		ch.OnEventInline("echo", func(ctx *EventContext) error { return ctx.Reply("echo", ctx.RawPayload()).Err() })
+		ch.OnEvent("slow", func(ctx *EventContext) error {
+			defer close(released)
+			return ctx.Reply("slow", ctx.RawPayload()).Err()
+		})
+	})
+	d := x.h.Connect(&handshake{Path: "/api/socket", RawQuery: "id=u2"})
+	for _, f := range d.Greeting {
+		f.Release()
+	}
+	conn := &loopConn{}
+	x.h.Open(d.Client, conn)
+	x.join(d.Client, "/room/1", "j2")
+	conn.wait(t, "the join's ACKNOWLEDGE", func(m wireMsg) bool { return m.Event == protocol.EventAcknowledge })
+
+	x.broadcast(d.Client, "/room/1", "echo", "e1", `{}`)
+	if n := conn.inline.Load(); n != 1 || len(replies(&conn.recConn, "echo")) != 1 {
+		t.Fatalf("inline reply: %d through SendInline, replies %v", n, replies(&conn.recConn, "echo"))
+	}
+	x.broadcast(d.Client, "/room/1", "slow", "s1", `{}`)
+	<-released
+	conn.wait(t, "the worker's reply", func(m wireMsg) bool { return m.Event == "slow" })
+	if n := conn.inline.Load(); n != 1 {
+		t.Fatalf("a worker's reply went through SendInline (%d calls)", n)
 	}
 }
