@@ -111,6 +111,11 @@ func checkAgainstEncodingJSON(t *testing.T, data []byte, m ClientMessage) {
 	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("payload %s differs from %s", m.Payload, top["payload"])
 	}
+	// A payload the scanner found compact is copied as it is: that must be
+	// exactly what appendCompact makes of it.
+	if want := appendCompact(nil, top["payload"]); !bytes.Equal(m.Payload, want) {
+		t.Fatalf("payload %q, appendCompact gives %q", m.Payload, want)
+	}
 	if len(m.Payload) > len(top["payload"])*6 {
 		t.Fatalf("payload grew too much")
 	}

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -71,8 +72,13 @@ const actionChoices = "action: Expected one of [JOIN_CHANNEL, LEAVE_CHANNEL, BRO
 
 // span is the position of one member's value: data[start:end]. end == 0
 // means the key was absent (a value never starts at offset 0 inside an
-// object).
-type span struct{ start, end int }
+// object). plain marks a string value with neither escapes nor non-ASCII
+// bytes, whose content is its value; compact a value that appendCompact
+// would copy as it is.
+type span struct {
+	start, end     int
+	plain, compact bool
+}
 
 // envelope collects the top-level members of a client message. Duplicate
 // keys overwrite earlier ones (last wins, like JSON.parse).
@@ -157,7 +163,11 @@ func DecodeClientMessage(data []byte, maxSize int) (ClientMessage, error) {
 	m.RequestID, buf = appendField(buf, data, env.v[keyRequestID])
 	m.ChannelName, buf = appendField(buf, data, env.v[keyChannelName])
 	p := len(buf)
-	buf = appendCompact(buf, data[env.v[keyPayload].start:env.v[keyPayload].end])
+	if pv := env.v[keyPayload]; pv.compact {
+		buf = append(buf, data[pv.start:pv.end]...)
+	} else {
+		buf = appendCompact(buf, data[pv.start:pv.end])
+	}
 	m.Payload = buf[p:len(buf):len(buf)]
 	return m, nil
 }
@@ -201,10 +211,10 @@ func (env *envelope) fail(data []byte, msg string) *DecodeError {
 // as a string sharing buf's memory.
 func appendField(buf, data []byte, s span) (string, []byte) {
 	n := len(buf)
-	if c := data[s.start+1 : s.end-1]; needsUnquote(c) {
-		buf = appendUnquote(buf, c)
-	} else {
+	if c := data[s.start+1 : s.end-1]; s.plain {
 		buf = append(buf, c...)
+	} else {
+		buf = appendUnquote(buf, c)
 	}
 	if len(buf) == n {
 		return "", buf
@@ -307,7 +317,7 @@ func (env *envelope) scan(data []byte) (kind byte, off int, ok bool) {
 	}
 	kind = data[i]
 	if kind != '{' {
-		end, ok := skipValue(data, i, 0)
+		end, _, ok := skipValue(data, i, 0)
 		if !ok {
 			return 0, end, false
 		}
@@ -327,12 +337,11 @@ func (env *envelope) scan(data []byte) (kind byte, off int, ok bool) {
 		if i >= len(data) || data[i] != '"' {
 			return 0, i, false
 		}
-		ke, ok := scanString(data, i)
+		ke, kseen, ok := scanString(data, i)
 		if !ok {
 			return 0, ke, false
 		}
-		key := data[i+1 : ke-1]
-		k := lookupKey(key)
+		k := lookupKey(data[i+1:ke-1], kseen == 0)
 		if env.pingOnly && k != keyAction {
 			env.stopped = true
 			return kind, 0, true
@@ -342,12 +351,19 @@ func (env *envelope) scan(data []byte) (kind byte, off int, ok bool) {
 			return 0, i, false
 		}
 		vs := skipWS(data, i+1)
-		ve, ok := skipValue(data, vs, 1)
+		var ve int
+		var seen uint8
+		compact := true
+		if vs < len(data) && data[vs] == '"' {
+			ve, seen, ok = scanString(data, vs)
+		} else {
+			ve, compact, ok = skipValue(data, vs, 1)
+		}
 		if !ok {
 			return 0, ve, false
 		}
 		if k >= 0 {
-			env.v[k] = span{vs, ve}
+			env.v[k] = span{vs, ve, seen == 0, compact && seen&strHigh == 0}
 		} else {
 			env.others++
 		}
@@ -370,9 +386,9 @@ func (env *envelope) scan(data []byte) (kind byte, off int, ok bool) {
 }
 
 // lookupKey returns the envelope key index of a raw (still escaped) object
-// key, or -1.
-func lookupKey(raw []byte) int {
-	if needsUnquote(raw) {
+// key, or -1; plain is scanString's report on it.
+func lookupKey(raw []byte, plain bool) int {
+	if !plain {
 		// "channelName" is the longest key: 11 characters of at most 6
 		// escaped bytes each.
 		if len(raw) > 66 {
@@ -405,28 +421,36 @@ func skipWS(data []byte, i int) int {
 	return i
 }
 
+// What scanString saw in a string's content. Without either, the content's
+// bytes are its value, to be copied as they are; without strHigh it is
+// already compact (appendCompact keeps escapes as they are).
+const (
+	strEsc  = 1 << iota // an escape
+	strHigh             // a byte of 0x80 or above
+)
+
 // scanString scans the string starting with the quote at data[i] and
-// returns the index just past the closing quote.
-func scanString(data []byte, i int) (int, bool) {
+// returns the index just past the closing quote, and what it saw there
+// (strEsc, strHigh).
+func scanString(data []byte, i int) (end int, seen uint8, ok bool) {
 	j := i + 1
-	for j < len(data) {
-		// Fast paths: ordinary characters, a word and then a byte at a time.
-		for j+8 <= len(data) && stringWord(word(data[j:])) {
-			j += 8
-		}
-		for j < len(data) && plainStringByte[data[j]] {
-			j++
-		}
+	var high uint64 // the bytes passed, ORed: a top bit set means one was >= 0x80
+	var esc uint8
+	for {
+		j, high = skipPlain(data, j, high)
 		if j >= len(data) {
-			break
+			return j, 0, false
 		}
-		c := data[j]
-		switch {
+		switch c := data[j]; {
 		case c == '"':
-			return j + 1, true
+			if high&msb != 0 {
+				esc |= strHigh
+			}
+			return j + 1, esc, true
 		case c == '\\':
+			esc = strEsc
 			if j+1 >= len(data) {
-				return j + 1, false
+				return j + 1, 0, false
 			}
 			switch data[j+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -434,20 +458,38 @@ func scanString(data []byte, i int) (int, bool) {
 			case 'u':
 				for k := j + 2; k < j+6; k++ {
 					if k >= len(data) || !isHex(data[k]) {
-						return k, false
+						return k, 0, false
 					}
 				}
 				j += 6
 			default:
-				return j + 1, false
+				return j + 1, 0, false
 			}
-		case c < 0x20:
-			return j, false
-		default:
-			j++
+		default: // a control character
+			return j, 0, false
 		}
 	}
-	return j, false
+}
+
+// skipPlain returns the index of the first byte at or after j that ends a
+// string or needs a look ('"', '\\', a control character), or len(data),
+// with high ORed with the bytes passed. Eight bytes at a time: the word
+// that holds such a byte tells where it is.
+func skipPlain(data []byte, j int, high uint64) (int, uint64) {
+	for j+8 <= len(data) {
+		w := word(data[j:])
+		if m := stringStop(w); m != 0 {
+			n := bits.TrailingZeros64(m) // 8k+7 for byte k
+			return j + n>>3, high | w&(1<<(n-7)-1)
+		}
+		high |= w
+		j += 8
+	}
+	for j < len(data) && plainStringByte[data[j]] {
+		high |= uint64(data[j])
+		j++
+	}
+	return j, high
 }
 
 // plainStringByte marks the bytes that may appear unescaped inside a JSON
@@ -520,80 +562,89 @@ func scanLiteral(data []byte, i int, lit string) (int, bool) {
 }
 
 // scanMemberKey scans `"key" :` at data[i] and returns the start of the
-// member's value.
-func scanMemberKey(data []byte, i int) (int, bool) {
+// member's value; compact is false when the key had non-ASCII bytes or
+// whitespace surrounded the colon.
+func scanMemberKey(data []byte, i int) (_ int, compact, ok bool) {
 	if i >= len(data) || data[i] != '"' {
-		return i, false
+		return i, false, false
 	}
-	end, ok := scanString(data, i)
+	end, seen, ok := scanString(data, i)
 	if !ok {
-		return end, false
+		return end, false, false
 	}
 	i = skipWS(data, end)
 	if i >= len(data) || data[i] != ':' {
-		return i, false
+		return i, false, false
 	}
-	return skipWS(data, i+1), true
+	v := skipWS(data, i+1)
+	return v, seen&strHigh == 0 && i == end && v == i+1, true
 }
 
 // skipValue validates the value starting at data[i] (no leading
 // whitespace) and returns the index just past it. depth is the number of
-// containers around it. It is iterative, so hostile nesting cannot grow the
+// containers around it. compact reports that appendCompact would copy the
+// value as it is: no whitespace between its tokens, no non-ASCII byte in
+// its strings. It is iterative, so hostile nesting cannot grow the
 // goroutine stack.
-func skipValue(data []byte, i, depth int) (int, bool) {
+func skipValue(data []byte, i, depth int) (_ int, compact, ok bool) {
 	var stackBuf [32]byte
 	stack := stackBuf[:0]
-	var ok bool
+	compact = true
+	var kc bool    // the last member key's report
+	var seen uint8 // the last string's
 	for {
 		// A value starts at data[i].
 		if i >= len(data) {
-			return i, false
+			return i, false, false
 		}
 		switch c := data[i]; c {
 		case '{', '[':
 			if depth+len(stack)+1 > maxDepth {
-				return i, false
+				return i, false, false
 			}
 			closer := byte('}')
 			if c == '[' {
 				closer = ']'
 			}
 			j := skipWS(data, i+1)
+			compact = compact && j == i+1
 			if j < len(data) && data[j] == closer {
 				i = j + 1
 				break
 			}
 			stack = append(stack, c)
 			if c == '{' {
-				if i, ok = scanMemberKey(data, j); !ok {
-					return i, false
+				if i, kc, ok = scanMemberKey(data, j); !ok {
+					return i, false, false
 				}
+				compact = compact && kc
 			} else {
 				i = j
 			}
 			continue
 		case '"':
-			if i, ok = scanString(data, i); !ok {
-				return i, false
+			if i, seen, ok = scanString(data, i); !ok {
+				return i, false, false
 			}
+			compact = compact && seen&strHigh == 0
 		case 't':
 			if i, ok = scanLiteral(data, i, "true"); !ok {
-				return i, false
+				return i, false, false
 			}
 		case 'f':
 			if i, ok = scanLiteral(data, i, "false"); !ok {
-				return i, false
+				return i, false, false
 			}
 		case 'n':
 			if i, ok = scanLiteral(data, i, "null"); !ok {
-				return i, false
+				return i, false, false
 			}
 		default:
 			if c != '-' && !isDigit(c) {
-				return i, false
+				return i, false, false
 			}
 			if i, ok = scanNumber(data, i); !ok {
-				return i, false
+				return i, false, false
 			}
 		}
 		// A value ended just before data[i]: close containers until the
@@ -601,27 +652,33 @@ func skipValue(data []byte, i, depth int) (int, bool) {
 	closing:
 		for {
 			if len(stack) == 0 {
-				return i, true
+				return i, compact, true
 			}
-			i = skipWS(data, i)
+			if i < len(data) && isWS(data[i]) {
+				compact = false
+				i = skipWS(data, i)
+			}
 			if i >= len(data) {
-				return i, false
+				return i, false, false
 			}
 			top := stack[len(stack)-1]
 			switch c := data[i]; {
 			case c == ',':
-				i = skipWS(data, i+1)
+				j := skipWS(data, i+1)
+				compact = compact && j == i+1
+				i = j
 				if top == '{' {
-					if i, ok = scanMemberKey(data, i); !ok {
-						return i, false
+					if i, kc, ok = scanMemberKey(data, i); !ok {
+						return i, false, false
 					}
+					compact = compact && kc
 				}
 				break closing
 			case top == '{' && c == '}', top == '[' && c == ']':
 				stack = stack[:len(stack)-1]
 				i++
 			default:
-				return i, false
+				return i, false, false
 			}
 		}
 	}

@@ -28,8 +28,14 @@ func ctlByte(w uint64) uint64 { return (w - lsb*0x20) &^ w }
 // stringWord reports whether none of the 8 bytes of w ends a JSON string
 // or needs a look there: no '"', no '\\', no control character. Bytes of
 // 0x80 and above pass.
-func stringWord(w uint64) bool {
-	return (zeroByte(w^(lsb*'"'))|zeroByte(w^(lsb*'\\'))|ctlByte(w))&msb == 0
+func stringWord(w uint64) bool { return stringStop(w) == 0 }
+
+// stringStop has the top bit set of the first byte of w that ends a JSON
+// string or needs a look there ('"', '\\' or a control character), and
+// maybe of later bytes; 0 when there is none. bits.TrailingZeros64 of it,
+// divided by 8, is that first byte's index.
+func stringStop(w uint64) uint64 {
+	return (zeroByte(w^(lsb*'"')) | zeroByte(w^(lsb*'\\')) | ctlByte(w)) & msb
 }
 
 // asciiStringWord is stringWord for ASCII only: bytes of 0x80 and above
