@@ -72,9 +72,9 @@ const actionChoices = "action: Expected one of [JOIN_CHANNEL, LEAVE_CHANNEL, BRO
 
 // span is the position of one member's value: data[start:end]. end == 0
 // means the key was absent (a value never starts at offset 0 inside an
-// object). plain marks a string value with neither escapes nor non-ASCII
-// bytes, whose content is its value; compact a value that appendCompact
-// would copy as it is.
+// object). plain marks a string value (and nothing else) with neither
+// escapes nor non-ASCII bytes, whose content is its value; compact a value
+// that appendCompact would copy as it is.
 type span struct {
 	start, end     int
 	plain, compact bool
@@ -145,7 +145,7 @@ func DecodeClientMessage(data []byte, maxSize int) (ClientMessage, error) {
 		return ClientMessage{}, env.fail(data, "payload: Expected record with string keys, got "+typeOf(c))
 	}
 	av := data[env.v[keyAction].start:env.v[keyAction].end]
-	action, ok := clientAction(av)
+	action, ok := clientAction(av, env.v[keyAction].plain)
 	if !ok {
 		return ClientMessage{}, env.fail(data, actionChoices+string(appendGot(nil, av)))
 	}
@@ -222,8 +222,20 @@ func appendField(buf, data []byte, s span) (string, []byte) {
 	return unsafe.String(&buf[n], len(buf)-n), buf
 }
 
-// clientAction maps the raw JSON value of "action" to its constant.
-func clientAction(raw []byte) (string, bool) {
+// clientAction maps the raw JSON value of "action" to its constant; plain
+// is the span's report (a string without escapes or non-ASCII bytes).
+func clientAction(raw []byte, plain bool) (string, bool) {
+	if plain {
+		switch string(raw[1 : len(raw)-1]) {
+		case ActionJoin:
+			return ActionJoin, true
+		case ActionLeave:
+			return ActionLeave, true
+		case ActionBroadcast:
+			return ActionBroadcast, true
+		}
+		return "", false
+	}
 	switch {
 	case stringValueIs(raw, ActionJoin):
 		return ActionJoin, true
@@ -353,8 +365,8 @@ func (env *envelope) scan(data []byte) (kind byte, off int, ok bool) {
 		vs := skipWS(data, i+1)
 		var ve int
 		var seen uint8
-		compact := true
-		if vs < len(data) && data[vs] == '"' {
+		str, compact := vs < len(data) && data[vs] == '"', true
+		if str {
 			ve, seen, ok = scanString(data, vs)
 		} else {
 			ve, compact, ok = skipValue(data, vs, 1)
@@ -363,7 +375,7 @@ func (env *envelope) scan(data []byte) (kind byte, off int, ok bool) {
 			return 0, ve, false
 		}
 		if k >= 0 {
-			env.v[k] = span{vs, ve, seen == 0, compact && seen&strHigh == 0}
+			env.v[k] = span{vs, ve, str && seen == 0, compact && seen&strHigh == 0}
 		} else {
 			env.others++
 		}
