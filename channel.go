@@ -396,7 +396,7 @@ func (l *lobby) dispatch(ctx *EventContext) error {
 	if ctx.c.overran() {
 		s := l.ep.srv
 		s.stats.TimedOut.Add(1)
-		s.rlog.Warn("handler overran HandlerTimeout", "channel", ctx.in.name, "event", ctx.msg.Event,
+		s.rlog.Warn("handler overran HandlerTimeout", "channel", ctx.in.name, "event", ctx.name,
 			"timeout", s.opts.Handlers.Timeout.String())
 		return errHandlerTimeout
 	}
@@ -425,12 +425,13 @@ func (l *lobby) dispatchChain(ctx *EventContext) error {
 func runEvent(ctx *EventContext, hs []eventHandler) error {
 	for i := range hs {
 		p := hs[i].pattern
-		if p.IsLiteral() && p.raw == ctx.msg.Event {
+		if p.IsLiteral() && p.raw == ctx.name {
 			// the common case: nothing to capture, so no maps to make
 			return hs[i].fn(ctx)
 		}
-		if r, ok := p.Match(ctx.msg.Event); ok {
-			ctx.event.Params, ctx.event.Query = r.Params, r.Query
+		if r, ok := p.Match(ctx.name); ok {
+			ev := ctx.eventRecord()
+			ev.Params, ev.Query = r.Params, r.Query
 			return hs[i].fn(ctx)
 		}
 	}
@@ -443,7 +444,7 @@ func runEvent(ctx *EventContext, hs []eventHandler) error {
 func (s *hub) runHandler(ctx *EventContext, hs []eventHandler, chain func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = s.recovered(p, "event", "channel", ctx.in.name, "event", ctx.msg.Event, "user", ctx.c.id)
+			err = s.recovered(p, "event", "channel", ctx.in.name, "event", ctx.name, "user", ctx.c.id)
 		}
 	}()
 	if chain != nil {

@@ -395,22 +395,33 @@ type EventContext struct {
 	// Route holds the channel name's params and query.
 	Route Route
 
-	c     *Client
-	in    *instance
-	msg   *protocol.ClientMessage // &m
-	m     protocol.ClientMessage  // a copy, so the caller's job stays on its stack
-	event *Event                  // &ev: allocated with the context, not apart from it
-	ev    Event
-	err   error
+	// One context is made per event, so it holds only what every event
+	// needs: the message's channel is in.name, its action BROADCAST, and
+	// the Event record is made when asked for (Event) or when the event
+	// pattern captures something (runEvent).
+	c       *Client
+	in      *instance
+	name    string          // the event's name
+	reqID   string          // its requestId
+	payload json.RawMessage // as decoded: compact JSON
+	event   *Event
+	err     error
 	// onLoop: the handler runs inside the delivery of its message
 	// (job.onLoop), so its replies may skip the hand-off to the loop
 	onLoop bool
 }
 
 func newEventContext(c *Client, in *instance, msg *protocol.ClientMessage) *EventContext {
-	ctx := &EventContext{Route: in.route, c: c, in: in, m: *msg, ev: Event{Event: msg.Event, RequestID: msg.RequestID}}
-	ctx.msg, ctx.event = &ctx.m, &ctx.ev
-	return ctx
+	return &EventContext{Route: in.route, c: c, in: in, name: msg.Event, reqID: msg.RequestID, payload: msg.Payload}
+}
+
+// eventRecord is the context's Event, made on first use, with its payload
+// not yet decoded.
+func (ctx *EventContext) eventRecord() *Event {
+	if ctx.event == nil {
+		ctx.event = &Event{Event: ctx.name, RequestID: ctx.reqID}
+	}
+	return ctx.event
 }
 
 func (ctx *EventContext) fail(err error) *EventContext {
@@ -431,39 +442,40 @@ func (ctx *EventContext) Context() context.Context { return ctx.c.runContext() }
 // Event is the incoming event: name, decoded payload, params and query of
 // the matched event pattern.
 func (ctx *EventContext) Event() *Event {
-	if ctx.event.Payload == nil {
+	ev := ctx.eventRecord()
+	if ev.Payload == nil {
 		var p map[string]any
-		_ = json.Unmarshal(ctx.msg.Payload, &p)
+		_ = json.Unmarshal(ctx.payload, &p)
 		if p == nil {
 			p = map[string]any{}
 		}
-		ctx.event.Payload = p
+		ev.Payload = p
 	}
-	return ctx.event
+	return ev
 }
 
 // RawPayload is the event payload as received: a compact JSON object. It
 // must not be modified. Passed back unchanged to Broadcast, Reply and the
 // like it is sent as it is, without being checked and copied again.
-func (ctx *EventContext) RawPayload() json.RawMessage { return ctx.msg.Payload }
+func (ctx *EventContext) RawPayload() json.RawMessage { return ctx.payload }
 
 // EventName is the event's name, as Event().Event, without decoding the
 // payload that Event() decodes.
-func (ctx *EventContext) EventName() string { return ctx.msg.Event }
+func (ctx *EventContext) EventName() string { return ctx.name }
 
 // marshal is protocol.MarshalPayload, except for the payload as received
 // (RawPayload): it was checked and compacted when it was decoded, so it is
 // used as it is.
 func (ctx *EventContext) marshal(payload any) (json.RawMessage, error) {
-	if p, ok := payload.(json.RawMessage); ok && len(p) > 0 && len(p) == len(ctx.msg.Payload) &&
-		unsafe.SliceData(p) == unsafe.SliceData(ctx.msg.Payload) {
+	if p, ok := payload.(json.RawMessage); ok && len(p) > 0 && len(p) == len(ctx.payload) &&
+		unsafe.SliceData(p) == unsafe.SliceData(ctx.payload) {
 		return p, nil
 	}
 	return protocol.MarshalPayload(payload)
 }
 
 // ParsePayload decodes the event payload into v.
-func (ctx *EventContext) ParsePayload(v any) error { return json.Unmarshal(ctx.msg.Payload, v) }
+func (ctx *EventContext) ParsePayload(v any) error { return json.Unmarshal(ctx.payload, v) }
 
 // ParseAssigns decodes the sender's channel assigns into v.
 func (ctx *EventContext) ParseAssigns(v any) error {
@@ -535,7 +547,7 @@ func (ctx *EventContext) bcast(action, event string, payload any, r recipients) 
 		return ctx.fail(err)
 	}
 	r.from = ctx.c.id // USER_MESSAGE.fromUserId names the sender, as the reference does
-	if err := ctx.in.lobby.send(ctx.in, action, event, ctx.msg.RequestID, raw, r); err != nil {
+	if err := ctx.in.lobby.send(ctx.in, action, event, ctx.reqID, raw, r); err != nil {
 		return ctx.fail(err)
 	}
 	return ctx
