@@ -86,7 +86,8 @@ var mailboxPool = sync.Pool{New: func() any { return &mailbox{} }}
 
 type job struct {
 	msg        protocol.ClientMessage
-	size       int // bytes of the message as delivered to the channel layer
+	size       int   // bytes of the message as delivered to the channel layer
+	at         int64 // when it was read (Unix ns), 0 when not known
 	disconnect bool
 	// in is the channel runInline already looked up (nil: ep.event looks)
 	in *instance
@@ -480,7 +481,7 @@ func (c *Client) run(j job) {
 	case protocol.ActionLeave:
 		c.ep.leave(c, &j.msg)
 	case protocol.ActionBroadcast:
-		c.ep.event(c, &j.msg, j.in, j.onLoop)
+		c.ep.event(c, &j.msg, j.in, j.onLoop, j.at)
 	}
 }
 

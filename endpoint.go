@@ -374,7 +374,7 @@ var errNoHandler = errors.New("A handler did not respond to the event")
 // then the first event handler whose pattern matches. in is the channel
 // the message names when the caller already looked it up (nil: looked up
 // here).
-func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage, in *instance, onLoop bool) {
+func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage, in *instance, onLoop bool, at int64) {
 	s := ep.srv
 	if in == nil {
 		in = c.channel(msg.ChannelName)
@@ -392,7 +392,7 @@ func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage, in *instance, 
 		}
 		return
 	}
-	if !c.msgBucket.allow(s.opts.Inbound.MessageRate, s.opts.Inbound.MessageBurst, s.opts.now()) {
+	if rate := s.opts.Inbound.MessageRate; rate > 0 && !c.msgBucket.allow(rate, s.opts.Inbound.MessageBurst, s.opts.timeOf(at)) {
 		s.stats.RateLimited.Add(1)
 		c.sendMessage(protocol.ActionError, protocol.ErrHandlerNotFound, in.name, msg.RequestID,
 			protocol.HandlerErrorPayload("Too many messages: rate limit exceeded", 429))

@@ -220,7 +220,11 @@ func (s *hub) Open(c *Client, conn memberConn) {
 // Message handles one client text message. data is only read during the
 // call (it may be a network buffer). Safe from any goroutine; messages of
 // one client must be passed in order from one goroutine (its event loop).
-func (s *hub) Message(c *Client, data []byte) {
+func (s *hub) Message(c *Client, data []byte) { s.MessageAt(c, data, 0) }
+
+// MessageAt is Message for a message read at the time at (Unix
+// nanoseconds; 0: unknown, the clock is read when needed).
+func (s *hub) MessageAt(c *Client, data []byte, at int64) {
 	msg, err := protocol.DecodeClientMessage(data, int(s.opts.MaxMessageSize))
 	if err != nil {
 		if protocol.IsClientPing(data) {
@@ -239,7 +243,7 @@ func (s *hub) Message(c *Client, data []byte) {
 		c.sendEndpointError(reqID, status, text)
 		return
 	}
-	c.enqueue(job{msg: msg, size: len(data)})
+	c.enqueue(job{msg: msg, size: len(data), at: at})
 }
 
 // Disconnect removes the client from every channel at once: the other

@@ -87,7 +87,8 @@ type Options struct {
 	// Cluster tunes the node when PubSub is set.
 	Cluster ClusterOptions
 
-	now func() time.Time // the clock (tests); time.Now
+	now         func() time.Time // the clock (tests); time.Now
+	clockIsReal bool             // now is time.Now: a transport's read time may stand for it
 }
 
 // TransportOptions: event loops, the upgrade and idle connections.
@@ -290,8 +291,18 @@ func mergeOptions(o *Options) Options {
 	}
 	if r.now == nil {
 		r.now = time.Now
+		r.clockIsReal = true
 	}
 	return r
+}
+
+// timeOf is the time at (Unix ns, as the transport read a message), or
+// the clock's time when at is 0 or the clock is not the real one (tests).
+func (o *Options) timeOf(at int64) time.Time {
+	if at != 0 && o.clockIsReal {
+		return time.Unix(0, at)
+	}
+	return o.now()
 }
 
 // fillDefaults sets every zero (or negative) size, duration and rate of v

@@ -244,7 +244,7 @@ func (b *bridge) OnOpen(c *engine.Conn) {
 
 func (b *bridge) OnMessage(c *engine.Conn, _ byte, data []byte) {
 	// Binary frames carry the same JSON, as the reference server accepts.
-	b.ch.Message(c.Context().(*Client), data)
+	b.ch.MessageAt(c.Context().(*Client), data, c.ReadTime())
 }
 
 func (b *bridge) OnClose(c *engine.Conn, _ int, _ error) {

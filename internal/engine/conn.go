@@ -118,6 +118,11 @@ type Conn struct {
 // Context is the value the Handler attached with Decision.Context.
 func (c *Conn) Context() any { return c.ctx }
 
+// ReadTime is when the message being delivered (Handler.OnMessage) was
+// read, in Unix nanoseconds: the loop's clock of that read, so that the
+// layer above need not read the clock again for each message.
+func (c *Conn) ReadTime() int64 { return c.lastData }
+
 // RemoteAddr is the peer address.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
