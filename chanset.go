@@ -39,6 +39,18 @@ func (s *chanSet) get(name string) *member {
 	return nil
 }
 
+// instance returns the instance of the membership in the channel called
+// name, or nil. The first channel's is found without reading its member.
+func (s *chanSet) instance(name string) *instance {
+	if s.oneIn != nil && s.oneIn.name == name {
+		return s.oneIn
+	}
+	if m := s.get(name); m != nil {
+		return m.in
+	}
+	return nil
+}
+
 // has reports whether the set holds the membership of instance in: by
 // identity, so no name is compared (and no name's bytes are read).
 func (s *chanSet) has(in *instance) bool {

@@ -25,6 +25,9 @@ type Client struct {
 	// mu guards assigns and chans. Lock order: instance.mu before Client.mu.
 	mu    sync.Mutex
 	chans chanSet
+	// hint is chans.oneIn, readable without mu: the transport prefetches
+	// the channel a message will most likely need while it decodes it.
+	hint atomic.Pointer[instance]
 
 	// mailbox: the client's messages wait here and are handled one at a
 	// time, in order, by whichever pool worker holds the client. It exists
@@ -519,10 +522,7 @@ func (c *Client) inChannel(name string) bool { return c.channel(name) != nil }
 func (c *Client) channel(name string) *instance {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m := c.chans.get(name); m != nil {
-		return m.in
-	}
-	return nil
+	return c.chans.instance(name)
 }
 
 func copyMap(m map[string]any) map[string]any {

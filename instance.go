@@ -178,6 +178,7 @@ func (in *instance) add(c *Client, assigns map[string]any, shared bool, abytes i
 	}
 	m = &member{c: c, in: in, assigns: assigns, shared: shared, abytes: int32(abytes), held: cost, idx: int32(len(in.list))}
 	c.chans.add(m)
+	c.hint.Store(c.chans.oneIn)
 	c.mu.Unlock()
 	first = len(in.list) == 0
 	in.list = append(in.list, m)
@@ -214,6 +215,7 @@ func (in *instance) remove(c *Client) (m *member, empty, lastOfUser, presGone bo
 	}
 	m.c.mu.Lock()
 	m.c.chans.remove(m)
+	m.c.hint.Store(m.c.chans.oneIn)
 	m.c.mu.Unlock()
 	_ = in.ep.srv.charge(m.c, -m.held)
 	m.held, m.pbytes = 0, 0

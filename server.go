@@ -11,7 +11,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	"unsafe"
 
+	"github.com/pondsocket/pondsocket/internal/prefetch"
 	"github.com/pondsocket/pondsocket/internal/wsframe"
 
 	"github.com/pondsocket/pondsocket/cluster"
@@ -244,7 +246,11 @@ func (b *bridge) OnOpen(c *engine.Conn) {
 
 func (b *bridge) OnMessage(c *engine.Conn, _ byte, data []byte) {
 	// Binary frames carry the same JSON, as the reference server accepts.
-	b.ch.MessageAt(c.Context().(*Client), data, c.ReadTime())
+	cl := c.Context().(*Client)
+	// The channel is looked up after the message is decoded: its first
+	// two cache lines (name; lobby and route) load meanwhile.
+	prefetch.Lines(unsafe.Pointer(cl.hint.Load()), 2)
+	b.ch.MessageAt(cl, data, c.ReadTime())
 }
 
 func (b *bridge) OnClose(c *engine.Conn, _ int, _ error) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/pondsocket/pondsocket/internal/prefetch"
 	"github.com/pondsocket/pondsocket/internal/ratelog"
 )
 
@@ -336,6 +337,9 @@ func (c *Conn) traffic() gnet.Action {
 			_, _ = c.gc.Discard(-1)
 			return gnet.None
 		}
+		// The handler's state for this connection is read once the
+		// frames are parsed: start loading it now.
+		prefetch.Any(c.ctx, 2)
 		return c.readFrames()
 	default:
 		// Deciding, serving plain HTTP or done: a client must not send
