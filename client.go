@@ -28,6 +28,9 @@ type Client struct {
 	// hint is chans.oneIn, readable without mu: the transport prefetches
 	// the channel a message will most likely need while it decodes it.
 	hint atomic.Pointer[instance]
+	// shard is the slot of shared counters this client's work adds to:
+	// its transport's event loop, where its messages are handled.
+	shard int
 
 	// mailbox: the client's messages wait here and are handled one at a
 	// time, in order, by whichever pool worker holds the client. It exists

@@ -79,8 +79,10 @@ type hubStats struct {
 	Joins         atomic.Int64
 	JoinsDeclined atomic.Int64
 	Leaves        atomic.Int64
-	Broadcasts    counter.Sharded // frames fanned out (by instance: see instance.deliverLocked)
-	Deliveries    counter.Sharded // frames × recipients
+	// Deliveries counts frames fanned out (broadcasts) and frames ×
+	// recipients (deliveries), by instance or by the sender's loop: see
+	// instance.countDelivery.
+	Deliveries    counter.Pair
 	InvalidIn     atomic.Int64
 	RateLimited   atomic.Int64
 	HandlerErrors atomic.Int64
@@ -209,6 +211,9 @@ func (s *hub) Connect(h *handshake) decision {
 // Open makes an accepted client live on conn.
 func (s *hub) Open(c *Client, conn memberConn) {
 	c.conn = conn
+	if l, ok := conn.(interface{ LoopIndex() int }); ok {
+		c.shard = l.LoopIndex()
+	}
 	if !c.ep.claim(c) {
 		c.gone.Store(true) // joins nothing; its disconnect finds no table entry of its own
 		conn.Close(CloseUserConnected, "Too many connections for this user")

@@ -354,7 +354,9 @@ func (in *instance) deliverSelf(f *wsframe.Frame, r recipients) (int, error) {
 	} else {
 		c.conn.Send(f)
 	}
-	in.countDelivery(1)
+	// the sender's loop's slot: a reply is counted where it is sent,
+	// and no other loop adds to that line
+	in.ep.srv.stats.Deliveries.Add(c.shard, 1, 1)
 	return 1, nil
 }
 
@@ -362,9 +364,7 @@ func (in *instance) deliverSelf(f *wsframe.Frame, r recipients) (int, error) {
 // instance's slot of the sharded counters, so that loops and workers
 // delivering for different channels do not share a cache line.
 func (in *instance) countDelivery(n int) {
-	shard := int(uintptr(unsafe.Pointer(in)) >> 8)
-	in.ep.srv.stats.Broadcasts.Add(shard, 1)
-	in.ep.srv.stats.Deliveries.Add(shard, int64(n))
+	in.ep.srv.stats.Deliveries.Add(int(uintptr(unsafe.Pointer(in))>>8), 1, int64(n))
 }
 
 func (in *instance) deliverLocked(f *wsframe.Frame, r recipients) (int, error) {

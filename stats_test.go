@@ -26,8 +26,12 @@ func TestStatsCarryEveryCounter(t *testing.T) {
 				c.Store(next)
 			case *counter.Sharded:
 				c.Add(i, next) // the counter is fresh: its sum is next
+			case *counter.Pair:
+				next++
+				c.Add(i, next-1, next)
+				want[next-1] = prefix + "." + v.Type().Field(i).Name + " (first)"
 			default:
-				t.Fatalf("%s.%s is neither an atomic.Int64 nor a counter.Sharded", prefix, v.Type().Field(i).Name)
+				t.Fatalf("%s.%s is neither an atomic.Int64 nor a counter.Sharded nor a counter.Pair", prefix, v.Type().Field(i).Name)
 			}
 			want[next] = prefix + "." + v.Type().Field(i).Name
 		}

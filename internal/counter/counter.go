@@ -28,3 +28,28 @@ func (c *Sharded) Load() int64 {
 	}
 	return t
 }
+
+// Pair is two cumulative counters that are always added to together: both
+// of a slot share its cache line, so one add of both costs one line.
+type Pair struct {
+	s [slots]struct {
+		a, b atomic.Int64
+		_    [48]byte
+	}
+}
+
+// Add adds a and b to the slot for shard.
+func (c *Pair) Add(shard int, a, b int64) {
+	s := &c.s[uint(shard)%slots]
+	s.a.Add(a)
+	s.b.Add(b)
+}
+
+// Load is the sums of the slots' first and second counters.
+func (c *Pair) Load() (a, b int64) {
+	for i := range c.s {
+		a += c.s[i].a.Load()
+		b += c.s[i].b.Load()
+	}
+	return a, b
+}

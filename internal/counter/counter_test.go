@@ -38,3 +38,22 @@ func BenchmarkShardedParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestPairSumsBothCounters(t *testing.T) {
+	var c Pair
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 1000 {
+				c.Add(g*5+i, 1, int64(i%3))
+			}
+		}()
+	}
+	wg.Wait()
+	a, b := c.Load()
+	if a != 8000 || b != 8*999 {
+		t.Fatalf("Load = %d, %d; want 8000, %d", a, b, 8*999)
+	}
+}

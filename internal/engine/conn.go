@@ -118,6 +118,10 @@ type Conn struct {
 // Context is the value the Handler attached with Decision.Context.
 func (c *Conn) Context() any { return c.ctx }
 
+// LoopIndex is the index of the event loop the connection lives on: a
+// shard for counters its messages add to, which no other loop's share.
+func (c *Conn) LoopIndex() int { return c.loop.idx }
+
 // ReadTime is when the message being delivered (Handler.OnMessage) was
 // read, in Unix nanoseconds: the loop's clock of that read, so that the
 // layer above need not read the clock again for each message.
