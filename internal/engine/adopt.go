@@ -110,7 +110,7 @@ func (c *Conn) adopted(ad *adoption) {
 		for _, f := range ad.d.Greeting {
 			iov = append(iov, c.frameBytes(f))
 		}
-		e.stats.Writes.Add(1)
+		e.stats.Writes.Add(c.loop.idx, 1)
 		_, _ = c.gc.Writev(iov)
 		for _, f := range ad.d.Greeting {
 			f.Release()

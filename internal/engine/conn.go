@@ -193,9 +193,9 @@ type Stats struct {
 	HTTPRequests      atomic.Int64    // plain HTTP requests served
 	MessagesIn        counter.Sharded // added to per loop: every message counts
 	BytesIn           counter.Sharded
-	FramesOut         atomic.Int64
-	BytesOut          atomic.Int64
-	Writes            atomic.Int64 // write/writev calls on sockets
+	FramesOut         counter.Sharded // by loop, like the two above
+	BytesOut          counter.Sharded
+	Writes            counter.Sharded // write/writev calls on sockets
 	SlowConsumers     atomic.Int64
 	PongsCollapsed    atomic.Int64 // pings answered by a later pong (RFC 6455 §5.5.3)
 	ProtocolErrors    atomic.Int64

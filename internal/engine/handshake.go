@@ -271,7 +271,7 @@ func (c *Conn) applyDecision(d Decision) {
 	for _, f := range d.Greeting {
 		iov = append(iov, f.Bytes())
 	}
-	e.stats.Writes.Add(1)
+	e.stats.Writes.Add(c.loop.idx, 1)
 	if len(iov) == 1 {
 		_, _ = c.gc.Write(iov[0])
 	} else {
@@ -288,7 +288,7 @@ func (c *Conn) applyDecision(d Decision) {
 // caller closes it (returning gnet.Close from a callback, or el.Close).
 func (c *Conn) answer(status int, msg string, hdr http.Header) gnet.Action {
 	_, _ = c.gc.Discard(-1)
-	c.e.stats.Writes.Add(1)
+	c.e.stats.Writes.Add(c.loop.idx, 1)
 	_, _ = c.gc.Write(httpResponse(status, msg, hdr))
 	c.state = stateDone
 	c.since = time.Now().UnixNano()

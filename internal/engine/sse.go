@@ -312,7 +312,7 @@ func (c *Conn) answerEmpty(status int, hdr http.Header) gnet.Action {
 	b.WriteString("HTTP/1.1 " + strconv.Itoa(status) + " " + statusText(status) + "\r\n")
 	_ = hdr.Write(&b)
 	b.WriteString("Content-Length: 0\r\nConnection: close\r\n\r\n")
-	c.e.stats.Writes.Add(1)
+	c.e.stats.Writes.Add(c.loop.idx, 1)
 	_, _ = c.gc.Write(b.Bytes())
 	c.state = stateDone
 	c.since = time.Now().UnixNano()
@@ -382,7 +382,7 @@ func (c *Conn) openStream(d Decision) {
 	// the CONNECT at once must find the stream. Its message runs as a task
 	// on this loop, so after OnOpen below. socketClosed removes the id.
 	e.sse.add(c.sseID, c)
-	e.stats.Writes.Add(1)
+	e.stats.Writes.Add(c.loop.idx, 1)
 	_, _ = c.gc.Writev(iov)
 	e.stats.Accepted.Add(1)
 	if c.state == stateOpen {

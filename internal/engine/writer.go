@@ -224,9 +224,9 @@ func (l *loop) publish() {
 		return
 	}
 	st := &l.e.stats
-	st.Writes.Add(l.writes)
-	st.FramesOut.Add(l.frames)
-	st.BytesOut.Add(l.bytes)
+	st.Writes.Add(l.idx, l.writes)
+	st.FramesOut.Add(l.idx, l.frames)
+	st.BytesOut.Add(l.idx, l.bytes)
 	l.writes, l.frames, l.bytes = 0, 0, 0
 }
 
