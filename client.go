@@ -91,9 +91,12 @@ type mailbox struct {
 var mailboxPool = sync.Pool{New: func() any { return &mailbox{} }}
 
 type job struct {
-	msg        protocol.ClientMessage
-	size       int   // bytes of the message as delivered to the channel layer
-	at         int64 // when it was read (Unix ns), 0 when not known
+	msg  protocol.ClientMessage
+	size int   // bytes of the message as delivered to the channel layer
+	at   int64 // when it was read (Unix ns), 0 when not known
+	// ctx is an event's context, made with the message's copies (nil:
+	// ep.event makes one)
+	ctx        *EventContext
 	disconnect bool
 	// in is the channel runInline already looked up (nil: ep.event looks)
 	in *instance
@@ -487,7 +490,7 @@ func (c *Client) run(j job) {
 	case protocol.ActionLeave:
 		c.ep.leave(c, &j.msg)
 	case protocol.ActionBroadcast:
-		c.ep.event(c, &j.msg, j.in, j.onLoop, j.at)
+		c.ep.event(c, &j.msg, j.in, j.onLoop, j.at, j.ctx)
 	}
 }
 

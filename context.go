@@ -411,8 +411,39 @@ type EventContext struct {
 	onLoop bool
 }
 
-func newEventContext(c *Client, in *instance, msg *protocol.ClientMessage) *EventContext {
-	return &EventContext{Route: in.route, c: c, in: in, name: msg.Event, reqID: msg.RequestID, payload: msg.Payload}
+// An event's context is allocated with the copies of its message (the
+// strings and payload it points to), in one of three sizes that fill a
+// size class of the allocator; larger messages get their own allocation.
+type (
+	eventBoxS struct {
+		ctx EventContext
+		buf [208 - unsafe.Sizeof(EventContext{})]byte
+	}
+	eventBoxM struct {
+		ctx EventContext
+		buf [256 - unsafe.Sizeof(EventContext{})]byte
+	}
+	eventBoxL struct {
+		ctx EventContext
+		buf [384 - unsafe.Sizeof(EventContext{})]byte
+	}
+)
+
+// newEventBox returns a context and, when they fit beside it, room for
+// size bytes of its message's copies (nil otherwise).
+func newEventBox(size int) (*EventContext, []byte) {
+	switch {
+	case size <= len(eventBoxS{}.buf):
+		b := new(eventBoxS)
+		return &b.ctx, b.buf[:0]
+	case size <= len(eventBoxM{}.buf):
+		b := new(eventBoxM)
+		return &b.ctx, b.buf[:0]
+	case size <= len(eventBoxL{}.buf):
+		b := new(eventBoxL)
+		return &b.ctx, b.buf[:0]
+	}
+	return new(EventContext), nil
 }
 
 // eventRecord is the context's Event, made on first use, with its payload

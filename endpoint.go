@@ -374,7 +374,7 @@ var errNoHandler = errors.New("A handler did not respond to the event")
 // then the first event handler whose pattern matches. in is the channel
 // the message names when the caller already looked it up (nil: looked up
 // here).
-func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage, in *instance, onLoop bool, at int64) {
+func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage, in *instance, onLoop bool, at int64, ctx *EventContext) {
 	s := ep.srv
 	if in == nil {
 		in = c.channel(msg.ChannelName)
@@ -398,8 +398,10 @@ func (ep *Endpoint) event(c *Client, msg *protocol.ClientMessage, in *instance, 
 			protocol.HandlerErrorPayload("Too many messages: rate limit exceeded", 429))
 		return
 	}
-	ctx := newEventContext(c, in, msg)
-	ctx.onLoop = onLoop
+	if ctx == nil {
+		ctx = new(EventContext)
+	}
+	*ctx = EventContext{Route: in.route, c: c, in: in, name: msg.Event, reqID: msg.RequestID, payload: msg.Payload, onLoop: onLoop}
 	err := in.lobby.dispatch(ctx)
 	if err == nil {
 		return

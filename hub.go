@@ -230,7 +230,7 @@ func (s *hub) Message(c *Client, data []byte) { s.MessageAt(c, data, 0) }
 // MessageAt is Message for a message read at the time at (Unix
 // nanoseconds; 0: unknown, the clock is read when needed).
 func (s *hub) MessageAt(c *Client, data []byte, at int64) {
-	msg, err := protocol.DecodeClientMessage(data, int(s.opts.MaxMessageSize))
+	sm, err := protocol.ScanClientMessage(data, int(s.opts.MaxMessageSize))
 	if err != nil {
 		if protocol.IsClientPing(data) {
 			return // the npm client's keep-alive: ignored (decision (d))
@@ -243,12 +243,20 @@ func (s *hub) MessageAt(c *Client, data []byte, at int64) {
 		c.sendEndpointError(reqID, status, err.Error())
 		return
 	}
+	// An event's context and the copies of its message share one
+	// allocation.
+	var ctx *EventContext
+	var buf []byte
+	if sm.Action == protocol.ActionBroadcast {
+		ctx, buf = newEventBox(sm.Size())
+	}
+	msg := sm.Copy(buf)
 	if status, text, reqID, ok := s.checkFields(&msg); !ok {
 		s.stats.InvalidIn.Add(1)
 		c.sendEndpointError(reqID, status, text)
 		return
 	}
-	c.enqueue(job{msg: msg, size: len(data), at: at})
+	c.enqueue(job{msg: msg, size: len(data), at: at, ctx: ctx})
 }
 
 // Disconnect removes the client from every channel at once: the other

@@ -115,50 +115,86 @@ type envelope struct {
 //
 // Errors are *DecodeError. Other keys are ignored, empty strings are
 // accepted and duplicate keys resolve to the last one. On success the whole
-// message costs one allocation.
+// message costs one allocation (ScanClientMessage and Copy: none).
 func DecodeClientMessage(data []byte, maxSize int) (ClientMessage, error) {
+	sm, err := ScanClientMessage(data, maxSize)
+	if err != nil {
+		return ClientMessage{}, err
+	}
+	return sm.Copy(nil), nil
+}
+
+// ScannedMessage is a client message that passed DecodeClientMessage's
+// checks and still lies in the caller's buffer; Copy makes the
+// ClientMessage. The two steps let the caller choose where the copies go
+// (beside a record of its own, in one allocation).
+type ScannedMessage struct {
+	// Action is the message's action: ActionJoin, ActionLeave or
+	// ActionBroadcast.
+	Action string
+	data   []byte
+	env    envelope
+}
+
+// ScanClientMessage is DecodeClientMessage without the copies: the same
+// checks and errors, and data must stay unchanged until Copy is called.
+func ScanClientMessage(data []byte, maxSize int) (ScannedMessage, error) {
 	if maxSize > 0 && len(data) > maxSize {
-		return ClientMessage{}, &DecodeError{
+		return ScannedMessage{}, &DecodeError{
 			Status:  413,
 			Message: "Message size " + strconv.Itoa(len(data)) + " exceeds maximum allowed size of " + strconv.Itoa(maxSize) + " bytes",
 		}
 	}
-	var env envelope
+	sm := ScannedMessage{data: data}
+	env := &sm.env
 	kind, off, ok := env.scan(data)
 	if !ok {
-		return ClientMessage{}, &DecodeError{Status: 400, Message: "Invalid JSON at byte " + strconv.Itoa(off)}
+		return ScannedMessage{}, &DecodeError{Status: 400, Message: "Invalid JSON at byte " + strconv.Itoa(off)}
 	}
 	if kind != '{' {
-		return ClientMessage{}, &DecodeError{Status: 500, Message: "clientMessage: Expected object, got " + jsonType(kind)}
+		return ScannedMessage{}, &DecodeError{Status: 500, Message: "clientMessage: Expected object, got " + jsonType(kind)}
 	}
 	for k := range numKeys {
 		if env.v[k].end == 0 {
-			return ClientMessage{}, env.fail(data, keyNames[k]+": Missing required field")
+			return ScannedMessage{}, env.fail(data, keyNames[k]+": Missing required field")
 		}
 	}
 	for k := keyEvent; k <= keyChannelName; k++ {
 		if c := data[env.v[k].start]; c != '"' {
-			return ClientMessage{}, env.fail(data, keyNames[k]+": Expected string, got "+typeOf(c))
+			return ScannedMessage{}, env.fail(data, keyNames[k]+": Expected string, got "+typeOf(c))
 		}
 	}
 	if c := data[env.v[keyPayload].start]; c != '{' {
-		return ClientMessage{}, env.fail(data, "payload: Expected record with string keys, got "+typeOf(c))
+		return ScannedMessage{}, env.fail(data, "payload: Expected record with string keys, got "+typeOf(c))
 	}
 	av := data[env.v[keyAction].start:env.v[keyAction].end]
-	action, ok := clientAction(av, env.v[keyAction].plain)
-	if !ok {
-		return ClientMessage{}, env.fail(data, actionChoices+string(appendGot(nil, av)))
+	if sm.Action, ok = clientAction(av, env.v[keyAction].plain); !ok {
+		return ScannedMessage{}, env.fail(data, actionChoices+string(appendGot(nil, av)))
 	}
+	return sm, nil
+}
 
-	// One allocation holds the three strings and the payload. The strings
-	// are never written again once made, so viewing them as strings is
-	// safe; the payload is last and has its capacity clipped.
+// Size is the spare capacity Copy uses without allocating (unless invalid
+// UTF-8 in the payload, replaced by escapes, makes it longer).
+func (sm *ScannedMessage) Size() int {
 	size := 0
 	for k := keyEvent; k <= keyPayload; k++ {
-		size += env.v[k].end - env.v[k].start
+		size += sm.env.v[k].end - sm.env.v[k].start
 	}
-	buf := make([]byte, 0, size)
-	m := ClientMessage{Action: action}
+	return size
+}
+
+// Copy makes the ClientMessage: its three strings and payload are copied
+// into buf's spare capacity when it has Size bytes, else into one new
+// allocation. None of them aliases the scanned buffer. The strings are
+// never written again once made, so viewing them as strings is safe; the
+// payload is last and has its capacity clipped.
+func (sm *ScannedMessage) Copy(buf []byte) ClientMessage {
+	data, env := sm.data, &sm.env
+	if size := sm.Size(); cap(buf)-len(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	m := ClientMessage{Action: sm.Action}
 	m.Event, buf = appendField(buf, data, env.v[keyEvent])
 	m.RequestID, buf = appendField(buf, data, env.v[keyRequestID])
 	m.ChannelName, buf = appendField(buf, data, env.v[keyChannelName])
@@ -169,7 +205,7 @@ func DecodeClientMessage(data []byte, maxSize int) (ClientMessage, error) {
 		buf = appendCompact(buf, data[pv.start:pv.end])
 	}
 	m.Payload = buf[p:len(buf):len(buf)]
-	return m, nil
+	return m
 }
 
 // IsClientPing reports whether data is a JSON object whose only key is
