@@ -93,6 +93,13 @@ func TestAppendString(t *testing.T) {
 		{"a\xffb\xc3", `"a\ufffdb\ufffd"`},
 		{"\xed\xa0\x80", `"\ufffd\ufffd\ufffd"`}, // encoded surrogate: invalid UTF-8
 		{"/slash", `"/slash"`},
+		// past the first eight plain bytes, checked a word at a time
+		{"12345678\"x", `"12345678\"x"`},
+		{"abcdefghijklmnop\n", `"abcdefghijklmnop\n"`},
+		{"abcdefgh\x00ijklmnop", `"abcdefgh\u0000ijklmnop"`},
+		{"abcdefgéijklmnop", `"abcdefgéijklmnop"`},
+		{"abcdefgh\u2028ijklmnop", `"abcdefgh\u2028ijklmnop"`},
+		{"abcdefgh\xffijklmnop", `"abcdefgh\ufffdijklmnop"`},
 	}
 	for _, tt := range tests {
 		got := AppendString([]byte("x"), tt.in)

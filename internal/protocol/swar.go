@@ -1,6 +1,9 @@
 package protocol
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"unsafe"
+)
 
 // Eight bytes at a time. Most of a message is string content that needs no
 // attention, so the scanner, the compactor and the unquoter skip it a
@@ -16,6 +19,11 @@ const (
 )
 
 func word(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
+
+// stringWordAt is word(s[i:]) for a string, without a copy.
+func stringWordAt(s string, i int) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))
+}
 
 // zeroByte has the top bit of a byte set when that byte of w is 0 (exact
 // for the lowest such byte).
