@@ -412,36 +412,42 @@ type EventContext struct {
 }
 
 // An event's context is allocated with the copies of its message (the
-// strings and payload it points to), in one of three sizes that fill a
-// size class of the allocator; larger messages get their own allocation.
-type (
-	eventBoxS struct {
-		ctx EventContext
-		buf [208 - unsafe.Sizeof(EventContext{})]byte
-	}
-	eventBoxM struct {
-		ctx EventContext
-		buf [256 - unsafe.Sizeof(EventContext{})]byte
-	}
-	eventBoxL struct {
-		ctx EventContext
-		buf [384 - unsafe.Sizeof(EventContext{})]byte
-	}
-)
+// strings and payload it points to), in a size that fills a size class of
+// the allocator (eventBoxSizes); larger messages get their own allocation.
+type eventBox[B any] struct {
+	ctx EventContext
+	buf B // a byte array: room for the copies
+}
+
+const ctxSize = unsafe.Sizeof(EventContext{})
+
+// eventBoxSizes are the sizes of the boxes newEventBox makes: size classes
+// of the Go allocator, so that no byte is lost to rounding up.
+var eventBoxSizes = [...]uintptr{208, 256, 288, 320, 384, 448, 512}
+
+func newBox[B any]() (*EventContext, []byte) {
+	b := new(eventBox[B])
+	return &b.ctx, unsafe.Slice((*byte)(unsafe.Pointer(&b.buf)), unsafe.Sizeof(b.buf))[:0]
+}
 
 // newEventBox returns a context and, when they fit beside it, room for
 // size bytes of its message's copies (nil otherwise).
 func newEventBox(size int) (*EventContext, []byte) {
-	switch {
-	case size <= len(eventBoxS{}.buf):
-		b := new(eventBoxS)
-		return &b.ctx, b.buf[:0]
-	case size <= len(eventBoxM{}.buf):
-		b := new(eventBoxM)
-		return &b.ctx, b.buf[:0]
-	case size <= len(eventBoxL{}.buf):
-		b := new(eventBoxL)
-		return &b.ctx, b.buf[:0]
+	switch n := uintptr(size); {
+	case n <= 208-ctxSize:
+		return newBox[[208 - ctxSize]byte]()
+	case n <= 256-ctxSize:
+		return newBox[[256 - ctxSize]byte]()
+	case n <= 288-ctxSize:
+		return newBox[[288 - ctxSize]byte]()
+	case n <= 320-ctxSize:
+		return newBox[[320 - ctxSize]byte]()
+	case n <= 384-ctxSize:
+		return newBox[[384 - ctxSize]byte]()
+	case n <= 448-ctxSize:
+		return newBox[[448 - ctxSize]byte]()
+	case n <= 512-ctxSize:
+		return newBox[[512 - ctxSize]byte]()
 	}
 	return new(EventContext), nil
 }

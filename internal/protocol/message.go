@@ -175,13 +175,15 @@ func ScanClientMessage(data []byte, maxSize int) (ScannedMessage, error) {
 }
 
 // Size is the spare capacity Copy uses without allocating (unless invalid
-// UTF-8 in the payload, replaced by escapes, makes it longer).
+// UTF-8 in the payload, replaced by escapes, makes it longer): the three
+// strings without their quotes (unquoting only shortens them) and the
+// payload.
 func (sm *ScannedMessage) Size() int {
 	size := 0
 	for k := keyEvent; k <= keyPayload; k++ {
 		size += sm.env.v[k].end - sm.env.v[k].start
 	}
-	return size
+	return size - 2*3
 }
 
 // Copy makes the ClientMessage: its three strings and payload are copied
