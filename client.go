@@ -31,6 +31,9 @@ type Client struct {
 	// shard is the slot of shared counters this client's work adds to:
 	// its transport's event loop, where its messages are handled.
 	shard int
+	// inline is conn when it takes replies made on its own loop
+	// directly (engine.Conn.SendInline); nil otherwise
+	inline inlineSink
 
 	// mailbox: the client's messages wait here and are handled one at a
 	// time, in order, by whichever pool worker holds the client. It exists

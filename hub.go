@@ -211,6 +211,7 @@ func (s *hub) Connect(h *handshake) decision {
 // Open makes an accepted client live on conn.
 func (s *hub) Open(c *Client, conn memberConn) {
 	c.conn = conn
+	c.inline, _ = conn.(inlineSink)
 	if l, ok := conn.(interface{ LoopIndex() int }); ok {
 		c.shard = l.LoopIndex()
 	}

@@ -349,8 +349,8 @@ func (in *instance) deliverSelf(f *wsframe.Frame, r recipients) (int, error) {
 	if c.conn == nil {
 		return 0, nil
 	}
-	if s, ok := c.conn.(inlineSink); ok && r.onLoop {
-		s.SendInline(f)
+	if c.inline != nil && r.onLoop {
+		c.inline.SendInline(f)
 	} else {
 		c.conn.Send(f)
 	}

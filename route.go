@@ -173,6 +173,9 @@ func (p *pattern) Match(s string) (Route, bool) {
 // Matches reports whether Match(s) would succeed, without building the
 // Route. It never allocates.
 func (p *pattern) Matches(s string) bool {
+	if p.IsLiteral() && len(s) == len(p.raw) {
+		return s == p.raw // the same length: no room for a query
+	}
 	path, _, _ := strings.Cut(s, "?")
 	return p.matchPath(path)
 }

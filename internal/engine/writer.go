@@ -61,6 +61,9 @@ type loop struct {
 	mu        sync.Mutex
 	inbox     []cmd
 	scheduled bool
+	// posted is len(inbox), written under mu: refill reads it without the
+	// lock, to skip it when nothing waits (the common case for a reply)
+	posted atomic.Int32
 
 	// loop-owned
 	spare    []cmd
@@ -111,6 +114,7 @@ func (l *loop) remove(c *Conn) {
 func (l *loop) post(c cmd) {
 	l.mu.Lock()
 	l.inbox = append(l.inbox, c)
+	l.posted.Store(int32(len(l.inbox)))
 	sched := !l.scheduled
 	l.scheduled = true
 	l.mu.Unlock()
@@ -122,6 +126,7 @@ func (l *loop) post(c cmd) {
 		l.mu.Lock()
 		pending := l.inbox
 		l.inbox = nil
+		l.posted.Store(0)
 		l.scheduled = false
 		l.mu.Unlock()
 		for _, c := range pending {
@@ -144,6 +149,7 @@ func (l *loop) Run(context.Context) error {
 	l.mu.Lock()
 	batch := l.inbox
 	l.inbox = l.spare[:0]
+	l.posted.Store(0)
 	l.scheduled = false
 	l.mu.Unlock()
 	// One clock read per batch, not one per connection flushed: the slow
@@ -381,6 +387,12 @@ func (l *loop) flushRefilling() {
 // what was posted after this. It reports whether the inbox was left
 // empty.
 func (l *loop) refill() bool {
+	// Nothing posted: nothing to queue first. A post made before the
+	// caller's message reached the layer above (the only posts a reply
+	// must follow) happened before this load.
+	if l.posted.Load() == 0 {
+		return true
+	}
 	l.mu.Lock()
 	if len(l.inbox) == 0 {
 		l.mu.Unlock()
@@ -394,6 +406,7 @@ func (l *loop) refill() bool {
 	}
 	more := l.inbox
 	l.inbox = nil
+	l.posted.Store(0)
 	if n := len(l.free); n > 0 {
 		l.inbox = l.free[n-1]
 		l.free = l.free[:n-1]
