@@ -9,11 +9,19 @@ import "sync/atomic"
 
 const slots = 16
 
+// Go aligns these structs to 8 bytes only, so a slot of exactly one cache
+// line would straddle two lines shared with its neighbours. Slots are two
+// lines apart instead, after a line of padding: whatever the alignment,
+// no two slots' values share a line, and no field around the counter
+// shares one with a slot.
+const stride = 128
+
 // Sharded is a cumulative counter; the zero value is ready.
 type Sharded struct {
+	_ [64]byte
 	s [slots]struct {
 		v atomic.Int64
-		_ [56]byte // a cache line per slot
+		_ [stride - 8]byte
 	}
 }
 
@@ -32,9 +40,10 @@ func (c *Sharded) Load() int64 {
 // Pair is two cumulative counters that are always added to together: both
 // of a slot share its cache line, so one add of both costs one line.
 type Pair struct {
+	_ [64]byte
 	s [slots]struct {
 		a, b atomic.Int64
-		_    [48]byte
+		_    [stride - 16]byte
 	}
 }
 
