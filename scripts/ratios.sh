@@ -16,6 +16,9 @@
 #   scripts/ratios.sh                      # 3 rounds against fd3d0e2
 #   OLD_REF=b86d6b9 ROUNDS=5 scripts/ratios.sh
 #   SCENARIOS=fanout scripts/ratios.sh     # only fan-out
+#   ROUNDS=11 SCENARIOS=echopair ECHO_SECONDS=6 scripts/ratios.sh
+#                                          # echo and its ceiling only, each
+#                                          # pair of runs seconds apart
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -100,6 +103,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		case $s in
 		fanout) series=(fanout-new fanout-old fanout-ceiling) ;;
 		echo) series=(echo-new echo-worker echo-old echo-ceiling) ;;
+		echopair) series=(echo-new echo-ceiling) ;;
 		*) continue ;;
 		esac
 		if ((r % 2 == 0)); then
